@@ -1,0 +1,19 @@
+// kiln build, kiln images, kiln image inspect, kiln rmi: the image store on this machine, or,
+// with --host, a remote kilnd's (an image is built here and pushed to it).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "images/image_store.h"
+
+namespace kiln::cli {
+
+// Adds the image commands to `app`.
+void add_image_commands(CLI::App& app);
+
+// Builds the image a Kraftfile describes in the local store and, when a remote kilnd is in use,
+// pushes it there. Throws naming what is wrong.
+images::Image build_image(const std::string& kraftfile_path, const std::string& tag = {});
+
+}  // namespace kiln::cli

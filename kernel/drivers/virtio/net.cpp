@@ -1,0 +1,156 @@
+// virtio-net driver: 2 KiB receive buffers handed to the device in advance, transmit straight
+// from the stack's packets (virtio-net header prepended in their headroom), checksum offload and
+// TSO when the device has them. Interrupts only for received frames, and without a single
+// register read: kiln-vmm's registers are an exit to user space, its rings are not.
+#include "arch/x86_64/interrupts.h"
+#include "arch/x86_64/ioapic.h"
+#include "console/console.h"
+#include "drivers/virtio/mmio.h"
+#include "drivers/virtio/queue.h"
+#include "lib/string.h"
+#include "mm/layout.h"
+#include "net/interface.h"
+#include "net/stack.h"
+#include "platform/platform.h"
+
+namespace kiln::net {
+namespace {
+
+namespace abi = kiln::abi::virtio;
+
+constexpr uint16_t kRxQueue = 0, kTxQueue = 1;
+constexpr uint16_t kQueueSize = 256;
+constexpr size_t kHeader = sizeof(abi::NetHeader);
+constexpr size_t kRxBuffer = kHeader + 1514;
+constexpr uint8_t kDataValid = 2;
+
+class VirtioNet final : public NetDevice {
+  public:
+    explicit VirtioNet(virtio::MmioDevice device) : device_(device) {}
+
+    bool start() {
+        uint64_t features = 0;
+        const uint64_t wanted = abi::kFeatureRingEventIdx | abi::kNetFeatureMac | abi::kNetFeatureCsum |
+                                abi::kNetFeatureGuestCsum | abi::kNetFeatureHostTso4 | abi::kNetFeatureStatus;
+        if (!device_.begin(wanted, features) || !(features & abi::kFeatureRingEventIdx)) {
+            device_.fail();
+            return false;
+        }
+        checksum_ = features & abi::kNetFeatureCsum;
+        tso_ = checksum_ && (features & abi::kNetFeatureHostTso4);
+        if (features & abi::kNetFeatureMac)
+            for (uint32_t i = 0; i < 6; ++i) mac_[i] = device_.config8(i);
+        if (!device_.setup_queue(kRxQueue, rx_, kQueueSize) || !device_.setup_queue(kTxQueue, tx_, kQueueSize)) {
+            device_.fail();
+            return false;
+        }
+        refill();
+        rx_.arm_interrupt();
+        const uint8_t vector = static_cast<uint8_t>(ioapic::kFirstDeviceVector + device_.irq());
+        arch::set_interrupt_handler(vector, [](arch::InterruptFrame&) { wake_from_interrupt(); });
+        ioapic::route(device_.irq(), vector);
+        device_.driver_ok();
+        if (rx_.needs_kick()) device_.notify(kRxQueue);
+        return true;
+    }
+
+    const uint8_t* mac() const override { return mac_; }
+    bool checksum_offload() const override { return checksum_; }
+    bool segmentation_offload() const override { return tso_; }
+
+    void transmit(Packet* p) override {
+        reclaim();
+        if (p->headroom() < kHeader) {
+            free_packet(p);
+            return;
+        }
+        abi::NetHeader h{};
+        if (p->needs_checksum) {
+            h.flags = abi::kNetHeaderNeedsCsum;
+            h.csum_start = p->checksum_start;
+            h.csum_offset = p->checksum_offset;
+            if (p->segment_size) {
+                // Everything up to the end of the TCP header, whose length is in the header.
+                const uint8_t* tcp = p->data() + p->checksum_start;
+                h.gso_type = abi::kNetGsoTcpV4;
+                h.gso_size = p->segment_size;
+                h.hdr_len = static_cast<uint16_t>(p->checksum_start + (tcp[12] >> 4) * 4);
+            }
+        }
+        memcpy(p->push(kHeader), &h, kHeader);
+        const virtio::Buffer b{mm::virt_to_phys(p->data()), static_cast<uint32_t>(p->length), false};
+        platform::IrqGuard guard;
+        if (!tx_.add(&b, 1, p)) {
+            free_packet(p);  // the ring is full of frames the device has not taken: drop
+            return;
+        }
+        if (tx_.needs_kick()) device_.notify(kTxQueue);
+    }
+
+    void poll() override {
+        do {
+            uint32_t written;
+            while (void* token = rx_.take_used(written)) {
+                auto* p = static_cast<Packet*>(token);
+                if (written < kHeader || written > kRxBuffer) {
+                    free_packet(p);
+                    continue;
+                }
+                abi::NetHeader h;
+                memcpy(&h, p->data(), kHeader);
+                p->length = written;
+                p->checksum_verified = (h.flags & (abi::kNetHeaderNeedsCsum | kDataValid)) != 0;
+                p->pull(kHeader);
+                deliver_frame(p);
+            }
+            refill();
+            if (rx_.needs_kick()) device_.notify(kRxQueue);
+        } while (rx_.arm_interrupt());
+        reclaim();
+    }
+
+  private:
+    void refill() {
+        while (rx_.free_descriptors() > 0) {
+            Packet* p = allocate_packet(kRxBuffer, 0);
+            if (p == nullptr) return;
+            p->length = 0;
+            const virtio::Buffer b{mm::virt_to_phys(p->buffer), static_cast<uint32_t>(kRxBuffer), true};
+            if (!rx_.add(&b, 1, p)) {
+                free_packet(p);
+                return;
+            }
+        }
+    }
+
+    void reclaim() {
+        platform::IrqGuard guard;
+        uint32_t written;
+        while (void* token = tx_.take_used(written)) free_packet(static_cast<Packet*>(token));
+    }
+
+    virtio::MmioDevice device_;
+    virtio::Queue rx_, tx_;
+    uint8_t mac_[6] = {0x52, 0x54, 0x00, 0x00, 0x00, 0x01};
+    bool checksum_ = false;
+    bool tso_ = false;
+};
+
+}  // namespace
+
+bool start_virtio_net(const Cmdline& cmdline) {
+    bool started = false;
+    virtio::for_each_device(cmdline, [&started](virtio::MmioDevice& d) {
+        if (started || d.device_id() != abi::kNet) return;
+        auto* net = new VirtioNet(d);
+        if (!net->start()) {
+            console::print("kiln: virtio-net at irq {}: the device refused our features\n", d.irq());
+            return;
+        }
+        attach_device(net);
+        started = true;
+    });
+    return started;
+}
+
+}  // namespace kiln::net

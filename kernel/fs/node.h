@@ -1,0 +1,85 @@
+// The virtual file system's objects: nodes (files, directories, symlinks, devices) and the
+// buffers system calls read into and write from.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/ref_ptr.h"
+#include "lib/string_view.h"
+
+namespace kiln::fs {
+
+// File types as st_mode spells them.
+enum class Type : uint32_t {
+    kRegular = 0100000,
+    kDirectory = 0040000,
+    kSymlink = 0120000,
+    kCharDevice = 0020000,
+    kFifo = 0010000,
+    kSocket = 0140000,
+};
+
+// Where a read lands or a write comes from: the application's memory (checked, may fault) or the
+// kernel's.
+class IoBuffer {
+  public:
+    static IoBuffer user(uint64_t address) { return IoBuffer(address, true); }
+    static IoBuffer kernel(void* address) { return IoBuffer(reinterpret_cast<uint64_t>(address), false); }
+    static IoBuffer kernel(const void* address) { return IoBuffer(reinterpret_cast<uint64_t>(address), false); }
+
+    // 0 or -EFAULT.
+    int copy_out(size_t offset, const void* src, size_t size) const;  // into the buffer
+    int copy_in(size_t offset, void* dst, size_t size) const;         // from the buffer
+    IoBuffer advanced(size_t offset) const { return IoBuffer(address_ + offset, user_); }
+
+  private:
+    IoBuffer(uint64_t address, bool user) : address_(address), user_(user) {}
+    uint64_t address_;
+    bool user_;
+};
+
+struct DirEntry {
+    StringView name;
+    uint64_t ino;
+    Type type;
+};
+
+class Node : public RefCounted {
+  public:
+    Node(Type type, uint32_t permissions);
+
+    Type type() const { return type_; }
+    uint32_t mode() const { return static_cast<uint32_t>(type_) | permissions_; }
+    void set_permissions(uint32_t p) { permissions_ = p & 07777; }
+    uint64_t ino() const { return ino_; }
+    virtual uint32_t rdev() const { return 0; }
+    uint64_t mtime_ns = 0;
+
+    // Regular files and devices. Offsets matter only where the node has a position.
+    virtual int64_t read(uint64_t offset, const IoBuffer& buffer, size_t size);
+    virtual int64_t write(uint64_t offset, const IoBuffer& buffer, size_t size);
+    virtual uint64_t size() const { return 0; }
+    virtual int64_t truncate(uint64_t size);
+    virtual bool seekable() const { return type_ == Type::kRegular || type_ == Type::kDirectory; }
+    virtual int64_t ioctl(uint64_t request, uint64_t argument);
+
+    // Directories.
+    virtual RefPtr<Node> lookup(StringView name);
+    virtual int64_t add_entry(StringView name, RefPtr<Node> node);
+    virtual int64_t remove_entry(StringView name);
+    // The entry at `index` (".", ".." not included); false past the end.
+    virtual bool entry(size_t index, DirEntry& out);
+    virtual size_t entry_count() const { return 0; }
+    RefPtr<Node> parent;  // directories: for ".."
+
+    // Symlinks.
+    virtual StringView link_target() const { return {}; }
+
+  private:
+    Type type_;
+    uint32_t permissions_;
+    uint64_t ino_;
+};
+
+}  // namespace kiln::fs

@@ -1,0 +1,25 @@
+// The file system tree and path resolution.
+#pragma once
+
+#include "fs/node.h"
+#include "lib/string_view.h"
+
+namespace kiln::fs {
+
+inline constexpr size_t kPathMax = 4096;
+
+void init();
+RefPtr<Node> root();
+
+// Resolves `path` from `base` (used for relative paths). `follow`: follow a final symlink.
+// Returns 0 or a negative errno (ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG).
+int64_t resolve(StringView path, const RefPtr<Node>& base, bool follow, RefPtr<Node>& out);
+
+// Resolves all but the last component of `path`: the directory an entry would be made in, and
+// the entry's name (a view into `path`). "/" and paths ending in "." or ".." are EEXIST/EINVAL.
+int64_t resolve_parent(StringView path, const RefPtr<Node>& base, RefPtr<Node>& parent, StringView& name);
+
+// Creates every missing directory of `path` (absolute); used to unpack the initrd.
+int64_t make_directories(StringView path, RefPtr<Node>& out);
+
+}  // namespace kiln::fs

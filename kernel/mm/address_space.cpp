@@ -1,0 +1,339 @@
+#include "mm/address_space.h"
+
+#include "core/errno.h"
+#include "core/panic.h"
+#include "lib/string.h"
+#include "lib/utility.h"
+#include "mm/layout.h"
+#include "mm/page_allocator.h"
+#include "platform/platform.h"
+
+extern "C" uint64_t boot_pml4[];
+
+namespace kiln::mm {
+namespace {
+
+constinit AddressSpace instance;
+
+constexpr uint64_t kPresent = 1, kWritable = 2, kUser = 4, kLarge = 0x80;
+constexpr uint64_t kNoExecute = 1ull << 63;
+constexpr uint64_t kKept = 1ull << 9;  // software bit: a page lives here, made absent by PROT_NONE
+constexpr uint64_t kAddressMask = 0x000ffffffffff000;
+constexpr uint64_t kPage = 4096;
+// Beyond this many pages a whole-TLB flush (one CR3 write) beats one invlpg per page; both are
+// emulated on PVM (~4-7 us each).
+constexpr uint64_t kFlushAllThreshold = 8;
+
+uint64_t leaf_flags(uint32_t prot) {
+    uint64_t flags = kPresent | kUser;
+    if (prot & kProtWrite) flags |= kWritable;
+    if (!(prot & kProtExec)) flags |= kNoExecute;
+    return flags;
+}
+
+uint64_t* table_at(uint64_t entry) { return static_cast<uint64_t*>(phys_to_virt(entry & kAddressMask)); }
+
+bool valid_range(uint64_t start, uint64_t length) {
+    return start % kPage == 0 && length > 0 && start < kUserEnd && length <= kUserEnd - start;
+}
+
+}  // namespace
+
+AddressSpace& address_space() { return instance; }
+
+void AddressSpace::init() {
+    pml4_ = static_cast<uint64_t*>(
+        phys_to_virt(reinterpret_cast<uint64_t>(boot_pml4)));  // .boot.data is linked at its physical address
+    auto& platform = platform::current();
+    pml4_[0] = 0;  // the boot identity map: the low half now belongs to the application
+    if (platform.kernel_pages_supervisor_only())
+        for (int slot = 256; slot < 512; ++slot) pml4_[slot] &= ~kUser;
+    platform.load_page_table(virt_to_phys(pml4_));
+}
+
+uint64_t* AddressSpace::walk(uint64_t va, bool create) {
+    uint64_t* table = pml4_;
+    for (int shift = 39; shift > 12; shift -= 9) {
+        uint64_t& entry = table[(va >> shift) & 511];
+        if (!(entry & kPresent)) {
+            if (!create) return nullptr;
+            const uint64_t page = page_allocator().allocate_zeroed();
+            if (page == 0) return nullptr;
+            entry = page | kPresent | kWritable | kUser;
+        }
+        if (entry & kLarge) return nullptr;  // never in the user half
+        table = table_at(entry);
+    }
+    return &table[(va >> 12) & 511];
+}
+
+bool AddressSpace::overlaps(uint64_t start, uint64_t end) const {
+    for (const Vma& v : vmas_)
+        if (v.start < end && start < v.end) return true;
+    return false;
+}
+
+int64_t AddressSpace::find_free(uint64_t length, uint64_t hint) const {
+    if (hint != 0 && hint % kPage == 0 && hint >= kMmapBottom && hint < kUserEnd && length <= kUserEnd - hint &&
+        !overlaps(hint, hint + length))
+        return static_cast<int64_t>(hint);
+    // Top-down below the stack, like Linux: walk the gaps from the highest mapping downwards.
+    uint64_t top = kMmapTop;
+    for (size_t i = vmas_.size(); i-- > 0;) {
+        const Vma& v = vmas_[i];
+        if (v.start >= top) continue;
+        if (v.end <= top && top - v.end >= length) return static_cast<int64_t>(top - length);
+        top = min(top, v.start);
+    }
+    if (top >= kMmapBottom + length) return static_cast<int64_t>(top - length);
+    return -ENOMEM;
+}
+
+bool AddressSpace::insert_vma(uint64_t start, uint64_t end, uint32_t prot) {
+    size_t at = 0;
+    while (at < vmas_.size() && vmas_[at].start < start) ++at;
+    // Merge with equal neighbours so that a stream of small mmaps stays one VMA.
+    if (at > 0 && vmas_[at - 1].end == start && vmas_[at - 1].prot == prot) {
+        vmas_[at - 1].end = end;
+        if (at < vmas_.size() && vmas_[at].start == end && vmas_[at].prot == prot) {
+            vmas_[at - 1].end = vmas_[at].end;
+            vmas_.erase(at);
+        }
+        return true;
+    }
+    if (at < vmas_.size() && vmas_[at].start == end && vmas_[at].prot == prot) {
+        vmas_[at].start = start;
+        return true;
+    }
+    return vmas_.insert(at, {start, end, prot});
+}
+
+void AddressSpace::remove_range(uint64_t start, uint64_t end, bool free_pages) {
+    for (size_t i = 0; i < vmas_.size();) {
+        Vma v = vmas_[i];
+        if (v.end <= start || v.start >= end) {
+            ++i;
+            continue;
+        }
+        if (v.start < start && v.end > end) {  // a hole in the middle: split in two
+            vmas_[i].end = start;
+            if (!vmas_.insert(i + 1, {end, v.end, v.prot})) panic("address space: out of memory splitting a VMA");
+            break;
+        }
+        if (v.start < start) {
+            vmas_[i].end = start;
+            ++i;
+        } else if (v.end > end) {
+            vmas_[i].start = end;
+            ++i;
+        } else {
+            vmas_.erase(i);
+        }
+    }
+    if (!free_pages) return;
+    for (uint64_t va = start; va < end; va += kPage) {
+        uint64_t* pte = walk(va, false);
+        if (pte == nullptr) {
+            // Skip the rest of an absent page table quickly (big PROT_NONE reservations).
+            va = align_up(va + 1, 2ull << 20) - kPage;
+            continue;
+        }
+        if (*pte & (kPresent | kKept)) {
+            page_allocator().free(*pte & kAddressMask);
+            *pte = 0;
+            --resident_pages_;
+        }
+    }
+    flush(start, end);
+}
+
+void AddressSpace::flush(uint64_t start, uint64_t end) {
+    auto& platform = platform::current();
+    if ((end - start) / kPage > kFlushAllThreshold) {
+        platform.load_page_table(virt_to_phys(pml4_));
+        return;
+    }
+    for (uint64_t va = start; va < end; va += kPage) platform.flush_tlb_page(va);
+}
+
+void AddressSpace::set_pte_prot(uint64_t start, uint64_t end, uint32_t prot) {
+    bool changed = false;
+    for (uint64_t va = start; va < end; va += kPage) {
+        uint64_t* pte = walk(va, false);
+        if (pte == nullptr) {
+            va = align_up(va + 1, 2ull << 20) - kPage;
+            continue;
+        }
+        if (!(*pte & (kPresent | kKept))) continue;
+        if (prot == 0) {  // PROT_NONE keeps the page, unreachable
+            *pte = (*pte & ~kPresent) | kKept;
+        } else {
+            *pte = (*pte & kAddressMask) | leaf_flags(prot);
+        }
+        changed = true;
+    }
+    if (changed) flush(start, end);
+}
+
+int64_t AddressSpace::map(uint64_t hint, uint64_t length, uint32_t prot, bool fixed) {
+    length = align_up(length, kPage);
+    if (length == 0 || length > kUserEnd) return -EINVAL;
+    int64_t start;
+    if (fixed) {
+        if (!valid_range(hint, length)) return -EINVAL;
+        remove_range(hint, hint + length, true);
+        start = static_cast<int64_t>(hint);
+    } else {
+        start = find_free(length, align_down(hint, kPage));
+        if (start < 0) return start;
+    }
+    const uint64_t s = static_cast<uint64_t>(start);
+    if (!insert_vma(s, s + length, prot)) return -ENOMEM;
+    return start;
+}
+
+int64_t AddressSpace::unmap(uint64_t start, uint64_t length) {
+    length = align_up(length, kPage);
+    if (!valid_range(start, length)) return -EINVAL;
+    remove_range(start, start + length, true);
+    return 0;
+}
+
+int64_t AddressSpace::protect(uint64_t start, uint64_t length, uint32_t prot) {
+    length = align_up(length, kPage);
+    if (!valid_range(start, length)) return -EINVAL;
+    const uint64_t end = start + length;
+    // Every page of the range must be mapped (Linux: ENOMEM otherwise).
+    uint64_t covered = start;
+    for (const Vma& v : vmas_)
+        if (v.start <= covered && v.end > covered) covered = v.end;
+    if (covered < end) return -ENOMEM;
+    remove_range(start, end, false);
+    if (!insert_vma(start, end, prot)) return -ENOMEM;
+    set_pte_prot(start, end, prot);
+    // A PROT_NONE page made accessible again comes back through the fault handler.
+    return 0;
+}
+
+int64_t AddressSpace::discard(uint64_t start, uint64_t length) {
+    length = align_up(length, kPage);
+    if (!valid_range(start, length)) return -EINVAL;
+    for (uint64_t va = start; va < start + length; va += kPage) {
+        uint64_t* pte = walk(va, false);
+        if (pte == nullptr) {
+            va = align_up(va + 1, 2ull << 20) - kPage;
+            continue;
+        }
+        if (*pte & (kPresent | kKept)) {
+            page_allocator().free(*pte & kAddressMask);
+            *pte = 0;
+            --resident_pages_;
+        }
+    }
+    flush(start, start + length);
+    return 0;
+}
+
+int64_t AddressSpace::remap(uint64_t old_start, uint64_t old_length, uint64_t new_length, bool may_move, bool fixed,
+                            uint64_t new_start) {
+    old_length = align_up(old_length, kPage);
+    new_length = align_up(new_length, kPage);
+    if (!valid_range(old_start, old_length) || new_length == 0) return -EINVAL;
+    const Vma* vma = nullptr;
+    for (const Vma& v : vmas_)
+        if (v.start <= old_start && v.end >= old_start + old_length) vma = &v;
+    if (vma == nullptr) return -EFAULT;
+    const uint32_t prot = vma->prot;
+    if (!fixed && new_length <= old_length) {
+        if (new_length < old_length) remove_range(old_start + new_length, old_start + old_length, true);
+        return static_cast<int64_t>(old_start);
+    }
+    const uint64_t old_end = old_start + old_length;
+    if (!fixed && !overlaps(old_end, old_start + new_length) && old_start + new_length <= kUserEnd) {
+        remove_range(old_start, old_end, false);
+        if (!insert_vma(old_start, old_start + new_length, prot)) return -ENOMEM;
+        return static_cast<int64_t>(old_start);
+    }
+    if (!may_move) return -ENOMEM;
+    int64_t target = fixed ? static_cast<int64_t>(new_start) : find_free(new_length, 0);
+    if (target < 0) return target;
+    const uint64_t t = static_cast<uint64_t>(target);
+    if (fixed) {
+        if (!valid_range(t, new_length) || (t < old_end && old_start < t + new_length)) return -EINVAL;
+        remove_range(t, t + new_length, true);
+    }
+    if (!insert_vma(t, t + new_length, prot)) return -ENOMEM;
+    // Move the pages themselves: relink each present PTE, no copying.
+    const uint64_t moved = min(old_length, new_length);
+    for (uint64_t off = 0; off < moved; off += kPage) {
+        uint64_t* from = walk(old_start + off, false);
+        if (from == nullptr || *from == 0) continue;
+        uint64_t* to = walk(t + off, true);
+        if (to == nullptr) return -ENOMEM;
+        *to = *from;
+        *from = 0;
+    }
+    remove_range(old_start, old_end, true);  // pages already moved out; frees any beyond `moved`
+    flush(old_start, old_end);
+    return target;
+}
+
+void AddressSpace::init_break(uint64_t start) { break_start_ = break_end_ = align_up(start, kPage); }
+
+uint64_t AddressSpace::set_break(uint64_t requested) {
+    if (requested == 0 || requested < break_start_) return break_end_;
+    const uint64_t new_end = align_up(requested, kPage);
+    if (new_end > break_end_) {
+        if (overlaps(break_end_, new_end)) return break_end_;
+        if (!insert_vma(break_end_, new_end, kProtRead | kProtWrite)) return break_end_;
+    } else if (new_end < break_end_) {
+        remove_range(new_end, break_end_, true);
+    }
+    break_end_ = new_end;
+    return requested;
+}
+
+bool AddressSpace::handle_fault(uint64_t address, bool write, bool exec) {
+    if (address >= kUserEnd) return false;
+    const uint64_t page = align_down(address, kPage);
+    const Vma* vma = nullptr;
+    for (const Vma& v : vmas_) {
+        if (v.start <= page && page < v.end) {
+            vma = &v;
+            break;
+        }
+    }
+    if (vma == nullptr) return false;
+    if ((write && !(vma->prot & kProtWrite)) || (exec && !(vma->prot & kProtExec)) || vma->prot == 0) return false;
+    uint64_t* pte = walk(page, true);
+    if (pte == nullptr) return false;
+    if (*pte & kPresent) {
+        // Present and permitted: a stale TLB entry after a protection change.
+        platform::current().flush_tlb_page(page);
+        return true;
+    }
+    if (*pte & kKept) {  // a page kept through PROT_NONE
+        *pte = (*pte & kAddressMask) | leaf_flags(vma->prot);
+        return true;
+    }
+    const uint64_t phys = page_allocator().allocate_zeroed();
+    if (phys == 0) return false;
+    *pte = phys | leaf_flags(vma->prot);
+    ++resident_pages_;
+    return true;
+}
+
+bool AddressSpace::check(uint64_t start, uint64_t length, uint32_t prot) const {
+    if (start >= kUserEnd || length > kUserEnd - start) return false;
+    uint64_t at = start;
+    const uint64_t end = start + length;
+    for (const Vma& v : vmas_) {
+        if (v.end <= at) continue;
+        if (v.start > at || (v.prot & prot) != prot) return false;
+        at = v.end;
+        if (at >= end) return true;
+    }
+    return at >= end;
+}
+
+}  // namespace kiln::mm

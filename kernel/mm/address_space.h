@@ -1,0 +1,79 @@
+// The application's half of the single address space: its mappings (VMAs) and the page tables
+// under PML4 slots 0..255.
+//
+// Mappings only reserve address space; pages are allocated on first touch (demand paging), so a
+// glibc arena's 64 MiB PROT_NONE reservation or Go's heap reservation costs nothing.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/vector.h"
+
+namespace kiln::mm {
+
+inline constexpr uint32_t kProtRead = 1;
+inline constexpr uint32_t kProtWrite = 2;
+inline constexpr uint32_t kProtExec = 4;
+
+inline constexpr uint64_t kUserEnd = 0x0000800000000000;  // end of the low half
+inline constexpr uint64_t kStackTop = 0x00007ffffffff000;
+inline constexpr uint64_t kStackSize = 8ull << 20;
+inline constexpr uint64_t kMmapTop = kStackTop - kStackSize - (1ull << 30);
+inline constexpr uint64_t kMmapBottom = 0x0000000100000000;
+
+struct Vma {
+    uint64_t start;
+    uint64_t end;
+    uint32_t prot;
+};
+
+class AddressSpace {
+  public:
+    // Takes over the boot page tables: drops the boot identity map of the low half, and makes
+    // the kernel's mappings supervisor-only where the platform allows.
+    void init();
+
+    // mmap of anonymous memory. `hint` is honoured if the range is free (or always, with
+    // `fixed`, replacing what was there). Returns the address or a negative errno.
+    int64_t map(uint64_t hint, uint64_t length, uint32_t prot, bool fixed);
+    int64_t unmap(uint64_t start, uint64_t length);
+    int64_t protect(uint64_t start, uint64_t length, uint32_t prot);
+    // Frees the pages of a range, which read as zeros again (MADV_DONTNEED).
+    int64_t discard(uint64_t start, uint64_t length);
+    int64_t remap(uint64_t old_start, uint64_t old_length, uint64_t new_length, bool may_move, bool fixed,
+                  uint64_t new_start);
+
+    // Program break: `set_break(0)` asks for the current one.
+    void init_break(uint64_t start);
+    uint64_t set_break(uint64_t requested);
+
+    // Demand paging: makes `address` accessible if a mapping allows the access. False means a
+    // real fault (no mapping, or a forbidden access).
+    bool handle_fault(uint64_t address, bool write, bool exec);
+
+    // True if [start, start+length) is all mapped with at least `prot`.
+    bool check(uint64_t start, uint64_t length, uint32_t prot) const;
+    const Vector<Vma>& vmas() const { return vmas_; }
+    size_t resident_pages() const { return resident_pages_; }
+
+  private:
+    uint64_t* walk(uint64_t va, bool create);
+    int64_t find_free(uint64_t length, uint64_t hint) const;
+    bool insert_vma(uint64_t start, uint64_t end, uint32_t prot);
+    // Removes [start, end) from the VMA list, splitting at the edges, and frees its pages.
+    void remove_range(uint64_t start, uint64_t end, bool free_pages);
+    void set_pte_prot(uint64_t start, uint64_t end, uint32_t prot);
+    void flush(uint64_t start, uint64_t end);
+    bool overlaps(uint64_t start, uint64_t end) const;
+
+    uint64_t* pml4_ = nullptr;
+    Vector<Vma> vmas_;  // sorted, non-overlapping
+    uint64_t break_start_ = 0;
+    uint64_t break_end_ = 0;
+    size_t resident_pages_ = 0;
+};
+
+AddressSpace& address_space();
+
+}  // namespace kiln::mm

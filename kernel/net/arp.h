@@ -1,0 +1,24 @@
+// ARP (RFC 826): answers for our address, a small cache, and packets held while a neighbour's
+// MAC is resolved.
+#pragma once
+
+#include <stdint.h>
+
+#include "net/packet.h"
+
+namespace kiln::net {
+
+void receive_arp(Packet* packet);
+// Looks `address` up in the cache; false if unknown (a request is not sent by this call).
+bool resolve(uint32_t address, uint8_t mac[6]);
+// Keeps `packet` until `address` resolves (sending a request); drops the oldest if too many wait.
+void hold_for_arp(Packet* packet, uint32_t address);
+// Re-sends requests for unresolved addresses and drops packets that waited too long. Net thread.
+void arp_tick(uint64_t now_ns);
+// Tells the segment our address is ours (gratuitous ARP), e.g. after boot or restore.
+void announce();
+
+void send_ethernet(Packet* packet, const uint8_t* destination_mac, uint16_t type);
+void loop_back(Packet* packet);
+
+}  // namespace kiln::net

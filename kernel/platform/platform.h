@@ -1,0 +1,78 @@
+// The platform layer: every privileged operation the kernel performs goes through here.
+//
+// Two backends: `hw` runs the plain instructions (VT-x/AMD-V, QEMU TCG); `pvm` runs on the PVM
+// hypervisor's native mode, where the interrupt flag is a byte in a shared page and `cli`/`sti`
+// are slow emulated no-ops (research/pvm.md). boot.S decides which one applies before any C++
+// runs; the rest of the kernel never executes a privileged instruction itself.
+#pragma once
+
+#include <stdint.h>
+
+namespace kiln::platform {
+
+enum class Kind { kHw, kPvm };
+
+class Backend {
+  public:
+    virtual const char* name() const = 0;
+    virtual Kind kind() const = 0;
+
+    // The interrupt flag, as the kernel sees it.
+    virtual void irq_disable() = 0;
+    virtual void irq_enable() = 0;
+    virtual bool irq_enabled() const = 0;
+    // Enables interrupts and waits for one. Returns with interrupts enabled.
+    virtual void wait_for_interrupt() = 0;
+
+    virtual uint64_t read_msr(uint32_t msr);
+    virtual void write_msr(uint32_t msr, uint64_t value);
+    virtual void load_page_table(uint64_t pml4_phys);
+    virtual void flush_tlb_page(uintptr_t va);
+    virtual uint64_t fault_address();  // CR2
+
+    virtual void out8(uint16_t port, uint8_t value);
+    virtual void out32(uint16_t port, uint32_t value);
+    virtual uint8_t in8(uint16_t port);
+
+    // Turns on what user code needs: SSE/AVX state (CR4.OSFXSR/OSXMMEXCPT/OSXSAVE, XCR0 on `hw`;
+    // PVM fixes XCR0 itself) and FSGSBASE where the CPU has it. Returns the XCR0 in force.
+    virtual uint64_t enable_user_features(bool xsave, uint64_t xcr0, bool fsgsbase);
+    // The application's FS base (its thread pointer).
+    virtual void set_fs_base(uint64_t base);
+    // Supervisor-only kernel mappings where the platform allows it (not on PVM, whose native
+    // mode needs U/S=1 everywhere the kernel runs).
+    virtual bool kernel_pages_supervisor_only() const { return true; }
+
+    // Descriptor tables: the event entry points of this CPU.
+    virtual void load_gdt(const void* base, uint16_t limit);
+    virtual void load_idt(const void* base, uint16_t limit);
+    virtual void load_task_register(uint16_t selector);
+
+  protected:
+    ~Backend() = default;
+};
+
+// Selects the backend boot.S found. Called once, first thing in kiln_start().
+void init(Kind kind);
+Backend& current();
+
+// Short names for the hot operations.
+inline void irq_disable() { current().irq_disable(); }
+inline void irq_enable() { current().irq_enable(); }
+inline bool irq_enabled() { return current().irq_enabled(); }
+
+// Disables interrupts for a scope and restores the previous state.
+class IrqGuard {
+  public:
+    IrqGuard() : was_enabled_(irq_enabled()) { irq_disable(); }
+    ~IrqGuard() {
+        if (was_enabled_) irq_enable();
+    }
+    IrqGuard(const IrqGuard&) = delete;
+    IrqGuard& operator=(const IrqGuard&) = delete;
+
+  private:
+    bool was_enabled_;
+};
+
+}  // namespace kiln::platform

@@ -1,0 +1,58 @@
+// kilnd's REST API (shaped after Unikraft Cloud's v1, docs/api.md) over HTTP on a unix socket.
+// Every answer is the envelope {status, message, data, errors, op_time_us}; a request with an
+// unknown or ill-typed field is refused with a 400 that names the field.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "images/image_store.h"
+#include "instances/instance_store.h"
+#include "instances/supervisor.h"
+#include "services/controller.h"
+#include "services/service_store.h"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace kiln::api {
+
+struct State {
+    std::mutex mutex;  // one request or reconcile at a time touches the store and processes
+    images::ImageStore& images;
+    instances::InstanceStore& instances;
+    instances::Supervisor& supervisor;
+    services::ServiceStore& services;
+    // Services at run time; null when kilnd has no private network (then services are refused).
+    services::Controller* controller = nullptr;
+    std::string no_network_reason;
+};
+
+class Server {
+  public:
+    // With a `token`, every request must carry `Authorization: Bearer <token>` (TCP); without,
+    // none is asked for (the unix socket, guarded by its file permissions).
+    explicit Server(State& state, std::string token = {});
+    // The same over TLS (OpenSSL): the certificate chain and private key are PEM files. Throws
+    // std::runtime_error naming them if they cannot be used.
+    Server(State& state, std::string token, const std::string& tls_cert, const std::string& tls_key);
+    ~Server();
+    // Serve until stop(); false if they cannot listen.
+    bool listen_unix(const std::string& path);  // the socket is created 0600
+    bool listen_tcp(const std::string& host, int port);
+    void stop();
+
+  private:
+    void configure();
+    void routes();
+    void follow_logs(const httplib::Request& request, httplib::Response& response, const instances::Instance& instance);
+    State& state_;
+    std::string token_;
+    std::unique_ptr<httplib::Server> http_;
+};
+
+}  // namespace kiln::api

@@ -1,0 +1,298 @@
+#include "images/image_store.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "images/rootfs.h"
+#include "store/sqlite.h"
+
+namespace kiln::images {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kDefaultMemoryMb = 64;  // KraftKit's default too
+
+std::string read_file(const std::string& path, const std::string& what) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw StoreError(what + " " + path + ": cannot read it");
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+// The parts of an ELF header that decide whether the Kiln kernel can run it; "" if it can.
+std::string unrunnable(const std::string& bytes) {
+    if (bytes.size() < 64 || bytes.compare(0, 4,
+                                           "\x7f"
+                                           "ELF") != 0)
+        return "is not an ELF executable";
+    if (bytes[4] != 2 || bytes[5] != 1) return "is not a 64-bit little-endian ELF file";
+    uint16_t machine, phentsize, phnum;
+    uint64_t phoff;
+    std::memcpy(&machine, bytes.data() + 18, 2);
+    std::memcpy(&phoff, bytes.data() + 32, 8);
+    std::memcpy(&phentsize, bytes.data() + 54, 2);
+    std::memcpy(&phnum, bytes.data() + 56, 2);
+    if (machine != 62) return "is not an x86-64 program";
+    if (phentsize < 56 || phoff > bytes.size() || uint64_t{phnum} * phentsize > bytes.size() - phoff)
+        return "has a damaged program header table";
+    for (uint16_t i = 0; i < phnum; ++i) {
+        uint32_t type;
+        std::memcpy(&type, bytes.data() + phoff + uint64_t{i} * phentsize, 4);
+        if (type == 3)  // PT_INTERP
+            return "is a dynamic executable; the Kiln kernel runs static ones (link with -static or -static-pie)";
+    }
+    return "";
+}
+
+int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+bool is_hex(const std::string& text) {
+    return !text.empty() && text.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+}  // namespace
+
+std::string sha256_digest(const std::string& bytes) {
+    unsigned char hash[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    if (EVP_Digest(bytes.data(), bytes.size(), hash, &length, EVP_sha256(), nullptr) != 1)
+        throw StoreError("sha256 failed");
+    static const char* digits = "0123456789abcdef";
+    std::string out = "sha256:";
+    for (unsigned i = 0; i < length; ++i) {
+        out += digits[hash[i] >> 4];
+        out += digits[hash[i] & 15];
+    }
+    return out;
+}
+
+std::pair<std::string, std::string> parse_reference(const std::string& reference) {
+    const auto colon = reference.rfind(':');
+    std::string name = colon == std::string::npos ? reference : reference.substr(0, colon);
+    std::string tag = colon == std::string::npos ? "latest" : reference.substr(colon + 1);
+    if (!valid_name(name)) throw StoreError("'" + reference + "': '" + name + "' is not a valid image name");
+    if (!valid_name(tag)) throw StoreError("'" + reference + "': '" + tag + "' is not a valid tag");
+    return {name, tag};
+}
+
+ImageStore::ImageStore(const std::string& state_dir) : state_dir_(state_dir) {
+    blob_dir_ = (fs::path(state_dir) / "images" / "sha256").string();
+    std::error_code error;
+    fs::create_directories(blob_dir_, error);
+    if (error) throw StoreError("image store " + blob_dir_ + ": " + error.message());
+    try {
+        db_ = std::make_unique<store::Database>((fs::path(state_dir) / "kiln.db").string());
+        db_->exec(
+            "CREATE TABLE IF NOT EXISTS image_tags (name TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL, "
+            "created_ns INTEGER NOT NULL, PRIMARY KEY (name, tag))");
+    } catch (const store::DatabaseError& e) {
+        throw StoreError(std::string("image store: ") + e.what());
+    }
+}
+
+ImageStore::~ImageStore() = default;
+
+std::string ImageStore::blob_path(const std::string& digest) const {
+    return (fs::path(blob_dir_) / digest.substr(digest.find(':') + 1)).string();
+}
+
+std::string ImageStore::put_blob(const std::string& bytes) {
+    const std::string digest = sha256_digest(bytes);
+    const std::string path = blob_path(digest);
+    std::error_code error;
+    if (fs::exists(path, error)) return digest;  // content-addressed: already there is the same
+    const std::string temporary = path + ".tmp" + std::to_string(::getpid());
+    const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw StoreError("image store " + temporary + ": " + std::strerror(errno));
+    size_t written = 0;
+    while (written < bytes.size()) {
+        const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            const std::string why = std::strerror(errno);
+            ::close(fd);
+            ::unlink(temporary.c_str());
+            throw StoreError("image store " + temporary + ": " + why);
+        }
+        written += static_cast<size_t>(n);
+    }
+    const bool synced = ::fsync(fd) == 0;
+    ::close(fd);
+    if (!synced || ::rename(temporary.c_str(), path.c_str()) != 0) {
+        ::unlink(temporary.c_str());
+        throw StoreError("image store " + path + ": " + std::strerror(errno));
+    }
+    return digest;
+}
+
+Image ImageStore::build(const Kraftfile& kraftfile, const std::string& kernel_path, const std::string& reference) {
+    const auto [name, tag] = parse_reference(reference.empty() ? kraftfile.name : reference);
+    const std::string kernel = read_file(kernel_path, "kernel");
+    if (kernel.size() < 4 || kernel.compare(0, 4,
+                                            "\x7f"
+                                            "ELF") != 0)
+        throw StoreError("kernel " + kernel_path + ": not an ELF file");
+
+    nlohmann::json manifest;
+    manifest["kernel"] = {{"digest", put_blob(kernel)}, {"size", kernel.size()}};
+    if (kraftfile.rootfs) {
+        const auto entries = read_rootfs(*kraftfile.rootfs);
+        if (!kraftfile.cmd.empty()) {
+            const RootfsEntry* program = find_entry(entries, kraftfile.cmd[0]);
+            const std::string where = kraftfile.path + ": cmd: " + kraftfile.cmd[0];
+            if (program == nullptr) throw KraftfileError(where + " is not in the rootfs (" + *kraftfile.rootfs + ")");
+            if ((program->mode & S_IFMT) != S_IFREG) throw KraftfileError(where + " is not a file");
+            if (const std::string why = unrunnable(program->data); !why.empty())
+                throw KraftfileError(where + " " + why);
+        }
+        const std::string cpio = write_cpio(entries);
+        manifest["rootfs"] = {{"digest", put_blob(cpio)}, {"size", cpio.size()}, {"files", entries.size()}};
+    } else if (!kraftfile.cmd.empty()) {
+        throw KraftfileError(kraftfile.path + ": cmd: the image has no rootfs to run " + kraftfile.cmd[0] + " from");
+    }
+    manifest["cmd"] = kraftfile.cmd;
+    nlohmann::json env = nlohmann::json::array();
+    for (const auto& [variable, value] : kraftfile.env) env.push_back(variable + "=" + value);
+    manifest["env"] = env;
+    manifest["memory_mb"] = kDefaultMemoryMb;
+    manifest["labels"] = kraftfile.labels;
+    manifest["kconfig"] = kraftfile.kconfig;
+    manifest["runtime"] = "kiln";
+    const std::string digest = put_blob(manifest.dump());
+    return this->tag(name, tag, digest, manifest);
+}
+
+Image ImageStore::tag(const std::string& name, const std::string& tag, const std::string& digest,
+                      const nlohmann::json& manifest) {
+    Image image{name, tag, digest, now_ns(), manifest};
+    store::Statement(*db_,
+                     "INSERT INTO image_tags (name, tag, digest, created_ns) VALUES (?, ?, ?, ?) "
+                     "ON CONFLICT (name, tag) DO UPDATE SET digest = excluded.digest, created_ns = excluded.created_ns")
+        .bind(1, name)
+        .bind(2, tag)
+        .bind(3, digest)
+        .bind(4, image.created_ns)
+        .step();
+    collect_garbage();  // the image this name had before may be unused now
+    return image;
+}
+
+bool ImageStore::has_blob(const std::string& digest) const {
+    std::error_code error;
+    return digest.rfind("sha256:", 0) == 0 && digest.size() == 71 && fs::exists(blob_path(digest), error);
+}
+
+Image ImageStore::import(const std::string& reference, const std::string& manifest_text,
+                         const std::map<std::string, std::string>& blobs) {
+    const auto [name, tag] = parse_reference(reference);
+    for (const auto& [digest, bytes] : blobs)
+        if (sha256_digest(bytes) != digest) throw StoreError("blob " + digest + ": its bytes have another digest");
+    nlohmann::json manifest = nlohmann::json::parse(manifest_text, nullptr, false);
+    if (!manifest.is_object() || !manifest.contains("kernel") || !manifest["kernel"].is_object() ||
+        !manifest["kernel"].value("digest", nlohmann::json()).is_string())
+        throw StoreError("the image manifest is not a Kiln manifest (no kernel digest)");
+    for (const char* part : {"kernel", "rootfs"}) {
+        if (!manifest.contains(part)) continue;
+        const auto digest = manifest[part].value("digest", std::string());
+        if (!blobs.count(digest) && !has_blob(digest))
+            throw StoreError(std::string("the image's ") + part + " blob " + digest + " was not sent");
+    }
+    for (const auto& [digest, bytes] : blobs) put_blob(bytes);
+    return this->tag(name, tag, put_blob(manifest_text), manifest);
+}
+
+nlohmann::json ImageStore::read_manifest(const std::string& digest) const {
+    const std::string text = read_file(blob_path(digest), "image manifest");
+    if (sha256_digest(text) != digest) throw StoreError("image manifest " + digest + " is corrupt");
+    try {
+        return nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+        throw StoreError("image manifest " + digest + ": " + e.what());
+    }
+}
+
+std::vector<Image> ImageStore::list() {
+    std::vector<Image> images;
+    store::Statement query(*db_, "SELECT name, tag, digest, created_ns FROM image_tags ORDER BY name, tag");
+    while (query.step())
+        images.push_back({query.text(0), query.text(1), query.text(2), query.integer(3), read_manifest(query.text(2))});
+    return images;
+}
+
+std::optional<Image> ImageStore::find(const std::string& reference) {
+    std::string prefix = reference.rfind("sha256:", 0) == 0 ? reference.substr(7) : reference;
+    if (is_hex(prefix) && (prefix.size() >= 6 || reference.rfind("sha256:", 0) == 0)) {
+        std::optional<Image> found;
+        for (auto& image : list()) {
+            if (image.digest.compare(7, prefix.size(), prefix) != 0) continue;
+            if (found && found->digest != image.digest)
+                throw StoreError("'" + reference + "' matches more than one image; give more digits");
+            if (!found) found = std::move(image);
+        }
+        if (found || reference.rfind("sha256:", 0) == 0) return found;
+    }
+    const auto [name, tag] = parse_reference(reference);
+    store::Statement query(*db_, "SELECT digest, created_ns FROM image_tags WHERE name = ? AND tag = ?");
+    query.bind(1, name).bind(2, tag);
+    if (!query.step()) return std::nullopt;
+    return Image{name, tag, query.text(0), query.integer(1), read_manifest(query.text(0))};
+}
+
+std::vector<std::string> ImageStore::remove(const std::string& reference) {
+    const auto image = find(reference);
+    if (!image) throw StoreError("no image '" + reference + "'");
+    std::vector<std::string> removed;
+    const bool by_digest = reference.find(':') == std::string::npos ? is_hex(reference) && reference.size() >= 6
+                                                                    : reference.rfind("sha256:", 0) == 0;
+    if (by_digest) {
+        for (const auto& other : list())
+            if (other.digest == image->digest) removed.push_back(other.reference());
+        store::Statement(*db_, "DELETE FROM image_tags WHERE digest = ?").bind(1, image->digest).step();
+    } else {
+        removed.push_back(image->reference());
+        store::Statement(*db_, "DELETE FROM image_tags WHERE name = ? AND tag = ?")
+            .bind(1, image->name)
+            .bind(2, image->tag)
+            .step();
+    }
+    collect_garbage();
+    return removed;
+}
+
+// Deletes every blob no named image uses (and stray temporary files of interrupted writes).
+void ImageStore::collect_garbage() {
+    std::set<std::string> used;
+    for (const auto& image : list()) {
+        used.insert(image.digest.substr(7));
+        for (const char* part : {"kernel", "rootfs"})
+            if (image.manifest.contains(part)) used.insert(image.manifest[part]["digest"].get<std::string>().substr(7));
+    }
+    std::error_code error;
+    for (const auto& entry : fs::directory_iterator(blob_dir_, error)) {
+        const std::string file = entry.path().filename().string();
+        const bool temporary = file.find(".tmp") != std::string::npos;
+        if (temporary) {
+            // Only our own: another process may be writing its own temporary file right now.
+            if (file.substr(file.find(".tmp") + 4) != std::to_string(::getpid())) continue;
+        } else if (used.count(file)) {
+            continue;
+        }
+        fs::remove(entry.path(), error);
+    }
+}
+
+}  // namespace kiln::images

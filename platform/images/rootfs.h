@@ -1,0 +1,35 @@
+// An image's root file system as the Kiln kernel reads it: a cpio (newc) archive, made from a
+// directory, a cpio archive or a tarball (plain, gzip, xz, zstd: whatever libarchive reads).
+//
+// The archive is reproducible: entries sorted by path, owner root, times zero, so the same files
+// give the same bytes and the same content address in the image store.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace kiln::images {
+
+class RootfsError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+struct RootfsEntry {
+    std::string path;   // absolute inside the image ("/bin/server")
+    unsigned mode = 0;  // type and permission bits (S_IFREG | 0755)
+    std::string data;   // file contents, or a symbolic link's target
+};
+
+// Reads `source` into entries, sorted by path, with every parent directory present. Throws
+// RootfsError naming the source and what is wrong with it.
+std::vector<RootfsEntry> read_rootfs(const std::string& source);
+
+// The entries as a cpio newc archive (with its TRAILER!!!).
+std::string write_cpio(const std::vector<RootfsEntry>& entries);
+
+// The entry at `path`, following symbolic links inside the image; nullptr if there is none.
+const RootfsEntry* find_entry(const std::vector<RootfsEntry>& entries, const std::string& path);
+
+}  // namespace kiln::images

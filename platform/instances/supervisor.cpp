@@ -1,0 +1,321 @@
+#include "instances/supervisor.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "network/private_network.h"
+
+namespace kiln::instances {
+namespace fs = std::filesystem;
+
+namespace {
+
+int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// The kernel's command line for an instance: env.NAME="value" parameters, then -- and the program.
+std::string guest_cmdline(const nlohmann::json& manifest, const Instance& instance) {
+    // Appended piece by piece: GCC 12 sees a false -Wrestrict in chains of string concatenations.
+    std::string line;
+    std::vector<std::string> env = manifest["env"].get<std::vector<std::string>>();
+    env.insert(env.end(), instance.env.begin(), instance.env.end());
+    for (const auto& e : env) {
+        const auto equals = e.find('=');
+        line.append("env.").append(e, 0, equals).append("=\"").append(e, equals + 1).append("\" ");
+    }
+    const auto cmd = instance.args.empty() ? manifest["cmd"].get<std::vector<std::string>>() : instance.args;
+    if (cmd.empty()) return line;
+    line.append("--");
+    for (const auto& word : cmd) {
+        const bool spaces = word.find_first_of(" \t") != std::string::npos;
+        line.append(spaces ? " \"" : " ").append(word).append(spaces ? "\"" : "");
+    }
+    return line;
+}
+
+// Reaps any kiln-vmm that was our child, so none lingers as a zombie (its status file says how it ended).
+void reap_children() {
+    while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+}
+
+}  // namespace
+
+int64_t process_start_time(int64_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string text;
+    if (!std::getline(in, text)) return 0;
+    // Field 2 is "(comm)" and may hold spaces: count from the last ')'.
+    const auto close = text.rfind(')');
+    if (close == std::string::npos) return 0;
+    std::istringstream fields(text.substr(close + 2));
+    std::string field;
+    for (int i = 3; i <= 22 && fields >> field; ++i)
+        if (i == 22) return std::stoll(field);
+    return 0;
+}
+
+Supervisor::Supervisor(SupervisorOptions options, InstanceStore& instances, images::ImageStore& images)
+    : options_(std::move(options)), instances_(instances), images_(images) {}
+
+std::string Supervisor::instance_dir(const std::string& uuid) const {
+    return (fs::path(options_.state_dir) / "instances" / uuid).string();
+}
+
+std::vector<std::string> Supervisor::vmm_arguments(Instance& instance, const std::string& restore) {
+    const auto image = images_.find(instance.image_digest);
+    if (!image) throw std::runtime_error("image " + instance.image + " (" + instance.image_digest + ") is gone");
+    const std::string dir = instance_dir(instance.uuid);
+    std::vector<std::string> argv{options_.kiln_vmm, "--control", control_socket(instance.uuid), "--status-file",
+                                  dir + "/status"};
+    if (!restore.empty()) {
+        argv.insert(argv.end(), {"--restore", restore});
+    } else {
+        argv.insert(argv.end(), {"--kernel", images_.blob_path(image->manifest["kernel"]["digest"]), "--memory",
+                                 std::to_string(instance.memory_mb) + "M"});
+        if (image->manifest.contains("rootfs"))
+            argv.insert(argv.end(), {"--initrd", images_.blob_path(image->manifest["rootfs"]["digest"])});
+    }
+    std::string cmdline;
+    if (options_.network) {
+        if (instance.ip.empty()) {
+            std::vector<std::string> taken;
+            for (const auto& other : instances_.list()) taken.push_back(other.ip);
+            instance.ip = options_.network->allocate(taken);
+        }
+        const auto endpoint = network::PrivateNetwork::endpoint(instance.uuid, instance.ip);
+        options_.network->attach(endpoint);
+        argv.insert(argv.end(), {"--net", "tap=" + endpoint.tap + ",mac=" + endpoint.mac});
+        cmdline = options_.network->kernel_parameters(endpoint) + " ";
+    }
+    cmdline += guest_cmdline(image->manifest, instance);
+    // A restored guest keeps the command line it booted with.
+    if (restore.empty() && !cmdline.empty()) argv.insert(argv.end(), {"--cmdline", cmdline});
+    return argv;
+}
+
+void Supervisor::start(Instance& instance, const std::string& restore) {
+    const std::string dir = instance_dir(instance.uuid);
+    fs::create_directories(dir);
+    fs::remove(dir + "/status");
+    fs::remove(control_socket(instance.uuid));
+    std::vector<std::string> argv = vmm_arguments(instance, restore);
+
+    // Recorded before the process exists: a kilnd killed from here on finds the instance
+    // `starting` and its kiln-vmm by its status-file argument (adopt_or_kill_strays).
+    instance.state = kStarting;
+    instance.pid = 0;
+    instances_.update(instance);
+    const int console = ::open((dir + "/console.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    const int messages = ::open((dir + "/vmm.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (console < 0 || messages < 0 || null < 0) throw std::runtime_error(dir + ": cannot open the instance's logs");
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    const int netns = options_.network ? options_.network->ns().fd() : -1;
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        // The child: its own session (kilnd's end is not its end), logs as stdout and stderr, and
+        // the private network's namespace, where its tap is.
+        ::setsid();
+        ::dup2(null, 0);
+        ::dup2(console, 1);
+        ::dup2(messages, 2);
+        if (netns >= 0 && ::setns(netns, CLONE_NEWNET) != 0) {
+            ::dprintf(2, "kilnd: setns into the private network: %s\n", std::strerror(errno));
+            ::_exit(127);
+        }
+        ::execv(args[0], args.data());
+        ::dprintf(2, "kilnd: exec %s: %s\n", args[0], std::strerror(errno));
+        ::_exit(127);
+    }
+    ::close(console);
+    ::close(messages);
+    ::close(null);
+    if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    instance.pid = pid;
+    instance.pid_start = process_start_time(pid);
+    ++instance.starts;
+    instance.state = kRunning;  // kiln-vmm runs; the app's readiness is its `ready` event
+    instance.started_ns = now_ns();
+    instance.stop_reason = 0;
+    instance.exit_code.reset();
+    instance.vmm_status.reset();
+    instances_.update(instance);
+    if (options_.on_started) options_.on_started(instance);
+}
+
+void Supervisor::kill_and_wait(const Instance& instance) {
+    ::kill(static_cast<pid_t>(instance.pid), SIGKILL);
+    while (alive(instance)) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
+void Supervisor::standby(Instance& instance) {
+    restart_due_.erase(instance.uuid);
+    if (options_.on_ended) options_.on_ended(instance);
+    if (alive(instance)) kill_and_wait(instance);
+    instance.state = kStandby;
+    instance.pid = 0;
+    instance.pid_start = 0;
+    instance.stop_reason = 0;
+    instance.stopped_ns = now_ns();
+    instances_.update(instance);
+}
+
+void Supervisor::forget(Instance& instance) {
+    stop(instance, std::chrono::milliseconds(0), true);
+    if (options_.network && !instance.ip.empty())
+        options_.network->detach(network::PrivateNetwork::endpoint(instance.uuid, instance.ip));
+    std::error_code error;
+    fs::remove_all(instance_dir(instance.uuid), error);
+}
+
+bool process_running(int64_t pid, int64_t start) {
+    if (pid <= 0 || start == 0 || process_start_time(pid) != start) return false;  // gone, or someone else's now
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string text;
+    if (!std::getline(stat, text)) return false;
+    const auto close = text.rfind(')');
+    return close == std::string::npos || text.substr(close + 2, 1) != "Z";
+}
+
+bool Supervisor::alive(const Instance& instance) const {
+    reap_children();
+    return process_running(instance.pid, instance.pid_start);
+}
+
+void Supervisor::stop(Instance& instance, std::chrono::milliseconds drain, bool force) {
+    restart_due_.erase(instance.uuid);
+    if (instance.state == kStandby) {
+        instance.state = kStopped;
+        instance.stop_reason = kStopPlatform | kStopUser;
+        instance.stopped_ns = now_ns();
+        instances_.update(instance);
+        return;
+    }
+    if (options_.on_ended) options_.on_ended(instance);
+    if (!alive(instance)) {
+        if (instance.state != kStopped) ended(instance, 0);  // it had ended by itself already
+        return;
+    }
+    instance.state = kStopping;
+    instances_.update(instance);
+    ::kill(static_cast<pid_t>(instance.pid), force ? SIGKILL : SIGTERM);
+    bool forced = force;
+    const auto deadline = std::chrono::steady_clock::now() + drain;
+    while (alive(instance)) {
+        if (!forced && std::chrono::steady_clock::now() > deadline) {
+            ::kill(static_cast<pid_t>(instance.pid), SIGKILL);
+            forced = true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ended(instance, kStopPlatform | kStopUser | (forced ? kStopForced : 0));
+}
+
+namespace {
+// kiln-vmm's own statuses (abi/kiln/hostcall.h): the application did not end by itself.
+bool vmm_own_status(int64_t code) { return code == 124 || code == 125 || code == 126; }
+}  // namespace
+
+void Supervisor::ended(Instance& instance, int64_t by) {
+    if (options_.on_ended) options_.on_ended(instance);
+    std::ifstream status(instance_dir(instance.uuid) + "/status");
+    int64_t code = 0;
+    const bool reported = static_cast<bool>(status >> code);
+    instance.exit_code.reset();
+    instance.vmm_status.reset();
+    instance.stop_reason = by;
+    if (reported) {
+        instance.stop_reason |= kStopKernel;
+        if (by == 0 && !vmm_own_status(code)) {
+            instance.stop_reason |= kStopApp;
+            instance.exit_code = code;
+        } else {
+            instance.vmm_status = code;  // the watchdog, a VM that could not start or crashed, a signal
+        }
+    }
+    instance.state = kStopped;
+    instance.pid = 0;
+    instance.pid_start = 0;
+    instance.stopped_ns = now_ns();
+    const bool healthy_long_enough = instance.stopped_ns - instance.started_ns >
+                                     std::chrono::duration_cast<std::chrono::nanoseconds>(options_.healthy).count();
+    if (healthy_long_enough) instance.restarts = 0;
+    instances_.update(instance);
+
+    const bool failed = !instance.exit_code || *instance.exit_code != 0;
+    const bool restart =
+        by == 0 && (instance.restart_policy == "always" || (instance.restart_policy == "on-failure" && failed));
+    if (restart) {
+        const size_t step = std::min<size_t>(static_cast<size_t>(instance.restarts), options_.backoff.size() - 1);
+        restart_due_[instance.uuid] = std::chrono::steady_clock::now() + options_.backoff[step];
+    }
+}
+
+void Supervisor::adopt_or_kill_strays() {
+    const std::string prefix = (fs::path(options_.state_dir) / "instances").string() + "/";
+    std::error_code error;
+    for (const auto& entry : fs::directory_iterator("/proc", error)) {
+        const std::string name = entry.path().filename().string();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::ifstream in(entry.path() / "cmdline", std::ios::binary);
+        std::vector<std::string> argv;
+        for (std::string arg; std::getline(in, arg, '\0');) argv.push_back(arg);
+        std::string uuid;
+        for (size_t i = 0; i + 1 < argv.size(); ++i)
+            if (argv[i] == "--status-file" && argv[i + 1].rfind(prefix, 0) == 0)
+                uuid = argv[i + 1].substr(prefix.size(), argv[i + 1].find('/', prefix.size()) - prefix.size());
+        if (uuid.empty()) continue;
+        const int64_t pid = std::stoll(name);
+        auto instance = instances_.find(uuid);
+        if (instance && instance->uuid == uuid && instance->pid == pid) continue;  // known
+        if (instance && instance->uuid == uuid && instance->pid == 0 && instance->state == kStarting) {
+            instance->pid = pid;
+            instance->pid_start = process_start_time(pid);
+            instance->state = kRunning;
+            instances_.update(*instance);
+            continue;
+        }
+        ::kill(static_cast<pid_t>(pid), SIGKILL);  // nobody's: its instance is gone or has another
+    }
+    for (Instance& instance : instances_.list()) {
+        // An instance left `starting` whose kiln-vmm never came is simply stopped; one left
+        // `stopping` is stopped now (its drain was cut short with kilnd).
+        if (instance.state == kStarting && instance.pid == 0) ended(instance, 0);
+        if (instance.state == kStopping && alive(instance)) ::kill(static_cast<pid_t>(instance.pid), SIGKILL);
+    }
+}
+
+void Supervisor::reconcile() {
+    const auto now = std::chrono::steady_clock::now();
+    for (Instance& instance : instances_.list()) {
+        if ((instance.state == kRunning || instance.state == kStopping ||
+             (instance.state == kStarting && instance.pid != 0)) &&
+            !alive(instance))
+            ended(instance, instance.state == kStopping ? kStopPlatform | kStopUser : 0);
+        auto due = restart_due_.find(instance.uuid);
+        if (due != restart_due_.end() && due->second <= now && instance.state == kStopped) {
+            restart_due_.erase(due);
+            ++instance.restarts;
+            start(instance);
+        }
+    }
+}
+
+}  // namespace kiln::instances

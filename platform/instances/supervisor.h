@@ -1,0 +1,89 @@
+// One kiln-vmm per running instance. kilnd's supervisor starts them detached (their own session,
+// so they outlive a kilnd that is killed), finds them again by pid and start time after a
+// restart, learns how they ended from the status file kiln-vmm writes, and restarts them as
+// their policy says, with back-off.
+//
+//   STATE/instances/<uuid>/console.log   the guest console, appended across restarts (the logs)
+//   STATE/instances/<uuid>/vmm.log       kiln-vmm's own messages
+//   STATE/instances/<uuid>/control.sock  kiln-vmm's control socket
+//   STATE/instances/<uuid>/status        kiln-vmm's exit status, written as it ends
+//   STATE/instances/<uuid>/snapshot/     what a scaled-to-zero instance wakes from
+//
+// With a private network, each kiln-vmm runs inside its namespace on the instance's own tap.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "images/image_store.h"
+#include "instances/instance_store.h"
+
+namespace kiln::network {
+class PrivateNetwork;
+}
+
+namespace kiln::instances {
+
+struct SupervisorOptions {
+    std::string state_dir;
+    std::string kiln_vmm;  // the kiln-vmm binary
+    // Delays before the 1st, 2nd, ... restart; the last repeats. Reset after `healthy` of running.
+    std::vector<std::chrono::milliseconds> backoff{std::chrono::seconds(0),  std::chrono::seconds(5),
+                                                   std::chrono::seconds(10), std::chrono::seconds(20),
+                                                   std::chrono::seconds(40), std::chrono::minutes(5)};
+    std::chrono::milliseconds healthy{std::chrono::seconds(10)};
+    network::PrivateNetwork* network = nullptr;  // none: instances have no network card
+    // Told when an instance's kiln-vmm was started (or restored) and when it ended or was
+    // stopped, on the thread that did it, under kilnd's state lock.
+    std::function<void(const Instance&)> on_started, on_ended;
+};
+
+class Supervisor {
+  public:
+    // Not thread-safe: kilnd calls it under its state lock.
+    Supervisor(SupervisorOptions options, InstanceStore& instances, images::ImageStore& images);
+
+    // Starts kiln-vmm for `instance` (which must be stopped or in standby) and records it; with
+    // `restore`, it resumes the snapshot in that directory instead of booting. Throws on failure.
+    void start(Instance& instance, const std::string& restore = {});
+    // Scale to zero: kills kiln-vmm (any snapshot is the caller's to take first) and records the
+    // instance in standby.
+    void standby(Instance& instance);
+    // The instance is deleted: stops it, removes its tap and its directory.
+    void forget(Instance& instance);
+    // Asks kiln-vmm to stop (SIGTERM), waits up to `drain`, then kills it. With `force`, kills at once.
+    void stop(Instance& instance, std::chrono::milliseconds drain, bool force);
+    // Looks at every instance that should have a kiln-vmm: notices ends, applies restart policies.
+    void reconcile();
+    // At kilnd's start: every kiln-vmm of this state directory is either an instance's (adopted,
+    // if kilnd died between starting it and recording it) or killed (its instance is gone or
+    // already has another). None is left running unknown.
+    void adopt_or_kill_strays();
+
+    std::string instance_dir(const std::string& uuid) const;
+    std::string snapshot_dir(const std::string& uuid) const { return instance_dir(uuid) + "/snapshot"; }
+    std::string control_socket(const std::string& uuid) const { return instance_dir(uuid) + "/control.sock"; }
+
+  private:
+    bool alive(const Instance& instance) const;
+    void kill_and_wait(const Instance& instance);
+    std::vector<std::string> vmm_arguments(Instance& instance, const std::string& restore);
+    // Records how kiln-vmm ended; `by` is kStopPlatform | kStopUser (| kStopForced) for a stop kilnd made.
+    void ended(Instance& instance, int64_t by);
+
+    SupervisorOptions options_;
+    InstanceStore& instances_;
+    images::ImageStore& images_;
+    std::map<std::string, std::chrono::steady_clock::time_point> restart_due_;  // uuid -> when
+};
+
+// /proc/PID/stat's start time (clock ticks since boot); 0 if there is no such process.
+int64_t process_start_time(int64_t pid);
+// True while the process PID that started at `start` (process_start_time) runs: not gone, not
+// another process under a reused pid, not a zombie.
+bool process_running(int64_t pid, int64_t start);
+
+}  // namespace kiln::instances

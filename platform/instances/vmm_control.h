@@ -1,0 +1,23 @@
+// kilnd's client of a kiln-vmm control socket (docs/control-socket.md): one request, one answer.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+namespace kiln::instances {
+
+// Sends `request` to the control socket at `path` and returns the answer (events that arrive
+// first are skipped); nullopt if kiln-vmm does not answer within `timeout`.
+std::optional<nlohmann::json> control_request(const std::string& path, const nlohmann::json& request,
+                                              std::chrono::milliseconds timeout = std::chrono::milliseconds(500));
+
+// Waits for kiln-vmm's `ready` event (the app listens; events are lasting, so it comes even if
+// the app got ready before we connected). Connects as soon as the socket exists. False if
+// kiln-vmm exits, `keep_waiting` (asked every few milliseconds) says no, or nothing comes
+// within `timeout`.
+bool wait_ready(const std::string& path, std::chrono::milliseconds timeout, const std::function<bool()>& keep_waiting);
+
+}  // namespace kiln::instances

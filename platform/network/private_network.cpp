@@ -1,0 +1,93 @@
+#include "network/private_network.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <set>
+
+#include "netns/error.h"
+#include "network/dns_message.h"
+
+namespace kiln::network {
+
+namespace {
+
+constexpr const char* kBridge = "kbr0";
+constexpr uint32_t kGateway = 0x0a4d0001;  // 10.77.0.1
+constexpr uint32_t kNetmask = 0xffff0000;
+
+std::string ip_string(uint32_t address) {
+    in_addr in{htonl(address)};
+    char text[INET_ADDRSTRLEN];
+    ::inet_ntop(AF_INET, &in, text, sizeof(text));
+    return text;
+}
+
+}  // namespace
+
+uint32_t parse_ipv4(const std::string& text) {
+    in_addr in{};
+    if (::inet_pton(AF_INET, text.c_str(), &in) != 1) throw netns::NetnsError("not an IPv4 address: " + text);
+    return ntohl(in.s_addr);
+}
+
+std::string namespace_name(const std::string& state_dir) {
+    uint32_t hash = 2166136261u;  // FNV-1a: stable across builds, unlike std::hash
+    for (const char c : state_dir) hash = (hash ^ static_cast<unsigned char>(c)) * 16777619u;
+    char name[16];
+    std::snprintf(name, sizeof(name), "kiln-%08x", hash);
+    return name;
+}
+
+PrivateNetwork::PrivateNetwork(const std::string& state_dir)
+    : ns_(std::make_unique<netns::Namespace>(namespace_name(state_dir), netns::Namespace::Persistent{})),
+      gateway_(kGateway) {
+    if (!ns_->find_link(kBridge)) ns_->add_bridge(kBridge, netns::Ipv4Prefix{kGateway, 16});
+    // For people and tests: `ip netns exec $(cat STATE/netns) ...` reaches the guests.
+    std::ofstream(state_dir + "/netns") << ns_->name() << "\n";
+}
+
+std::string PrivateNetwork::gateway_string() const { return ip_string(gateway_); }
+
+std::string PrivateNetwork::allocate(const std::vector<std::string>& taken) const {
+    std::set<uint32_t> used;
+    for (const auto& ip : taken)
+        if (!ip.empty()) used.insert(parse_ipv4(ip));
+    const uint32_t network = gateway_ & kNetmask;
+    for (uint32_t host = 2; host < ~kNetmask; ++host) {
+        const uint32_t address = network | host;
+        if ((host & 0xff) == 0 || (host & 0xff) == 0xff) continue;  // keep clear of .0 and .255
+        if (!used.count(address)) return ip_string(address);
+    }
+    throw netns::NetnsError("the private network " + ip_string(network) + "/16 is full");
+}
+
+Endpoint PrivateNetwork::endpoint(const std::string& uuid, const std::string& ip) {
+    const uint32_t address = parse_ipv4(ip);
+    char mac[18];
+    std::snprintf(mac, sizeof(mac), "02:4b:%02x:%02x:%02x:%02x", address >> 24, (address >> 16) & 0xff,
+                  (address >> 8) & 0xff, address & 0xff);
+    std::string tap = "k";
+    tap.append(uuid, 0, 13);  // at most 14 bytes: interface names hold 15
+    tap.erase(std::remove(tap.begin(), tap.end(), '-'), tap.end());
+    return {ip, mac, tap};
+}
+
+void PrivateNetwork::attach(const Endpoint& endpoint) {
+    if (!ns_->find_link(endpoint.tap)) ns_->add_tap(endpoint.tap, kBridge);
+}
+
+void PrivateNetwork::detach(const Endpoint& endpoint) {
+    if (ns_->find_link(endpoint.tap)) ns_->delete_link(endpoint.tap);
+}
+
+std::string PrivateNetwork::kernel_parameters(const Endpoint& endpoint) const {
+    std::string text;
+    text.append("kiln.ip=").append(endpoint.ip).append("/16 kiln.gw=").append(gateway_string());
+    text.append(" kiln.dns=").append(gateway_string()).append(" kiln.search=").append(kDomain);
+    return text;
+}
+
+}  // namespace kiln::network

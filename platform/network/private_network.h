@@ -1,0 +1,60 @@
+// kilnd's private network: one network namespace per state directory, holding a bridge (the
+// guests' gateway and name server) and one persistent tap per instance. kiln-vmm runs inside the
+// namespace and attaches to its instance's tap; nothing in the namespace routes to the host, so
+// guests reach each other and nothing else. The namespace outlives kilnd, as the guests do: a
+// kilnd started again reopens it.
+//
+//   netns kiln-<hash of the state dir>
+//     kbr0   10.77.0.1/16: gateway, and DNS for <name>.internal (DnsServer)
+//     k<uuid prefix>: one tap per instance, a port of kbr0; the instance is 10.77.x.y
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "netns/namespace.h"
+
+namespace kiln::network {
+
+struct Endpoint {
+    std::string ip;   // "10.77.0.2"
+    std::string mac;  // "02:4b:00:00:00:02", derived from the address
+    std::string tap;  // its tap's name in the namespace
+};
+
+class PrivateNetwork {
+  public:
+    explicit PrivateNetwork(const std::string& state_dir);
+
+    netns::Namespace& ns() { return *ns_; }
+    uint32_t gateway() const { return gateway_; }  // host byte order
+    std::string gateway_string() const;
+    int prefix_length() const { return 16; }
+
+    // The lowest free address, given those taken.
+    std::string allocate(const std::vector<std::string>& taken) const;
+    // The endpoint of the instance with `uuid` and address `ip`.
+    static Endpoint endpoint(const std::string& uuid, const std::string& ip);
+    // Creates the endpoint's tap on the bridge, unless it exists.
+    void attach(const Endpoint& endpoint);
+    // Removes the endpoint's tap (the instance is gone).
+    void detach(const Endpoint& endpoint);
+    // Deletes the namespace with everything in it (kilnd ends with no guest left to serve).
+    void destroy() { ns_->destroy(); }
+    // The guest kernel's network parameters: kiln.ip=... kiln.gw=... kiln.dns=...
+    std::string kernel_parameters(const Endpoint& endpoint) const;
+
+  private:
+    std::unique_ptr<netns::Namespace> ns_;
+    uint32_t gateway_;
+};
+
+// "10.77.0.2" -> host byte order; throws NetnsError for anything else.
+uint32_t parse_ipv4(const std::string& text);
+
+// "kiln-" and eight hex digits of a hash of the state directory: stable across kilnd's runs.
+std::string namespace_name(const std::string& state_dir);
+
+}  // namespace kiln::network

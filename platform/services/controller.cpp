@@ -1,0 +1,283 @@
+#include "services/controller.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+
+#include "instances/vmm_control.h"
+
+namespace kiln::services {
+
+namespace fs = std::filesystem;
+using instances::Instance;
+
+namespace {
+
+// Generous: under nested emulation a boot or a snapshot takes seconds, not milliseconds.
+constexpr auto kReadyTimeout = std::chrono::seconds(60);
+constexpr auto kSnapshotTimeout = std::chrono::seconds(60);
+
+// A listening, non-blocking TCP socket on every host address at `port`.
+netns::Fd listen_on(int port) {
+    netns::Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) throw std::runtime_error("port " + std::to_string(port) + ": " + std::strerror(errno));
+    const int one = 1;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in at{};
+    at.sin_family = AF_INET;
+    at.sin_port = htons(static_cast<uint16_t>(port));
+    at.sin_addr.s_addr = htonl(INADDR_ANY);
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&at), sizeof(at)) != 0 || ::listen(fd.get(), 4096) != 0)
+        throw std::runtime_error("port " + std::to_string(port) + ": " + std::strerror(errno));
+    return fd;
+}
+
+bool has_snapshot(const std::string& dir) { return fs::exists(fs::path(dir) / "state"); }
+
+}  // namespace
+
+Controller::Controller(ControllerParts parts) : parts_(parts) {
+    balancer::Hooks hooks;
+    hooks.wake = [this](const std::string& service) { post([this, service] { wake(service); }); };
+    hooks.idle = [this](const std::string& service, const std::string& instance) {
+        post([this, service, instance] { sleep(service, instance); });
+    };
+    balancer_ = std::make_unique<balancer::Balancer>(parts_.network.ns(), std::move(hooks));
+    worker_ = std::thread([this] { work(); });
+}
+
+Controller::~Controller() {
+    {
+        std::lock_guard guard(mutex_);
+        done_ = true;
+    }
+    changed_.notify_all();
+    worker_.join();
+    reap_watches(true);
+    balancer_.reset();
+}
+
+bool Controller::stopping() {
+    std::lock_guard guard(mutex_);
+    return done_;
+}
+
+void Controller::start_watch(const std::string& uuid) {
+    reap_watches(false);
+    auto finished = std::make_shared<std::atomic<bool>>(false);
+    std::lock_guard guard(watches_mutex_);
+    watches_.emplace_back(std::thread([this, uuid, finished] {
+                              try {
+                                  watch(uuid);
+                              } catch (const std::exception& e) {
+                                  std::fprintf(stderr, "kilnd: watching %s: %s\n", uuid.c_str(), e.what());
+                              }
+                              *finished = true;
+                          }),
+                          finished);
+}
+
+void Controller::reap_watches(bool all) {
+    std::lock_guard guard(watches_mutex_);
+    for (auto it = watches_.begin(); it != watches_.end();) {
+        if (all || *it->second) {
+            it->first.join();
+            it = watches_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
+void Controller::post(std::function<void()> job) {
+    {
+        std::lock_guard guard(mutex_);
+        jobs_.push_back(std::move(job));
+    }
+    changed_.notify_one();
+}
+
+void Controller::work() {
+    for (;;) {
+        std::function<void()> job;
+        {
+            std::unique_lock lock(mutex_);
+            changed_.wait(lock, [this] { return done_ || !jobs_.empty(); });
+            if (done_) return;
+            job = std::move(jobs_.front());
+            jobs_.pop_front();
+        }
+        try {
+            job();
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "kilnd: services: %s\n", e.what());
+        }
+    }
+}
+
+void Controller::open(const Service& service) {
+    std::vector<balancer::Listener> listeners;
+    for (const auto& port : service.ports) {
+        const bool http = std::find(port.handlers.begin(), port.handlers.end(), "http") != port.handlers.end();
+        listeners.push_back({listen_on(port.port), port.destination_port, http});
+    }
+    balancer::Limits limits;
+    limits.soft = service.soft_limit;
+    limits.hard = service.hard_limit;
+    limits.min_backends = static_cast<size_t>(service.autoscale_min);
+    limits.max_backends = static_cast<size_t>(service.autoscale_max);
+    limits.scale_in_after = std::chrono::milliseconds(service.autoscale_cooldown_ms);
+    balancer_->add_service(service.uuid, std::move(listeners), limits);
+}
+
+void Controller::close(const std::string& service) { balancer_->remove_service(service); }
+
+void Controller::instance_started(const Instance& instance) {
+    if (instance.service.empty()) return;
+    coming_.insert(instance.uuid);
+    start_watch(instance.uuid);
+}
+
+void Controller::instance_ended(const Instance& instance) {
+    coming_.erase(instance.uuid);
+    if (!instance.service.empty()) balancer_->backend_down(instance.service, instance.uuid);
+}
+
+void Controller::watch(const std::string& uuid) {
+    // However the watch ends, the instance is no longer on its way.
+    struct Arrived {
+        Controller& c;
+        const std::string& uuid;
+        ~Arrived() {
+            std::lock_guard lock(c.parts_.state_mutex);
+            c.coming_.erase(uuid);
+        }
+    } arrived{*this, uuid};
+    std::string control, snapshot, service, ip;
+    instances::ScaleToZero scale_to_zero;
+    int64_t pid = 0, start = 0;
+    {
+        std::lock_guard lock(parts_.state_mutex);
+        const auto instance = parts_.instances.find(uuid);
+        if (!instance || instance->state != instances::kRunning) return;
+        control = parts_.supervisor.control_socket(uuid);
+        snapshot = parts_.supervisor.snapshot_dir(uuid);
+        service = instance->service;
+        ip = instance->ip;
+        scale_to_zero = instance->scale_to_zero;
+        pid = instance->pid;
+        start = instance->pid_start;
+    }
+    // Until kiln-vmm is gone (a zombie until the supervisor reaps it) or kilnd stops.
+    const auto keep_waiting = [this, pid, start] { return !stopping() && instances::process_running(pid, start); };
+    if (!instances::wait_ready(control, kReadyTimeout, keep_waiting)) {
+        std::fprintf(stderr, "kilnd: instance %s never became ready\n", uuid.c_str());
+        return;  // it ended (the supervisor sees to it) or hangs: it never joins the rotation
+    }
+    if (scale_to_zero.enabled() && !has_snapshot(snapshot)) {
+        // Right after the app became ready, before any client: every later wake starts here.
+        const auto answer = instances::control_request(control, {{"op", "snapshot"}, {"dir", snapshot}},
+                                                       std::chrono::milliseconds(kSnapshotTimeout));
+        if (!answer || !answer->value("ok", false))
+            std::fprintf(stderr, "kilnd: instance %s: the first snapshot failed: %s\n", uuid.c_str(),
+                         answer ? answer->dump().c_str() : "no answer");
+    }
+    {
+        std::lock_guard lock(parts_.state_mutex);
+        const auto instance = parts_.instances.find(uuid);
+        if (!instance || instance->state != instances::kRunning || instance->pid != pid) return;  // gone meanwhile
+    }
+    const auto cooldown =
+        scale_to_zero.enabled() ? std::chrono::milliseconds(scale_to_zero.cooldown_ms) : std::chrono::milliseconds(0);
+    balancer_->backend_up(service, uuid, network::parse_ipv4(ip), cooldown);
+}
+
+void Controller::wake(const std::string& service) {
+    std::lock_guard lock(parts_.state_mutex);
+    std::optional<Instance> chosen;
+    for (auto& instance : parts_.instances.list()) {
+        if (instance.service != service) continue;
+        if (coming_.count(instance.uuid)) return;  // one is on its way: its watch brings it in
+        if (instance.state == instances::kStandby && (!chosen || chosen->state != instances::kStandby))
+            chosen = instance;
+        if (instance.state == instances::kStopped && !chosen) chosen = instance;
+    }
+    // Whatever goes wrong, the balancer hears of it: held connections must not wait for nothing.
+    try {
+        const auto group = parts_.services.find(service);
+        if (!chosen && group && group->autoscale_max > 0) chosen = clone_for(*group);
+        if (!chosen) {
+            balancer_->wake_failed(service);
+            return;
+        }
+        const std::string snapshot = parts_.supervisor.snapshot_dir(chosen->uuid);
+        parts_.supervisor.start(*chosen, has_snapshot(snapshot) ? snapshot : std::string());
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "kilnd: waking service %s: %s\n", service.c_str(), e.what());
+        balancer_->wake_failed(service);
+    }
+}
+
+std::optional<Instance> Controller::clone_for(const Service& service) {
+    std::optional<Instance> first;
+    int64_t count = 0;
+    std::set<std::string> names;
+    for (const auto& instance : parts_.instances.list()) {
+        names.insert(instance.name);
+        if (instance.service != service.uuid) continue;
+        ++count;
+        if (!first) first = instance;  // listed oldest first
+    }
+    if (!first || count >= service.autoscale_max) return std::nullopt;
+    Instance clone = *first;
+    clone.uuid = instances::new_uuid();
+    for (int n = 2; names.count(clone.name = service.name + "-" + std::to_string(n)); ++n) {
+    }
+    clone.state = instances::kStopped;
+    clone.ip.clear();
+    clone.pid = clone.pid_start = clone.started_ns = clone.stopped_ns = 0;
+    clone.restarts = clone.starts = clone.stop_reason = 0;
+    clone.exit_code.reset();
+    clone.vmm_status.reset();
+    clone.created_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    parts_.instances.insert(clone);
+    return clone;
+}
+
+void Controller::sleep(const std::string& service, const std::string& uuid) {
+    std::lock_guard lock(parts_.state_mutex);
+    auto instance = parts_.instances.find(uuid);
+    if (!instance || instance->state != instances::kRunning || instance->service != service) return;
+    if (!instance->scale_to_zero.enabled()) {
+        // Autoscale's scale-in: an instance without scale-to-zero simply stops; a scale-out
+        // starts it again.
+        parts_.supervisor.stop(*instance, std::chrono::milliseconds(2000), false);
+        return;
+    }
+    const std::string snapshot = parts_.supervisor.snapshot_dir(uuid);
+    if (instance->scale_to_zero.stateful || !has_snapshot(snapshot)) {
+        // Paused and saved as it is now: it wakes with this memory.
+        const auto answer =
+            instances::control_request(parts_.supervisor.control_socket(uuid),
+                                       {{"op", "snapshot"}, {"dir", snapshot}, {"resume", false}}, kSnapshotTimeout);
+        if (!answer || !answer->value("ok", false)) {
+            std::fprintf(stderr, "kilnd: instance %s: snapshot at scale-down failed; it will boot cold\n",
+                         instance->name.c_str());
+            std::error_code error;
+            fs::remove_all(snapshot, error);  // an older one would wake it with the wrong memory
+        }
+    }
+    parts_.supervisor.standby(*instance);
+}
+
+}  // namespace kiln::services

@@ -1,0 +1,84 @@
+// kilnd's services at run time: it opens each service's public ports on the load balancer, tells
+// the balancer which instances are ready, and carries out what the balancer asks for: wake a
+// service (restore a standby instance from its snapshot, or boot one) and put an idle instance
+// to standby. Those take time (a boot, a snapshot), so they run on the controller's own worker,
+// which takes kilnd's state lock only while it touches the store or a process, never while it
+// waits for a guest.
+//
+// Readiness is kiln-vmm's `ready` event on its control socket (the app's first listen()), never
+// polling. The first time an instance of a scale-to-zero service becomes ready it is
+// snapshotted at once, so every later wake skips boot and start-up.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "balancer/balancer.h"
+#include "instances/instance_store.h"
+#include "instances/supervisor.h"
+#include "network/private_network.h"
+#include "services/service_store.h"
+
+namespace kiln::services {
+
+struct ControllerParts {
+    std::mutex& state_mutex;  // kilnd's one lock over the store and the processes
+    instances::InstanceStore& instances;
+    ServiceStore& services;
+    instances::Supervisor& supervisor;
+    network::PrivateNetwork& network;
+};
+
+class Controller {
+  public:
+    explicit Controller(ControllerParts parts);
+    ~Controller();
+
+    // Binds the service's public ports and serves them. Throws std::runtime_error naming a port
+    // that cannot be bound. Called under the state lock.
+    void open(const Service& service);
+    void close(const std::string& service);
+    // From the supervisor's hooks (under the state lock).
+    void instance_started(const instances::Instance& instance);
+    void instance_ended(const instances::Instance& instance);
+    balancer::ServiceStats stats(const std::string& service) { return balancer_->stats(service); }
+
+  private:
+    void wake(const std::string& service);
+    void sleep(const std::string& service, const std::string& instance);
+    void watch(const std::string& instance);
+    // Autoscale: a new instance of `service` made like its first one; nullopt at its maximum.
+    std::optional<instances::Instance> clone_for(const Service& service);
+    void post(std::function<void()> job);
+    void work();
+    bool stopping();
+
+    // Watches wait for a guest (seconds under emulation): each on its own thread, so one slow
+    // boot holds up neither the jobs nor the other watches.
+    void start_watch(const std::string& instance);
+    void reap_watches(bool all);
+
+    ControllerParts parts_;
+    std::unique_ptr<balancer::Balancer> balancer_;
+    std::mutex mutex_;  // guards jobs_ and done_
+    std::condition_variable changed_;
+    std::deque<std::function<void()>> jobs_;
+    bool done_ = false;
+    std::thread worker_;
+    // Instances started and not yet in the rotation (under the state lock): a wake that finds one
+    // waits for it rather than starting another.
+    std::set<std::string> coming_;
+    std::mutex watches_mutex_;
+    std::vector<std::pair<std::thread, std::shared_ptr<std::atomic<bool>>>> watches_;  // thread, finished
+};
+
+}  // namespace kiln::services

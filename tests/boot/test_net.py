@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+"""Networking: the Kiln kernel's TCP/IP stack behind virtio-net and a tap, with real clients
+(ping, curl, Python sockets) in a network namespace the test creates. Needs /dev/kvm (run
+through scripts/with-kvm) and root.
+"""
+import concurrent.futures
+import hashlib
+import os
+import random
+import socket
+import struct
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import unittest
+
+from netns import TestNetwork
+
+BUILD = os.path.abspath(os.environ.get("KILN_BUILD_DIR") or
+                        (sys.argv.pop(1) if __name__ == "__main__" and len(sys.argv) > 1 else "build"))
+VMM = [os.path.join(BUILD, "bin", "kiln-vmm"), "--kernel", os.path.join(BUILD, "kernel", "kiln.elf"),
+       "--initrd", os.path.join(BUILD, "tests", "guest-apps", "apps.cpio"), "--memory", "512M", "--timeout", "600"]
+GUEST = "10.77.0.5"
+
+
+def random_file(dest, size):
+    """The bytes make_initrd.py put at `dest` with `%random:size`."""
+    return random.Random(dest).randbytes(size)
+
+
+class Http(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.net = TestNetwork("http").__enter__()
+        cls.vm = cls.net.start_vm(VMM, GUEST, "-- /bin/http-server 8080 /www")
+        cls.go_vm = cls.net.start_vm(VMM, "10.77.0.6", "-- /bin/gohttp 8081")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.net.__exit__(None, None, None)
+
+    def curl(self, *args):
+        r = self.net.run(["curl", "-sS", "-m", "30", *args])
+        self.assertEqual(r.returncode, 0, r.stderr + TestNetwork.output(self.vm))
+        return r
+
+    def test_ping(self):
+        r = self.net.run(["ping", "-c", "3", "-i", "0.2", "-W", "2", GUEST])
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertIn("3 received", r.stdout)
+
+    def test_hello_and_keep_alive(self):
+        r = self.curl("-v", f"http://{GUEST}:8080/hello", f"http://{GUEST}:8080/hello")
+        self.assertEqual(r.stdout, "hello from kiln\n" * 2)
+        self.assertIn("Re-using existing connection", r.stderr)
+
+    def test_file_from_the_root_file_system(self):
+        r = subprocess.run(self.net.command(["curl", "-sS", "-m", "60", f"http://{GUEST}:8080/random.bin"]),
+                           capture_output=True, timeout=90)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(hashlib.sha256(r.stdout).hexdigest(),
+                         hashlib.sha256(random_file("/www/random.bin", 1 << 20)).hexdigest())
+
+    def test_missing_file(self):
+        r = self.curl("-o", "/dev/null", "-w", "%{http_code}", f"http://{GUEST}:8080/nothing")
+        self.assertEqual(r.stdout, "404")
+
+    def test_go_net_http(self):
+        self.assertEqual(self.curl("http://10.77.0.6:8081/hello").stdout, "hello from go on kiln\n")
+        self.assertEqual(self.curl("http://10.77.0.6:8081/echo?q=kiln").stdout, "GET kiln\n")
+
+    def test_ready_event_reaches_kiln_vmm(self):
+        self.assertIn("guest ready on tcp/8080", TestNetwork.output(self.vm))
+
+
+# Runs inside the namespace: helpers for the tests below, as small Python programs.
+ECHO_CLIENT = textwrap.dedent("""
+    import hashlib, os, selectors, socket, sys
+    host, size, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    s = socket.create_connection((host, 7), timeout=120)
+    s.setblocking(False)
+    block = os.urandom(1 << 20)
+    sel = selectors.DefaultSelector()
+    sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
+    sent = got = 0
+    h_out, h_in = hashlib.sha256(), hashlib.sha256()
+    while got < size:
+        events = sel.select(timeout=120)
+        if not events:
+            sys.exit(f"stalled at {got} of {size}")
+        for _, ev in events:
+            if ev & selectors.EVENT_WRITE and sent < size:
+                chunk = block[: min(65536, size - sent)]
+                n = s.send(chunk)
+                h_out.update(chunk[:n])
+                sent += n
+                if sent == size:
+                    sel.modify(s, selectors.EVENT_READ)
+            if ev & selectors.EVENT_READ:
+                b = s.recv(1 << 20)
+                if not b:
+                    sys.exit(f"closed early at {got}")
+                h_in.update(b)
+                got += len(b)
+    print("identical" if h_in.digest() == h_out.digest() else "DIFFERENT")
+""")
+
+MANY_CLIENTS = textwrap.dedent("""
+    import asyncio, os, sys
+    host, count, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    async def one(i):
+        reader, writer = await asyncio.open_connection(host, 7)
+        data = os.urandom(size)
+        writer.write(data)
+        await writer.drain()
+        back = await reader.readexactly(size)
+        writer.close()
+        return back == data
+    async def main():
+        sem = asyncio.Semaphore(count)
+        results = await asyncio.gather(*(one(i) for i in range(count)), return_exceptions=True)
+        ok = sum(1 for r in results if r is True)
+        errors = [repr(r) for r in results if r is not True][:3]
+        print(f"{ok} of {count} identical", errors)
+    asyncio.run(main())
+""")
+
+
+class TcpIntegrity(unittest.TestCase):
+    SIZE = int(os.environ.get("KILN_TEST_ECHO_BYTES", str(1 << 30)))
+
+    def run_echo(self, net_extra, size, connections, connection_bytes):
+        with TestNetwork("echo") as net:
+            vm = net.start_vm(VMM, GUEST, "-- /bin/echo_server 7", net_extra=net_extra)
+            r = net.run([sys.executable, "-c", ECHO_CLIENT, GUEST, str(size), "1"], timeout=900)
+            self.assertEqual(r.stdout.strip(), "identical", r.stderr + TestNetwork.output(vm))
+            r = net.run([sys.executable, "-c", MANY_CLIENTS, GUEST, str(connections), str(connection_bytes)], timeout=600)
+            self.assertTrue(r.stdout.startswith(f"{connections} of {connections} identical"),
+                            r.stdout + r.stderr + TestNetwork.output(vm))
+
+    def test_bulk_and_many_connections(self):
+        self.run_echo("", self.SIZE, 1000, 4096)
+
+    def test_lossy_link(self):
+        # 1% loss, 1% reordering and 1 ms delay, both directions, seeded to be replayable.
+        self.run_echo("loss=1,reorder=1,delay=1,seed=7", 16 << 20, 100, 65536)
+
+
+DNS_SERVER = textwrap.dedent("""
+    import socket, struct, sys
+    name, answer = sys.argv[1].encode(), socket.inet_aton(sys.argv[2])
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((sys.argv[3], 53))
+    print("ready", flush=True)
+    while True:
+        q, peer = s.recvfrom(512)
+        ident, flags, qd = struct.unpack("!HHH", q[:6])
+        i, labels = 12, []
+        while q[i]:
+            labels.append(q[i + 1 : i + 1 + q[i]])
+            i += 1 + q[i]
+        qtype = struct.unpack("!H", q[i + 1 : i + 3])[0]
+        question = q[12 : i + 5]
+        found = b".".join(labels) == name and qtype == 1
+        header = struct.pack("!HHHHHH", ident, 0x8180 if found else 0x8183, 1, 1 if found else 0, 0, 0)
+        rr = b"\\xc0\\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + answer if found else b""
+        s.sendto(header + question + rr, peer)
+""")
+
+
+class GuestAsClient(unittest.TestCase):
+    def test_dns_lookup_and_connect(self):
+        with TestNetwork("client") as net:
+            dns = net.popen([sys.executable, "-c", DNS_SERVER, "server.test", net.host_ip, net.host_ip],
+                            stdout=subprocess.PIPE, text=True)
+            self.assertEqual(dns.stdout.readline().strip(), "ready")
+
+            reply = net.popen([sys.executable, "-c", textwrap.dedent(f"""
+                import socket
+                s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("{net.host_ip}", 9000)); s.listen(1); print("ready", flush=True)
+                c, _ = s.accept(); data = b""
+                while not data.endswith(b"\\n"): data += c.recv(100)
+                c.sendall(b"echo: " + data); c.close()
+            """)], stdout=subprocess.PIPE, text=True)
+            self.assertEqual(reply.stdout.readline().strip(), "ready")
+            vm = net.start_vm(VMM, GUEST, "-- /bin/net_client server.test 9000 hello-from-guest", ready_timeout=5)
+            self.assertEqual(vm.wait(timeout=60), 0, TestNetwork.output(vm))
+            out = TestNetwork.output(vm)
+            self.assertIn(f"server.test is {net.host_ip}", out)
+            self.assertIn("reply: echo: hello-from-guest", out)
+
+
+
+class MalformedPackets(unittest.TestCase):
+    """Garbage at every layer, sent with a raw socket: dropped, and the server keeps serving."""
+
+    def test_server_survives_garbage(self):
+        with TestNetwork("junk") as net:
+            vm = net.start_vm(VMM, GUEST, "-- /bin/http-server 8080 /www")
+            self.assertEqual(net.run(["ping", "-c", "1", "-W", "2", GUEST]).returncode, 0)
+            neigh = net.run(["ip", "neigh", "show", GUEST]).stdout.split()
+            guest_mac = bytes.fromhex(neigh[neigh.index("lladdr") + 1].replace(":", ""))
+            sender = textwrap.dedent(f"""
+                import os, random, socket, struct
+                rnd = random.Random(5)
+                s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+                s.bind(("br0", 0))
+                me = bytes.fromhex(open("/sys/class/net/br0/address").read().strip().replace(":", ""))
+                dst = bytes.fromhex("{guest_mac.hex()}")
+                def csum(b):
+                    if len(b) % 2: b += b"\\0"
+                    t = sum(struct.unpack("!%dH" % (len(b) // 2), b)); t = (t >> 16) + (t & 0xffff); t += t >> 16
+                    return ~t & 0xffff
+                def ip(proto, payload, total=None, frag=0, ihl=5, good=True, options=b""):
+                    h = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, total or 20 + len(options) + len(payload), 1, frag, 64, proto, 0,
+                                    socket.inet_aton("10.77.0.1"), socket.inet_aton("{GUEST}")) + options
+                    c = csum(h) if good else 0x1234
+                    return h[:10] + struct.pack("!H", c) + h[12:] + payload
+                tcp = struct.pack("!HHIIBBHHH", 5555, 8080, 1, 0, 0x50, 0x02, 1024, 0, 0)
+                cases = [
+                    b"",                                   # empty frame
+                    b"\\x45",                              # truncated IP header
+                    ip(6, tcp, total=9999),                # total length beyond the frame
+                    ip(6, tcp, total=10),                  # total length below the header
+                    ip(6, tcp, good=False),                # bad IP checksum
+                    ip(6, tcp, frag=0x2000),               # a first fragment
+                    ip(6, tcp, frag=0x0010),               # a later fragment
+                    ip(6, tcp, ihl=15),                    # header longer than the packet
+                    ip(6, tcp[:12] + b"\\xf0" + tcp[13:]),  # TCP data offset 60 in a 20-byte segment
+                    ip(6, tcp),                             # bad TCP checksum (zero)
+                    ip(6, tcp[:12] + b"\\x70" + tcp[13:] + b"\\x02\\xff\\x00\\x00\\x03\\x00\\x00\\x00"),  # broken options
+                    ip(17, struct.pack("!HHHH", 1, 53, 500, 0) + b"x"),  # UDP length beyond the packet
+                    ip(1, b"\\x08"),                        # truncated ICMP
+                    ip(99, b"unknown protocol"),
+                    ip(6, tcp, options=b"\\x44\\x04\\x05"),  # IP options, truncated
+                ]
+                for c in cases:
+                    s.send(dst + me + b"\\x08\\x00" + c)
+                for _ in range(2000):
+                    n = rnd.randrange(0, 200)
+                    s.send(dst + me + rnd.choice([b"\\x08\\x00", b"\\x08\\x06"]) + bytes(rnd.randrange(256) for _ in range(n)))
+                print("sent", len(cases) + 2000)
+            """)
+            r = net.run([sys.executable, "-c", sender], timeout=120)
+            self.assertIn("sent", r.stdout, r.stderr)
+            r = net.run(["curl", "-sS", "-m", "20", f"http://{GUEST}:8080/hello"])
+            self.assertEqual(r.stdout, "hello from kiln\n", r.stderr + TestNetwork.output(vm))
+            self.assertIsNone(vm.poll(), TestNetwork.output(vm))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

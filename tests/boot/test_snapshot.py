@@ -1,0 +1,398 @@
+#!/usr/bin/env python3
+"""kiln-vmm's control socket, snapshot and restore: real guests (the C and Go HTTP servers of the
+networking tests, a clock probe) on taps in a network namespace this test creates, real clients.
+Needs /dev/kvm (run through scripts/with-kvm) and root.
+"""
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+from netns import TestNetwork
+
+BUILD = os.path.abspath(os.environ.get("KILN_BUILD_DIR") or
+                        (sys.argv.pop(1) if __name__ == "__main__" and len(sys.argv) > 1 else "build"))
+KILN_VMM = os.path.join(BUILD, "bin", "kiln-vmm")
+VMM = [KILN_VMM, "--kernel", os.path.join(BUILD, "kernel", "kiln.elf"),
+       "--initrd", os.path.join(BUILD, "tests", "guest-apps", "apps.cpio"), "--memory", "256M", "--timeout", "300"]
+GUEST = "10.77.0.5"
+
+
+class Control:
+    """A client of kiln-vmm's control socket: one JSON object per line each way."""
+
+    def __init__(self, path, timeout=30):
+        deadline = time.time() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX)
+                self.sock.settimeout(timeout)
+                self.sock.connect(path)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                self.sock.close()
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.02)
+        self.buffer = b""
+        self.events = []  # events that came while waiting for an answer
+
+    def line(self):
+        while b"\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("kiln-vmm closed the control socket")
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def request(self, **request):
+        """Sends a request; returns its answer. Events that come first are kept for event()."""
+        self.sock.sendall((json.dumps(request) + "\n").encode())
+        while True:
+            message = self.line()
+            if "event" not in message:
+                return message
+            self.events.append(message)
+
+    def event(self, name):
+        while True:
+            message = self.events.pop(0) if self.events else self.line()
+            if message.get("event") == name:
+                return message
+
+    def close(self):
+        self.sock.close()
+
+
+class SnapshotCase(unittest.TestCase):
+    """A network namespace and a scratch directory per test."""
+
+    def setUp(self):
+        self.net = TestNetwork(self.id().split(".")[-1][5:20]).__enter__()
+        self.dir = tempfile.mkdtemp(prefix="kiln-snapshot-")
+
+    def tearDown(self):
+        self.net.__exit__(None, None, None)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def boot(self, cmdline, guest=GUEST, name="vm"):
+        control = os.path.join(self.dir, name + ".sock")
+        vm = self.net.start_vm([*VMM, "--control", control], guest, cmdline)
+        self.assertIn("guest ready on", TestNetwork.output(vm))
+        return vm, Control(control)
+
+    def restore(self, snapshot, name="restored"):
+        """Starts `kiln-vmm --restore` on a new tap; waits for its ready event."""
+        control = os.path.join(self.dir, name + ".sock")
+        tap = self.net.add_tap()
+        log = open(os.path.join(self.dir, name + ".log"), "w+")
+        vm = subprocess.Popen(self.net.command([KILN_VMM, "--restore", snapshot, "--net", f"tap={tap}",
+                                                "--control", control, "--timeout", "300"]),
+                              stdout=log, stderr=subprocess.STDOUT)
+        vm.log = log
+        self.net.vms.append(vm)
+        c = Control(control)
+        self.assertEqual(c.event("ready")["event"], "ready", TestNetwork.output(vm))
+        return vm, c
+
+    def snapshot(self, control, resume=False, name="snap"):
+        path = os.path.join(self.dir, name)
+        answer = control.request(op="snapshot", dir=path, resume=resume)
+        self.assertTrue(answer["ok"], answer)
+        return path
+
+    def stop(self, vm, control):
+        self.assertTrue(control.request(op="stop")["ok"])
+        self.assertEqual(vm.wait(30), 0, TestNetwork.output(vm))
+        control.close()
+
+    def curl(self, url, *args):
+        r = self.net.run(["curl", "-sS", "-m", "30", *args, url])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+
+class ControlSocket(SnapshotCase):
+    def test_stats_pause_resume_stop(self):
+        vm, c = self.boot("-- /bin/http-server 8080 /www")
+        self.assertEqual(self.curl(f"http://{GUEST}:8080/hello"), "hello from kiln\n")
+        stats = c.request(op="stats")
+        self.assertTrue(stats["ok"], stats)
+        s = stats["stats"]
+        self.assertEqual(s["state"], "running")
+        self.assertGreater(s["rss_bytes"], 0)
+        self.assertGreater(s["cpu_time_us"], 0)
+        self.assertGreater(s["exits"], 0)
+        self.assertGreater(s["net"]["rx_packets"], 0)
+        self.assertGreater(s["net"]["tx_bytes"], 0)
+
+        self.assertEqual(c.request(op="pause"), {"ok": True, "state": "paused"})
+        self.assertEqual(c.request(op="stats")["stats"]["state"], "paused")
+        r = self.net.run(["curl", "-sS", "-m", "1", f"http://{GUEST}:8080/hello"])
+        self.assertNotEqual(r.returncode, 0, "a paused guest answered")
+        self.assertEqual(c.request(op="resume"), {"ok": True, "state": "running"})
+        self.assertEqual(self.curl(f"http://{GUEST}:8080/hello"), "hello from kiln\n")
+
+        self.assertEqual(c.request(op="stop"), {"ok": True, "state": "stopped"})
+        self.assertEqual(c.event("exited"), {"event": "exited", "status": 0})
+        self.assertEqual(vm.wait(30), 0)
+
+    def test_a_late_client_still_hears_of_ready_listeners(self):
+        vm, c = self.boot("-- /bin/http-server 8080 /www")
+        self.assertEqual(c.event("ready"), {"event": "ready", "proto": "tcp", "port": 8080})
+
+    def test_bad_requests_get_errors_and_change_nothing(self):
+        vm, c = self.boot("-- /bin/http-server 8080 /www")
+        for raw, message in [(b"not json\n", "bad request"), (b"[1,2]\n", "JSON object"),
+                             (b'{"op":"fly"}\n', "unknown op 'fly'"),
+                             (b'{"op":"snapshot"}\n', '"dir" (a string) is required'),
+                             (b'{"op":"snapshot","dir":"/proc/kiln/nowhere"}\n', "cannot create")]:
+            c.sock.sendall(raw)
+            answer = c.line()
+            while "event" in answer:
+                answer = c.line()
+            self.assertFalse(answer["ok"], raw)
+            self.assertIn(message, answer["error"])
+        self.assertEqual(self.curl(f"http://{GUEST}:8080/hello"), "hello from kiln\n")
+        self.assertEqual(c.request(op="stats")["stats"]["state"], "running")
+
+    def test_a_client_that_hangs_up_at_once_is_still_served(self):
+        vm, c = self.boot("-- /bin/http-server 8080 /www")
+        hasty = socket.socket(socket.AF_UNIX)
+        hasty.connect(os.path.join(self.dir, "vm.sock"))
+        hasty.sendall(b'{"op":"pause"}\n')
+        hasty.close()
+        deadline = time.time() + 10
+        while c.request(op="stats")["stats"]["state"] != "paused":
+            self.assertLess(time.time(), deadline, "the request of a client that closed was not served")
+            time.sleep(0.05)
+        c.request(op="resume")
+        self.assertEqual(self.curl(f"http://{GUEST}:8080/hello"), "hello from kiln\n")
+
+    def test_sigterm_ends_the_vm_promptly(self):
+        vm, c = self.boot("-- /bin/http-server 8080 /www")
+        started = time.time()
+        vm.send_signal(signal.SIGTERM)
+        # `ip netns exec` passes the status on: 128 + SIGTERM.
+        self.assertEqual(vm.wait(10), 128 + signal.SIGTERM, TestNetwork.output(vm))
+        self.assertLess(time.time() - started, 10)
+        self.assertIn("terminated (SIGTERM)", TestNetwork.output(vm))
+
+
+class SnapshotRestore(SnapshotCase):
+    def test_idle_c_server_restored_twice_after_the_original_is_gone(self):
+        vm, c = self.boot("-- /bin/http-server 8080 /www")
+        self.assertEqual(self.curl(f"http://{GUEST}:8080/hello"), "hello from kiln\n")
+        snap = self.snapshot(c)
+        self.assertEqual(sorted(os.listdir(snap)), ["initrd", "memory", "state"])
+        # Sparse: far fewer blocks than the guest's 256 MiB.
+        self.assertLess(os.stat(os.path.join(snap, "memory")).st_blocks * 512, 64 << 20)
+        self.stop(vm, c)
+        for round in range(2):
+            restored, rc = self.restore(snap, name=f"restored{round}")
+            self.assertEqual(self.curl(f"http://{GUEST}:8080/hello"), "hello from kiln\n")
+            body = subprocess.run(self.net.command(["curl", "-sS", "-m", "60", f"http://{GUEST}:8080/random.bin"]),
+                                  capture_output=True, timeout=90).stdout
+            self.assertEqual(len(body), 1 << 20)
+            self.stop(restored, rc)
+
+    def test_go_server_snapshot_while_running_then_restored(self):
+        vm, c = self.boot("-- /bin/gohttp 8081")
+        self.assertEqual(self.curl(f"http://{GUEST}:8081/hello"), "hello from go on kiln\n")
+        snap = self.snapshot(c, resume=True)
+        # The original goes on serving after its snapshot.
+        self.assertEqual(self.curl(f"http://{GUEST}:8081/echo?q=before"), "GET before\n")
+        self.stop(vm, c)
+        restored, rc = self.restore(snap)
+        self.assertEqual(self.curl(f"http://{GUEST}:8081/echo?q=after"), "GET after\n")
+        self.stop(restored, rc)
+
+    def test_a_request_in_flight_completes_after_restore(self):
+        vm, c = self.boot("-- /bin/http-server 8080 /www")
+        # A client in the namespace: half a request, then (after the restore) the rest.
+        client = self.net.popen(["python3", "-c", HALF_REQUEST_CLIENT, GUEST, "8080"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.assertEqual(client.stdout.readline().strip(), "half sent")
+        # And a download, slowed by the client, in progress across the snapshot.
+        download = self.net.popen(["curl", "-sS", "-m", "120", "--limit-rate", "256k",
+                                   f"http://{GUEST}:8080/random.bin"], stdout=subprocess.PIPE)
+        time.sleep(1.5)
+        snap = self.snapshot(c)
+        self.stop(vm, c)
+        restored, rc = self.restore(snap)
+        client.stdin.write("go\n")
+        client.stdin.flush()
+        out, _ = client.communicate(timeout=60)
+        self.assertIn("hello from kiln", out)
+        body, _ = download.communicate(timeout=120)
+        self.assertEqual(download.returncode, 0)
+        self.assertEqual(hashlib.sha256(body).hexdigest(),
+                         hashlib.sha256(random_file("/www/random.bin", 1 << 20)).hexdigest())
+        self.stop(restored, rc)
+
+    def test_guest_clock_and_sleepers_after_five_seconds_on_disk(self):
+        vm, c = self.boot("-- /bin/clock_probe 7000 12")
+        # A probe client that lives in the namespace: no process start inside the measurement.
+        self.prober = self.net.popen(["python3", "-c", CLOCK_CLIENT, GUEST, "7000"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        self.assertLess(abs(self.probe()["offset"]), 50_000_000, "guest wall clock off after boot")
+        snap = self.snapshot(c)
+        self.stop(vm, c)
+        time.sleep(5)
+        restored, rc = self.restore(snap)
+        p = self.probe()
+        self.assertEqual(p["woke"], 0, "the sleeper woke early")
+        self.assertLess(abs(p["offset"]), 50_000_000, "guest wall clock off after restore")
+        deadline = time.time() + 20
+        while p["woke"] == 0 and time.time() < deadline:
+            time.sleep(0.5)
+            p = self.probe()
+        self.assertEqual(p["woke"], 1)
+        # Not a timing check (nested TCG makes any wake tens of ms late): a clock that stalled
+        # while the snapshot sat on disk would wake the sleeper about 5 s late, one that jumped
+        # would have woken it early (above).
+        for late in (p["late_monotonic"], p["late_realtime"]):
+            self.assertGreaterEqual(late, 0, p)
+            self.assertLess(late, 1_000_000_000, p)
+        self.stop(restored, rc)
+
+    def probe(self, tries=8):
+        """The clock probe's report, and the guest's wall clock minus the host's, from the probe
+        that took least time of `tries` (its time bounds the error of the offset)."""
+        best = None
+        for _ in range(tries):
+            self.prober.stdin.write("probe\n")
+            self.prober.stdin.flush()
+            before, after, realtime, monotonic, woke, late_monotonic, late_realtime = \
+                [int(x) for x in self.prober.stdout.readline().split()]
+            if best is None or after - before < best["rtt"]:
+                best = {"offset": realtime - (before + after) // 2, "rtt": after - before, "woke": woke,
+                        "late_monotonic": late_monotonic, "late_realtime": late_realtime}
+        print(f"clock probe: offset {best['offset'] / 1e6:.1f} ms, round trip {best['rtt'] / 1e6:.1f} ms",
+              file=sys.stderr)
+        self.assertLess(best["rtt"], 40_000_000, "every probe took too long to measure the clock")
+        return best
+
+
+class CorruptSnapshots(unittest.TestCase):
+    """Damaged snapshots are refused before any guest code runs. No KVM needed for the checks."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="kiln-corrupt-")
+        with TestNetwork("corrupt") as net:
+            control = os.path.join(cls.dir, "vm.sock")
+            vm = net.start_vm([*VMM, "--control", control], GUEST, "-- /bin/http-server 8080 /www")
+            c = Control(control)
+            cls.good = os.path.join(cls.dir, "good")
+            assert c.request(op="snapshot", dir=cls.good, resume=False)["ok"]
+            c.request(op="stop")
+            vm.wait(30)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def damaged(self, change):
+        path = os.path.join(self.dir, self.id().split(".")[-1])
+        shutil.rmtree(path, ignore_errors=True)
+        shutil.copytree(self.good, path)
+        with open(os.path.join(path, "state"), "r+b") as f:
+            change(f)
+        return path
+
+    def refuse(self, snapshot, message):
+        r = subprocess.run([KILN_VMM, "--restore", snapshot, "--timeout", "20"], capture_output=True, text=True,
+                           timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(message, r.stderr)
+        self.assertNotIn("guest ready", r.stderr)
+
+    def test_flipped_byte(self):
+        def flip(f):
+            f.seek(200)
+            b = f.read(1)
+            f.seek(200)
+            f.write(bytes([b[0] ^ 0x40]))
+        self.refuse(self.damaged(flip), "checksum mismatch")
+
+    def test_truncated(self):
+        self.refuse(self.damaged(lambda f: f.truncate(1000)), "checksum mismatch")
+        self.refuse(self.damaged(lambda f: f.truncate(10)), "truncated")
+
+    def test_wrong_version(self):
+        def version(f):
+            f.seek(8)
+            f.write((99).to_bytes(4, "little"))
+        self.refuse(self.damaged(version), "snapshot version 99")
+
+    def test_not_a_snapshot(self):
+        def garbage(f):
+            f.seek(0)
+            f.write(b"GARBAGE!")
+        self.refuse(self.damaged(garbage), "not a Kiln snapshot")
+
+    def test_missing_memory(self):
+        path = self.damaged(lambda f: None)
+        os.unlink(os.path.join(path, "memory"))
+        self.refuse(path, "memory")
+
+    def test_short_memory(self):
+        path = self.damaged(lambda f: None)
+        os.truncate(os.path.join(path, "memory"), 4096)
+        self.refuse(path, "memory")
+
+    def test_missing_directory(self):
+        self.refuse(os.path.join(self.dir, "nothing-here"), "nothing-here")
+
+
+CLOCK_CLIENT = """
+import errno, socket, sys, time
+for _ in sys.stdin:
+    # After a restore the host's neighbour entry may have failed while the guest was on disk
+    # (EHOSTUNREACH): a client retries, as any would; each try is timed on its own.
+    for attempt in range(20):
+        before = time.time_ns()
+        try:
+            with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30) as s:
+                line = s.makefile().readline()
+            break
+        except OSError as e:
+            if e.errno != errno.EHOSTUNREACH or attempt == 19:
+                raise
+            time.sleep(0.1)
+    print(before, time.time_ns(), line.strip(), flush=True)
+"""
+
+HALF_REQUEST_CLIENT = """
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=60)
+s.sendall(b"GET /hello HTTP/1.1\\r\\nHost: kiln\\r\\n")
+print("half sent", flush=True)
+sys.stdin.readline()
+s.sendall(b"Connection: close\\r\\n\\r\\n")
+data = b""
+while True:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+print(data.decode())
+"""
+
+
+def random_file(dest, size):
+    import random
+    return random.Random(dest).randbytes(size)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""kiln run, ps, logs, stop, start, rm, inspect through the real kiln and a real kilnd (started
+by kiln itself) on a scratch state directory, with real guests. Needs /dev/kvm (scripts/with-kvm)."""
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+from unix_http import UnixHttp, remove_private_network
+
+BUILD = os.path.abspath(os.environ.get("KILN_BUILD_DIR") or
+                        (sys.argv.pop(1) if __name__ == "__main__" and len(sys.argv) > 1 else "build"))
+KILN = os.path.join(BUILD, "bin", "kiln")
+APPS = os.path.join(BUILD, "tests", "guest-apps")
+
+
+class InstanceCase(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="kiln-e2e-instances-")
+        self.state = os.path.join(self.dir, "state")
+        # Restart back-off scaled down: 0, 200 ms, then 400 ms.
+        self.env = dict(os.environ, KILN_STATE_DIR=self.state, KILN_BACKOFF_MS="0,200,400")
+        app = os.path.join(self.dir, "apps")
+        os.makedirs(os.path.join(app, "rootfs", "bin"))
+        for program in ("hello", "args_env"):
+            shutil.copy(os.path.join(APPS, program), os.path.join(app, "rootfs", "bin", program))
+        shutil.copy("/bin/busybox", os.path.join(app, "rootfs", "bin", "busybox"))
+        with open(os.path.join(app, "Kraftfile"), "w") as f:
+            f.write("spec: v0.6\nname: apps\ncmd: /bin/hello\nrootfs: ./rootfs\nenv: [GREETING=from the image]\n")
+        self.kiln("build", app)
+
+    def tearDown(self):
+        pid = self.kilnd_pid()
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+        subprocess.run(["pkill", "-KILL", "-f", self.state], check=False)  # any kiln-vmm of this state dir
+        remove_private_network(self.state)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def kilnd_pid(self):
+        r = subprocess.run(["pgrep", "-x", "kilnd"], capture_output=True, text=True)
+        for pid in map(int, r.stdout.split()):
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    if f"KILN_STATE_DIR={self.state}".encode() in f.read().split(b"\0"):
+                        return pid
+            except OSError:
+                pass
+        return None
+
+    def kiln(self, *args, ok=True, timeout=120):
+        r = subprocess.run([KILN, *args], capture_output=True, text=True, env=self.env, timeout=timeout)
+        if ok:
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return r
+
+    def inspect(self, name):
+        return json.loads(self.kiln("inspect", name).stdout)[0]
+
+    def wait_for(self, name, predicate, seconds=60):
+        deadline = time.time() + seconds
+        instance = None
+        while time.time() < deadline:
+            r = self.kiln("inspect", name, ok=False)  # it may not exist yet
+            if r.returncode == 0:
+                instance = json.loads(r.stdout)[0]
+                if predicate(instance):
+                    return instance
+            time.sleep(0.1)
+        self.fail(f"{name} never got there: {instance}")
+
+
+class RunAttached(InstanceCase):
+    def test_run_prints_the_console_and_exits_with_the_applications_status(self):
+        r = self.kiln("run", "--name", "first", "apps")
+        self.assertIn("hello from a static Linux binary", r.stdout)
+        r = self.kiln("run", "--rm", "apps", "/bin/hello", "7", ok=False)  # ARGS replace the whole cmd
+        self.assertEqual(r.returncode, 7, r.stderr)
+        r = self.kiln("run", "--rm", "-e", "EXTRA=yes please", "apps", "/bin/args_env", "a", "two words")
+        self.assertIn("argv[2]=two words", r.stdout)
+        self.assertIn("env GREETING=from the image", r.stdout)
+        ps = self.kiln("ps", "-a").stdout
+        self.assertRegex(ps, r"first\s+stopped\s+apps:latest")
+        self.assertNotIn("apps-", ps)  # the --rm ones are gone
+
+    def test_ctrl_c_stops_the_instance(self):
+        run = subprocess.Popen([KILN, "run", "--name", "interrupted", "apps", "/bin/busybox", "sleep", "120"],
+                               env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.wait_for("interrupted", lambda i: i["state"] == "running")
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=60)
+        self.assertNotEqual(run.returncode, 0, out + err)
+        stopped = self.inspect("interrupted")
+        self.assertEqual(stopped["state"], "stopped")
+        self.assertTrue(stopped["stop_reason"] & 8, stopped)  # stopped at the user's request
+
+    def test_a_bad_request_is_one_line(self):
+        r = self.kiln("run", "nothing:here", ok=False)
+        self.assertEqual((r.returncode, r.stderr), (1, "kiln: no image 'nothing:here'\n"))
+        r = self.kiln("run", "--restart", "sometimes", "apps", ok=False)
+        self.assertEqual(r.stderr, "kiln: field 'restart_policy' must be never, always or on-failure\n")
+
+
+class Detached(InstanceCase):
+    def test_detached_instance_lifecycle(self):
+        # (busybox sh would need execve, which the kernel does not have: the sleep applet itself.)
+        name = self.kiln("run", "-d", "--name", "sleeper", "apps", "/bin/busybox", "sleep", "120").stdout.strip()
+        self.assertEqual(name, "sleeper")
+        first = self.wait_for("sleeper", lambda i: i["state"] == "running")
+        self.assertRegex(self.kiln("ps").stdout, r"sleeper\s+running")
+        r = self.kiln("rm", "sleeper", ok=False)
+        self.assertIn("is running: stop it first", r.stderr)
+        self.kiln("stop", "sleeper")
+        self.assertNotIn("sleeper", self.kiln("ps").stdout)
+        stopped = self.inspect("sleeper")
+        # Unikraft Cloud's bits: kernel (1), platform (4) and user (8); no app exit code.
+        self.assertEqual((stopped["state"], stopped["stop_reason"]), ("stopped", 1 | 4 | 8))
+        self.assertNotIn("exit_code", stopped)
+        self.assertRegex(self.kiln("ps", "-a").stdout, r"sleeper\s+stopped")
+        self.kiln("start", "sleeper")
+        again = self.wait_for("sleeper", lambda i: i["state"] == "running")
+        self.assertNotEqual(again["pid"], first["pid"])
+        self.kiln("rm", "-f", "sleeper")
+        self.assertNotIn("sleeper", self.kiln("ps", "-a").stdout)
+
+    def test_restart_policies(self):
+        self.kiln("run", "-d", "--name", "flaky", "--restart", "on-failure", "apps", "/bin/hello", "3")
+        flaky = self.wait_for("flaky", lambda i: i["restarts"] >= 2)
+        self.assertEqual(flaky.get("exit_code", 3), 3)
+        self.assertGreaterEqual(self.kiln("logs", "flaky").stdout.count("hello from a static Linux binary"), 2)
+        self.kiln("run", "-d", "--name", "once", "--restart", "never", "apps", "/bin/hello", "3")
+        once = self.wait_for("once", lambda i: i["state"] == "stopped")
+        time.sleep(1)
+        once = self.inspect("once")
+        self.assertEqual((once["state"], once["exit_code"], once["restarts"]), ("stopped", 3, 0))
+        self.assertEqual(once["stop_reason"], 1 | 2)  # kernel and app: it ended by itself
+        self.kiln("rm", "-f", "flaky")
+
+    def test_metrics_as_json_and_as_prometheus_text_that_promtool_accepts(self):
+        self.kiln("run", "-d", "--name", "measured", "apps", "/bin/busybox", "sleep", "120")
+        self.kiln("run", "--name", "done", "apps")
+        self.wait_for("measured", lambda i: i["state"] == "running")
+        sock = os.path.join(self.state, "kilnd.sock")
+        for path in ("/v1/instances/metrics", "/v1/instances/measured/metrics"):
+            c = UnixHttp(sock)
+            c.request("GET", path)
+            text = c.getresponse().read().decode()
+            c.close()
+            check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+            self.assertEqual(check.returncode, 0, check.stdout + check.stderr + text)
+            self.assertRegex(text, r'instance_state\{instance_uuid="[0-9a-f-]+",instance_name="measured"\} 2\n')
+        c = UnixHttp(sock)
+        c.request("GET", "/v1/instances/metrics", headers={"Accept": "application/json"})
+        metrics = {m["name"]: m for m in json.loads(c.getresponse().read())["data"]["instances"]}
+        c.close()
+        self.assertGreater(metrics["measured"]["rss_bytes"], 0)
+        self.assertEqual((metrics["measured"]["state"], metrics["measured"]["start_count"]), ("running", 1))
+        self.assertEqual((metrics["done"]["state_code"], metrics["done"]["uptime_ms"]), (0, 0))
+        self.kiln("rm", "-f", "measured")
+
+    def test_instances_outlive_a_killed_kilnd(self):
+        self.kiln("run", "-d", "--name", "survivor", "apps", "/bin/busybox", "sleep", "120")
+        before = self.wait_for("survivor", lambda i: i["state"] == "running")
+        os.kill(self.kilnd_pid(), signal.SIGKILL)
+        time.sleep(0.2)
+        after = self.inspect("survivor")  # kiln starts a new kilnd
+        self.assertEqual((after["state"], after["pid"]), ("running", before["pid"]))
+        self.kiln("stop", "survivor")
+        self.assertEqual(self.inspect("survivor")["state"], "stopped")
+
+
+class KillLoop(InstanceCase):
+    KILLS = 50
+
+    def api(self, method, path, body=None):
+        c = UnixHttp(os.path.join(self.state, "kilnd.sock"))
+        try:
+            c.request(method, path, json.dumps(body) if body is not None else None)
+            return json.loads(c.getresponse().read())
+        finally:
+            c.close()
+
+    def start_kilnd(self):
+        kilnd = subprocess.Popen([os.path.join(BUILD, "bin", "kilnd")], env=self.env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while True:
+            try:
+                if self.api("GET", "/v1/healthz")["status"] == "success":
+                    return kilnd
+            except OSError:
+                pass
+            self.assertLess(time.time(), deadline, "kilnd did not come up")
+            time.sleep(0.005)
+
+    def churn(self, rng, stop):
+        """Creates, stops, starts and deletes instances until told to stop or kilnd dies."""
+        n = 0
+        while not stop.is_set():
+            try:
+                listed = self.api("GET", "/v1/instances")["data"]["instances"]
+                running = [i for i in listed if i["state"] == "running"]
+                choice = rng.random()
+                if choice < 0.4 and len(running) < 4:
+                    n += 1
+                    self.api("POST", "/v1/instances", {"image": "apps", "name": f"c{rng.randrange(1 << 30)}",
+                                                       "args": ["/bin/busybox", "sleep", "300"]})
+                elif choice < 0.6 and running:
+                    self.api("PUT", f"/v1/instances/{rng.choice(running)['uuid']}/stop",
+                             {"drain_timeout_ms": rng.choice([0, 50])})
+                elif choice < 0.8 and listed:
+                    stopped = [i for i in listed if i["state"] == "stopped"]
+                    if stopped:
+                        self.api("PUT", f"/v1/instances/{rng.choice(stopped)['uuid']}/start")
+                elif listed:
+                    self.api("DELETE", f"/v1/instances/{rng.choice(listed)['uuid']}")
+            except (OSError, http.client.HTTPException, ValueError):
+                return  # kilnd was killed under us
+
+    def vmm_pids(self):
+        """kiln-vmm processes of this state directory -> their instance's uuid."""
+        found = {}
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().decode().split("\0")
+            except OSError:
+                continue
+            if "--status-file" in argv:
+                path = argv[argv.index("--status-file") + 1]
+                if path.startswith(self.state + "/instances/"):
+                    found[int(pid)] = path.split("/")[-2]
+        return found
+
+    def test_kilnd_killed_at_random_moments_loses_nothing(self):
+        rng = random.Random(int(os.environ.get("KILN_KILL_SEED", "1")))
+        for _ in range(self.KILLS):
+            kilnd = self.start_kilnd()
+            stop = threading.Event()
+            worker = threading.Thread(target=self.churn, args=(rng, stop))
+            worker.start()
+            time.sleep(rng.uniform(0, 0.4))
+            kilnd.kill()
+            kilnd.wait()
+            stop.set()
+            worker.join(30)
+
+        kilnd = self.start_kilnd()
+        time.sleep(0.5)  # one reconcile pass
+        instances = self.api("GET", "/v1/instances")["data"]["instances"]
+        self.assertGreater(len(instances), 0, "the loop never created an instance")
+        for i in instances:
+            self.assertIn(i["state"], ("running", "stopped"), i)
+        running = {i["pid"]: i["uuid"] for i in instances if i["state"] == "running"}
+        self.assertEqual(self.vmm_pids(), running, "kiln-vmm processes and running instances differ")
+        with __import__("sqlite3").connect(os.path.join(self.state, "kiln.db")) as db:
+            self.assertEqual(db.execute("PRAGMA integrity_check").fetchone()[0], "ok")
+        self.assertEqual([image["name"] for image in self.api("GET", "/v1/images")["data"]["images"]],
+                         ["apps:latest"])
+        for i in instances:
+            self.assertEqual(self.api("DELETE", f"/v1/instances/{i['uuid']}")["status"], "success")
+        self.assertEqual(self.vmm_pids(), {})
+        kilnd.kill()
+        kilnd.wait()
+
+
+if __name__ == "__main__":
+    unittest.main()

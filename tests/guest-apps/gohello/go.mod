@@ -1,0 +1,3 @@
+module kiln.test/gohello
+
+go 1.19

@@ -1,0 +1,3 @@
+module kiln.test/gohttp
+
+go 1.19

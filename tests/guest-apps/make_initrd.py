@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Writes a cpio "newc" archive (an initrd) from `DEST=SOURCE` pairs and `DEST:text` files.
+
+make_initrd.py OUT /bin/hello=build/hello /etc/motd:'hello' /bin/cut%head:1000:build/hello /bin/junk%random:4096
+Directories are created for every parent; files keep their source's executable bit.
+`%head:N:SOURCE` is the first N bytes of SOURCE, `%random:N` N bytes of (seeded) garbage: test
+material for the kernel's ELF checks.
+"""
+import os
+import random
+import sys
+
+
+def header(ino, mode, size, name):
+    fields = [ino, mode, 0, 0, 1, 0, size, 0, 0, 0, 0, len(name) + 1, 0]
+    return b"070701" + b"".join(b"%08X" % f for f in fields)
+
+
+def pad(data):
+    return data + b"\0" * (-len(data) % 4)
+
+
+def main():
+    out, specs = sys.argv[1], sys.argv[2:]
+    entries = {}
+    for spec in specs:
+        if "%head:" in spec:
+            dest, rest = spec.split("%head:", 1)
+            count, source = rest.split(":", 1)
+            with open(source, "rb") as f:
+                data = f.read(int(count))
+            mode = 0o100755
+        elif "%random:" in spec:
+            dest, count = spec.split("%random:", 1)
+            data, mode = random.Random(dest).randbytes(int(count)), 0o100755
+        elif "=" in spec:
+            dest, source = spec.split("=", 1)
+            with open(source, "rb") as f:
+                data = f.read()
+            mode = 0o100755 if os.access(source, os.X_OK) else 0o100644
+        else:
+            dest, text = spec.split(":", 1)
+            data, mode = text.encode() + b"\n", 0o100644
+        entries[dest.lstrip("/")] = (mode, data)
+    dirs = set()
+    for path in entries:
+        parts = path.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            dirs.add("/".join(parts[:i]))
+    archive = bytearray()
+    ino = 1
+    for d in sorted(dirs):
+        archive += pad(header(ino, 0o40755, 0, d) + d.encode() + b"\0")
+        ino += 1
+    for path, (mode, data) in sorted(entries.items()):
+        archive += pad(header(ino, mode, len(data), path) + path.encode() + b"\0")
+        archive += pad(data)
+        ino += 1
+    archive += pad(header(0, 0, 0, "TRAILER!!!") + b"TRAILER!!!\0")
+    with open(out, "wb") as f:
+        f.write(archive)
+
+
+if __name__ == "__main__":
+    main()

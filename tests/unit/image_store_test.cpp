@@ -1,0 +1,180 @@
+// Root file systems and the image store: reproducible archives, checks on the program an image
+// runs, names and digests, removal with garbage collection, and damage that is noticed.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "images/image_store.h"
+#include "images/rootfs.h"
+
+namespace kiln::images {
+namespace {
+namespace fs = std::filesystem;
+
+// A minimal x86-64 ELF header with one program header of `type` (1 PT_LOAD, 3 PT_INTERP).
+std::string fake_elf(uint32_t type) {
+    std::string elf(64 + 56, '\0');
+    elf.replace(0, 4,
+                "\x7f"
+                "ELF");
+    elf[4] = 2;    // 64-bit
+    elf[5] = 1;    // little-endian
+    elf[18] = 62;  // x86-64
+    const uint64_t phoff = 64;
+    std::memcpy(&elf[32], &phoff, 8);
+    elf[54] = 56;  // phentsize
+    elf[56] = 1;   // phnum
+    std::memcpy(&elf[64], &type, 4);
+    return elf;
+}
+
+class ImageStoreTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        dir_ = fs::temp_directory_path() / ("kiln-store-" + std::to_string(::getpid()));
+        fs::create_directories(dir_ / "app" / "rootfs" / "bin");
+        fs::create_directories(dir_ / "app" / "rootfs" / "www" / "empty");
+        write("app/rootfs/bin/server", fake_elf(1));
+        ::chmod((dir_ / "app/rootfs/bin/server").c_str(), 0755);
+        write("app/rootfs/www/index.html", "hello\n");
+        fs::create_symlink("/bin/server", dir_ / "app/rootfs/bin/link");
+        write("kernel.elf", fake_elf(1));
+    }
+    void TearDown() override { fs::remove_all(dir_); }
+
+    void write(const std::string& relative, const std::string& bytes) {
+        std::ofstream(dir_ / relative, std::ios::binary) << bytes;
+    }
+    Kraftfile kraftfile(const std::string& extra = "cmd: /bin/server 8080\nrootfs: ./rootfs\n") {
+        return parse_kraftfile("spec: v0.6\nname: web\n" + extra, (dir_ / "app" / "Kraftfile").string());
+    }
+    std::string kernel() const { return (dir_ / "kernel.elf").string(); }
+    size_t blobs() const {
+        return static_cast<size_t>(std::distance(fs::directory_iterator(dir_ / "state" / "images" / "sha256"), {}));
+    }
+    std::string build_error(const std::string& extra) {
+        ImageStore store((dir_ / "state").string());
+        try {
+            store.build(kraftfile(extra), kernel());
+        } catch (const std::exception& e) {
+            return e.what();
+        }
+        return "";
+    }
+
+    fs::path dir_;
+};
+
+TEST_F(ImageStoreTest, ADirectoryBecomesASortedReproducibleCpio) {
+    const auto entries = read_rootfs((dir_ / "app" / "rootfs").string());
+    std::vector<std::string> paths;
+    for (const auto& e : entries) paths.push_back(e.path);
+    EXPECT_EQ(paths,
+              (std::vector<std::string>{"/bin", "/bin/link", "/bin/server", "/www", "/www/empty", "/www/index.html"}));
+    EXPECT_EQ(find_entry(entries, "/bin/link"), find_entry(entries, "/bin/server"));  // links are followed
+    EXPECT_EQ(find_entry(entries, "/bin/server")->mode, S_IFREG | 0755u);
+    const std::string cpio = write_cpio(entries);
+    EXPECT_EQ(cpio.substr(0, 6), "070701");
+    EXPECT_NE(cpio.find("TRAILER!!!"), std::string::npos);
+    EXPECT_EQ(cpio.size() % 4, 0u);
+    EXPECT_EQ(write_cpio(read_rootfs((dir_ / "app" / "rootfs").string())), cpio);  // same bytes again
+}
+
+TEST_F(ImageStoreTest, TarballsAndCpioArchivesGiveTheSameRootfsAsTheDirectory) {
+    const std::string root = (dir_ / "app" / "rootfs").string();
+    const std::string from_dir = write_cpio(read_rootfs(root));
+    ASSERT_EQ(std::system(("tar -C " + root + " -czf " + (dir_ / "root.tar.gz").string() + " .").c_str()), 0);
+    EXPECT_EQ(write_cpio(read_rootfs((dir_ / "root.tar.gz").string())), from_dir);
+    ASSERT_EQ(
+        std::system(("cd " + root + " && find . | cpio -o -H newc --quiet > " + (dir_ / "root.cpio").string()).c_str()),
+        0);
+    EXPECT_EQ(write_cpio(read_rootfs((dir_ / "root.cpio").string())), from_dir);
+}
+
+TEST_F(ImageStoreTest, BadRootFileSystemsAreRefusedByName) {
+    write("garbage.tar", std::string(3000, 'x'));
+    EXPECT_THROW(read_rootfs((dir_ / "garbage.tar").string()), RootfsError);
+    EXPECT_THROW(read_rootfs((dir_ / "nothing").string()), RootfsError);
+    // A tarball whose entry climbs out of the image.
+    fs::create_directories(dir_ / "evil" / "a");
+    write("evil/a/x", "x");
+    ASSERT_EQ(std::system(("tar -C " + (dir_ / "evil" / "a").string() + " -cf " + (dir_ / "evil.tar").string() +
+                           " --transform 's,^,../../,' x 2>/dev/null")
+                              .c_str()),
+              0);
+    try {
+        read_rootfs((dir_ / "evil.tar").string());
+        FAIL() << "an entry outside the image was accepted";
+    } catch (const RootfsError& e) {
+        EXPECT_NE(std::string(e.what()).find("leaves the image"), std::string::npos) << e.what();
+    }
+}
+
+TEST_F(ImageStoreTest, BuildNamesFindsListsAndRemoves) {
+    ImageStore store((dir_ / "state").string());
+    const Image image = store.build(kraftfile(), kernel());
+    EXPECT_EQ(image.reference(), "web:latest");
+    EXPECT_EQ(image.digest.size(), 7u + 64u);
+    EXPECT_EQ(image.manifest["cmd"], (nlohmann::json{"/bin/server", "8080"}));
+    EXPECT_EQ(blobs(), 3u);                                              // kernel, rootfs, manifest
+    EXPECT_EQ(store.build(kraftfile(), kernel()).digest, image.digest);  // same inputs, same image
+    EXPECT_EQ(store.build(kraftfile(), kernel(), "web:v2").digest, image.digest);
+    EXPECT_EQ(store.list().size(), 2u);
+    EXPECT_EQ(store.find("web")->tag, "latest");
+    EXPECT_EQ(store.find(image.digest.substr(7, 12))->digest, image.digest);
+    EXPECT_FALSE(store.find("nope").has_value());
+
+    // The rootfs blob really holds what the directory held.
+    std::ifstream rootfs(store.blob_path(image.manifest["rootfs"]["digest"]), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(rootfs)), {});
+    EXPECT_EQ(bytes, write_cpio(read_rootfs((dir_ / "app" / "rootfs").string())));
+
+    EXPECT_EQ(store.remove("web:latest"), std::vector<std::string>{"web:latest"});
+    EXPECT_EQ(blobs(), 3u);  // web:v2 still uses them
+    const auto changed = store.build(kraftfile("cmd: /bin/server 9090\nrootfs: ./rootfs\n"), kernel(), "web:v3");
+    EXPECT_NE(changed.digest, image.digest);
+    EXPECT_EQ(blobs(), 4u);  // one more manifest; kernel and rootfs are shared
+    EXPECT_EQ(store.remove(image.digest), std::vector<std::string>{"web:v2"});
+    EXPECT_EQ(blobs(), 3u);
+    store.remove("web:v3");
+    EXPECT_EQ(blobs(), 0u);
+    EXPECT_THROW(store.remove("web:v3"), StoreError);
+    EXPECT_THROW(store.find("Bad Name"), StoreError);
+}
+
+TEST_F(ImageStoreTest, TheStoreOutlivesItsProcessAndNoticesDamage) {
+    std::string digest;
+    {
+        ImageStore store((dir_ / "state").string());
+        digest = store.build(kraftfile(), kernel()).digest;
+    }
+    ImageStore again((dir_ / "state").string());
+    ASSERT_TRUE(again.find("web").has_value());
+    write("state/images/sha256/" + digest.substr(7), "{\"tampered\": true}");
+    try {
+        again.list();
+        FAIL() << "a damaged manifest was read";
+    } catch (const StoreError& e) {
+        EXPECT_NE(std::string(e.what()).find("is corrupt"), std::string::npos) << e.what();
+    }
+}
+
+TEST_F(ImageStoreTest, TheProgramMustBeInTheRootfsAndRunnable) {
+    EXPECT_NE(build_error("cmd: /bin/missing\nrootfs: ./rootfs\n").find("cmd: /bin/missing is not in the rootfs"),
+              std::string::npos);
+    EXPECT_NE(build_error("cmd: /www\nrootfs: ./rootfs\n").find("cmd: /www is not a file"), std::string::npos);
+    EXPECT_NE(build_error("cmd: /www/index.html\nrootfs: ./rootfs\n").find("is not an ELF executable"),
+              std::string::npos);
+    write("app/rootfs/bin/dynamic", fake_elf(3));
+    EXPECT_NE(build_error("cmd: /bin/dynamic\nrootfs: ./rootfs\n").find("is a dynamic executable"), std::string::npos);
+    EXPECT_NE(build_error("cmd: /bin/server\n").find("the image has no rootfs"), std::string::npos);
+    EXPECT_EQ(build_error("cmd: /bin/link\nrootfs: ./rootfs\n"), "");  // through the symbolic link
+    EXPECT_EQ(build_error(""), "");                                    // a kernel alone
+}
+
+}  // namespace
+}  // namespace kiln::images

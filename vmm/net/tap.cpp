@@ -1,0 +1,35 @@
+#include "net/tap.h"
+
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+
+#include <cstring>
+
+#include "kiln/virtio.h"
+#include "util/error.h"
+
+namespace kiln::vmm {
+
+Tap Tap::open(const std::string& name) {
+    if (name.empty() || name.size() >= IFNAMSIZ) throw VmmError("--net: bad tap name '" + name + "'");
+    Tap tap;
+    tap.name_ = name;
+    tap.fd_.reset(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
+    if (!tap.fd_.valid()) throw system_error("--net tap=" + name + ": /dev/net/tun");
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+    if (::ioctl(tap.fd_.get(), TUNSETIFF, &ifr) != 0) throw system_error("--net tap=" + name + ": TUNSETIFF");
+    int header = sizeof(abi::virtio::NetHeader);
+    if (::ioctl(tap.fd_.get(), TUNSETVNETHDRSZ, &header) != 0)
+        throw system_error("--net tap=" + name + ": TUNSETVNETHDRSZ");
+    return tap;
+}
+
+void Tap::set_offload(unsigned flags) {
+    if (::ioctl(fd_.get(), TUNSETOFFLOAD, flags) != 0) throw system_error("tap " + name_ + ": TUNSETOFFLOAD");
+}
+
+}  // namespace kiln::vmm

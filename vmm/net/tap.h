@@ -1,0 +1,28 @@
+// A tap device: the host end of a guest's network card. Frames carry a virtio_net_hdr in front
+// (IFF_VNET_HDR), so checksum offload and TSO pass between guest and host kernel untouched.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "util/unique_fd.h"
+
+namespace kiln::vmm {
+
+class Tap {
+  public:
+    // Attaches to the existing tap interface `name` (created by the host networking library or
+    // `ip tuntap add`). Throws VmmError naming the tap on failure.
+    static Tap open(const std::string& name);
+
+    int fd() const { return fd_.get(); }
+    const std::string& name() const { return name_; }
+    // TUN_F_* flags: which offloaded packets the guest accepts (TUNSETOFFLOAD).
+    void set_offload(unsigned flags);
+
+  private:
+    UniqueFd fd_;
+    std::string name_;
+};
+
+}  // namespace kiln::vmm

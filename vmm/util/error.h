@@ -1,0 +1,22 @@
+// kiln-vmm reports failures as VmmError: one clear line naming what was wrong. main() prints it
+// and exits with abi::kExitVmmError.
+#pragma once
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace kiln::vmm {
+
+class VmmError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+// "what: strerror(errno)", for failed system calls.
+inline VmmError system_error(const std::string& what, int error = errno) {
+    return VmmError(what + ": " + std::strerror(error));
+}
+
+}  // namespace kiln::vmm
