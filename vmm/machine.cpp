@@ -104,6 +104,7 @@ void Machine::boot() {
     std::vector<uint32_t> types = {abi::virtio::kRng};
     for (size_t i = 0; i < options.nets.size(); ++i) types.push_back(abi::virtio::kNet);
     for (auto& p : add_virtio_devices(types, options.nets)) params.push_back(std::move(p));
+    if (!options.nets.empty()) guest_ipv4_ = guest_ipv4(options.cmdline);
     BootPayload payload{compose_cmdline(options.cmdline, params), initrd_file_.bytes(), initrd_at};
     const uint64_t start_info = load_kernel(*memory_, *kernel_, payload);
     boot->prepare(*memory_, *vcpus_[0], cpuid_, start_info);
@@ -306,10 +307,13 @@ nlohmann::json Machine::handle_control(const nlohmann::json& request) {
 }
 
 void Machine::vcpu_thread(Vcpu& vcpu) {
-    // A restored guest listened before its snapshot: its listeners are ready again as soon as
-    // the vCPU enters the guest, which it does right after this.
-    if (&vcpu == vcpus_[0].get())
+    // A restored guest is announced on its network before anyone hears it is ready (the
+    // balancer connects as soon as it does), and it listened before its snapshot: its listeners
+    // are ready again as soon as the vCPU enters the guest, which it does right after this.
+    if (&vcpu == vcpus_[0].get() && !options_.restore.empty()) {
+        announce_restored_guest();
         for (const auto& [protocol, port] : restored_listeners_) guest_ready(protocol, port);
+    }
     try {
         while (!stopping_) {
             park_if_paused();

@@ -65,6 +65,8 @@ class Machine final : private ControlPortListener {
     // resumes them if `resume`; returns the microseconds it took.
     uint64_t snapshot(const std::string& dir, bool resume);
     void restore_from(const std::string& dir);
+    // A gratuitous ARP for the guest's address on its first network (virtio::Net::announce).
+    void announce_restored_guest();
     // Creates the virtio devices (types as in abi/kiln/virtio.h, networks in order); returns
     // their kernel command-line parameters.
     std::vector<std::string> add_virtio_devices(const std::vector<uint32_t>& types,
@@ -114,6 +116,7 @@ class Machine final : private ControlPortListener {
     std::vector<std::pair<uint32_t, uint32_t>> restored_listeners_;
     Kvm::CpuidTable cpuid_;
     bool initrd_mapped_ = false;
+    uint32_t guest_ipv4_ = 0;  // kiln.ip of the first network, network byte order; 0: none
 };
 
 }  // namespace kiln::vmm

@@ -1,5 +1,6 @@
 #include "boot/cmdline.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 
 #include "util/error.h"
@@ -31,6 +32,16 @@ TEST(ComposeCmdline, IgnoresSeparatorsInsideQuotesOrWords) {
 }
 
 TEST(ComposeCmdline, RefusesAnUnterminatedQuote) { EXPECT_THROW(compose_cmdline("env.X=\"open", kParams), VmmError); }
+
+TEST(GuestIpv4, TheAddressBeforeTheSeparatorInNetworkOrder) {
+    const uint32_t expected = htonl(0x0a4d0005);  // 10.77.0.5
+    EXPECT_EQ(guest_ipv4("kiln.ip=10.77.0.5/16 kiln.gw=10.77.0.1 -- /bin/app"), expected);
+    EXPECT_EQ(guest_ipv4("env.A=1 kiln.ip=10.77.0.5"), expected);
+    EXPECT_EQ(guest_ipv4(""), 0u);
+    EXPECT_EQ(guest_ipv4("-- /bin/app kiln.ip=10.77.0.5"), 0u);       // the app's argument
+    EXPECT_EQ(guest_ipv4("xkiln.ip=10.77.0.5 -- /bin/app"), 0u);      // another parameter
+    EXPECT_EQ(guest_ipv4("kiln.ip=10.77.0.500/24 -- /bin/app"), 0u);  // not an address
+}
 
 }  // namespace
 }  // namespace kiln::vmm

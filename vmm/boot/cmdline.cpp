@@ -1,5 +1,10 @@
 #include "boot/cmdline.h"
 
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <string_view>
+
 #include "util/error.h"
 
 namespace kiln::vmm {
@@ -33,6 +38,23 @@ size_t find_separator(const std::string& text) {
 }
 
 }  // namespace
+
+uint32_t guest_ipv4(const std::string& user) {
+    const std::string params = user.substr(0, std::min(find_separator(user), user.size()));
+    constexpr std::string_view kKey = "kiln.ip=";
+    size_t at = 0;
+    while ((at = params.find(kKey, at)) != std::string::npos) {
+        const bool word_start = at == 0 || is_space(params[at - 1]);
+        at += kKey.size();
+        if (!word_start) continue;
+        size_t end = at;
+        while (end < params.size() && !is_space(params[end]) && params[end] != '/') ++end;
+        in_addr address{};
+        if (::inet_pton(AF_INET, params.substr(at, end - at).c_str(), &address) == 1) return address.s_addr;
+        return 0;
+    }
+    return 0;
+}
 
 std::string compose_cmdline(const std::string& user, const std::vector<std::string>& vmm_params) {
     std::string params;

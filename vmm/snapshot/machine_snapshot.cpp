@@ -43,7 +43,9 @@ struct MachineRecord {
     uint32_t virtio_types[kMaxVirtio];
     uint8_t macs[kMaxVirtio][6];
     uint32_t initrd_mapped;
-    uint32_t pad;
+    // The first network's guest address (kiln.ip), network byte order, 0 if none: announced on
+    // restore. This was padding, always written as zero, so an older snapshot reads as "none".
+    uint32_t guest_ipv4;
 };
 
 uint64_t realtime_ns() {
@@ -124,6 +126,7 @@ uint64_t Machine::snapshot(const std::string& dir, bool resume) {
         record.realtime_ns = realtime_ns();
         record.initrd_size = initrd_file_.bytes().size();
         record.initrd_mapped = initrd_mapped_;
+        record.guest_ipv4 = guest_ipv4_;
         record.vcpu_count = static_cast<uint32_t>(vcpus_.size());
         record.virtio_count = static_cast<uint32_t>(virtio_devices_.size());
         for (size_t i = 0; i < virtio_devices_.size() && i < kMaxVirtio; ++i) {
@@ -186,6 +189,7 @@ void Machine::restore_from(const std::string& dir) {
         state.fail("has a bad memory size");
     boot_protocol_name_ = "restore";
     options_.memory_bytes = record.memory_bytes;
+    guest_ipv4_ = record.guest_ipv4;
     if (record.initrd_size != 0) {
         options_.initrd = dir + "/initrd";
         initrd_file_ = MappedFile(options_.initrd, "snapshot initrd");
@@ -259,6 +263,20 @@ void Machine::restore_from(const std::string& dir) {
         uint32_t pair[2];
         std::memcpy(pair, listeners.data() + offset, sizeof(pair));
         restored_listeners_.emplace_back(pair[0], pair[1]);
+    }
+}
+
+}  // namespace kiln::vmm
+
+namespace kiln::vmm {
+
+void Machine::announce_restored_guest() {
+    if (guest_ipv4_ == 0) return;
+    for (const auto& transport : virtio_devices_) {
+        if (auto* net = dynamic_cast<virtio::Net*>(&transport->device())) {
+            net->announce(guest_ipv4_);
+            return;  // kiln.ip is the first network's address
+        }
     }
 }
 

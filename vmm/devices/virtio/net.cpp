@@ -133,6 +133,29 @@ void Net::transmit() {
     }
 }
 
+void Net::announce(uint32_t ipv4) {
+    // virtio_net_hdr (no offload), Ethernet to broadcast, ARP request with sender = target.
+    uint8_t frame[kHeader + 14 + 28] = {};
+    uint8_t* ethernet = frame + kHeader;
+    std::memset(ethernet, 0xff, 6);
+    std::memcpy(ethernet + 6, mac_.data(), 6);
+    ethernet[12] = 0x08;
+    ethernet[13] = 0x06;
+    uint8_t* arp = ethernet + 14;
+    const uint8_t fixed[8] = {0, 1, 0x08, 0x00, 6, 4, 0, 1};  // Ethernet, IPv4, request
+    std::memcpy(arp, fixed, sizeof(fixed));
+    std::memcpy(arp + 8, mac_.data(), 6);
+    std::memcpy(arp + 14, &ipv4, 4);
+    std::memcpy(arp + 24, &ipv4, 4);
+    std::lock_guard lock(mutex_);
+    if (::write(tap_.fd(), frame, sizeof(frame)) == static_cast<ssize_t>(sizeof(frame))) {
+        ++counters_.tx_packets;
+        counters_.tx_bytes += sizeof(frame) - kHeader;
+    } else {
+        ++counters_.tx_dropped;
+    }
+}
+
 bool Net::read_frame() {
     const ssize_t n = ::read(tap_.fd(), pending_.data(), pending_.size());
     if (n <= 0) return false;

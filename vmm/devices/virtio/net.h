@@ -17,9 +17,9 @@
 
 #include "devices/virtio/device.h"
 #include "event_loop.h"
+#include "host/unique_fd.h"
 #include "net/fault_model.h"
 #include "net/tap.h"
-#include "util/unique_fd.h"
 
 namespace kiln::vmm::virtio {
 
@@ -47,6 +47,12 @@ class Net final : public Device {
     const NetCounters& counters() const { return counters_; }
     const Tap& tap() const { return tap_; }
     const Mac& mac() const { return mac_; }
+
+    // Sends a gratuitous ARP for `ipv4` (network byte order) from the guest's MAC into the tap,
+    // on the guest's behalf, as QEMU's announce-self does after a migration: a restored guest's
+    // neighbours (the host, the bridge) learn at once where it is, even those whose entry for it
+    // failed while it was on disk, so no client's first connect depends on a retry.
+    void announce(uint32_t ipv4);
 
   private:
     void transmit();
