@@ -76,7 +76,7 @@ class NetnsTest : public ::testing::Test {
         if (::geteuid() == 0) sweep_stale(kPrefix);
     }
     void SetUp() override {
-        if (::geteuid() != 0) GTEST_SKIP() << "network namespaces need root";
+        if (::geteuid() != 0) FAIL() << "network namespaces need root: run the tests as root";
     }
     static std::string name(const std::string& what) { return owned_name(kPrefix, what); }
 };
@@ -219,8 +219,8 @@ TEST_F(NetnsTest, VethConnectsTwoNamespaces) {
     EXPECT_EQ(ping.status, 0) << ping.output;
 
     // A socket made inside a namespace stays there: a server in b, reached from a.
-    Fd server = b.run([] {
-        Fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    UniqueFd server = b.run([] {
+        UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
         sockaddr_in address{};
         address.sin_family = AF_INET;
         address.sin_addr.s_addr = htonl(0x0a4e0002);  // 10.78.0.2
@@ -231,12 +231,12 @@ TEST_F(NetnsTest, VethConnectsTwoNamespaces) {
     sockaddr_in bound{};
     socklen_t length = sizeof(bound);
     ASSERT_EQ(::getsockname(server.get(), reinterpret_cast<sockaddr*>(&bound), &length), 0);
-    Fd client = a.run([&] {
-        Fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    UniqueFd client = a.run([&] {
+        UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
         if (::connect(s.get(), reinterpret_cast<sockaddr*>(&bound), sizeof(bound)) != 0) throw system_error("connect");
         return s;
     });
-    Fd accepted(::accept4(server.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    UniqueFd accepted(::accept4(server.get(), nullptr, nullptr, SOCK_CLOEXEC));
     ASSERT_TRUE(accepted.valid());
     ASSERT_EQ(::write(client.get(), "hello", 5), 5);
     char buffer[8] = {};
@@ -320,7 +320,7 @@ struct HostCleanup {
 };
 
 TEST(NetnsSweep, RemovesWhatADeadOwnerLeftAndNothingElse) {
-    if (::geteuid() != 0) GTEST_SKIP() << "network namespaces need root";
+    if (::geteuid() != 0) FAIL() << "network namespaces need root: run the tests as root";
     const pid_t child = ::fork();
     if (child == 0) ::_exit(0);
     ASSERT_GT(child, 0);

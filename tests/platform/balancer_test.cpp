@@ -24,7 +24,7 @@
 namespace {
 
 using namespace std::chrono_literals;
-using kiln::netns::Fd;
+using kiln::UniqueFd;
 
 constexpr uint32_t kLocal1 = 0x7f000001, kLocal2 = 0x7f000002;
 constexpr int kBackendPort = 9000;
@@ -38,9 +38,9 @@ sockaddr_in address(uint32_t ip, int port) {
 }
 
 // A listening socket on every address of the namespace's own network.
-Fd listen_in(const kiln::netns::Namespace& ns, int port) {
+UniqueFd listen_in(const kiln::netns::Namespace& ns, int port) {
     return ns.run([port] {
-        Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
         const int one = 1;
         ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
         const sockaddr_in at = address(INADDR_ANY, port);
@@ -77,7 +77,7 @@ class EchoServer {
             });
         }
     }
-    Fd listener_;
+    UniqueFd listener_;
     std::thread thread_;
     std::vector<std::thread> connections_;
 };
@@ -140,13 +140,13 @@ class HttpServer {
             if (::send(fd, out.data(), out.size(), MSG_NOSIGNAL) < 0) return (void)::close(fd);
         }
     }
-    Fd listener_;
+    UniqueFd listener_;
     std::thread thread_;
     std::vector<std::thread> connections_;
 };
 
 // Reads one response with a Content-Length or chunked body from `fd`; returns its body.
-std::string read_response(const Fd& fd, std::string& pending) {
+std::string read_response(const UniqueFd& fd, std::string& pending) {
     char buffer[4096];
     auto more = [&] {
         const ssize_t n = ::recv(fd.get(), buffer, sizeof(buffer), 0);
@@ -185,7 +185,7 @@ std::string read_response(const Fd& fd, std::string& pending) {
 class BalancerTest : public ::testing::Test {
   protected:
     void SetUp() override {
-        if (::geteuid() != 0) GTEST_SKIP() << "needs root for a network namespace";
+        if (::geteuid() != 0) FAIL() << "needs root for a network namespace: run the tests as root";
         ns_ = std::make_unique<kiln::netns::Namespace>(kiln::netns::owned_name("kb", "lb"));
         echo_ = std::make_unique<EchoServer>(*ns_);
         http_ = std::make_unique<HttpServer>(*ns_);
@@ -210,7 +210,7 @@ class BalancerTest : public ::testing::Test {
 
     // A service listening on an ephemeral port of the host's loopback.
     void open_service(kiln::balancer::Limits limits = {}, int destination_port = kBackendPort, bool http = false) {
-        Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+        UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
         const sockaddr_in at = address(INADDR_LOOPBACK, 0);
         ASSERT_EQ(::bind(fd.get(), reinterpret_cast<const sockaddr*>(&at), sizeof(at)), 0);
         ASSERT_EQ(::listen(fd.get(), 64), 0);
@@ -223,8 +223,8 @@ class BalancerTest : public ::testing::Test {
         balancer_->add_service("svc", std::move(listeners), limits);
     }
 
-    Fd connect_client() {
-        Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    UniqueFd connect_client() {
+        UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
         const sockaddr_in to = address(INADDR_LOOPBACK, port_);
         EXPECT_EQ(::connect(fd.get(), reinterpret_cast<const sockaddr*>(&to), sizeof(to)), 0);
         timeval timeout{10, 0};
@@ -233,7 +233,7 @@ class BalancerTest : public ::testing::Test {
     }
 
     // Sends `text` and reads back as many bytes.
-    static std::string echo(const Fd& fd, const std::string& text) {
+    static std::string echo(const UniqueFd& fd, const std::string& text) {
         EXPECT_EQ(::send(fd.get(), text.data(), text.size(), MSG_NOSIGNAL), static_cast<ssize_t>(text.size()));
         std::string back(text.size(), '\0');
         size_t got = 0;
@@ -278,7 +278,7 @@ class BalancerTest : public ::testing::Test {
 TEST_F(BalancerTest, RelaysAMegabyteBothWaysAndPassesTheHalfClose) {
     open_service();
     balancer_->backend_up("svc", "a", kLocal1, 0ms);
-    Fd client = connect_client();
+    UniqueFd client = connect_client();
     std::string data(1 << 20, '\0');
     for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7 + i / 4096);
     std::thread writer([&] {
@@ -303,7 +303,7 @@ TEST_F(BalancerTest, HoldsAConnectionUntilAWokenBackendComesUp) {
             balancer_->backend_up("svc", "a", kLocal1, 0ms);
         }).detach();
     };
-    Fd client = connect_client();
+    UniqueFd client = connect_client();
     EXPECT_EQ(echo(client, "held, not refused"), "held, not refused");
     EXPECT_EQ(wakes(), 1u);
     const auto stats = balancer_->stats("svc");
@@ -313,7 +313,7 @@ TEST_F(BalancerTest, HoldsAConnectionUntilAWokenBackendComesUp) {
 
 TEST_F(BalancerTest, ManyConnectionsHeldAtOnceAskForOneWake) {
     open_service();
-    std::vector<Fd> clients;
+    std::vector<UniqueFd> clients;
     for (int i = 0; i < 50; ++i) clients.push_back(connect_client());
     ASSERT_TRUE(eventually([&] { return balancer_->stats("svc").queued == 50; }));
     EXPECT_EQ(wakes(), 1u);
@@ -326,7 +326,7 @@ TEST_F(BalancerTest, AnIdleBackendLeavesTheRotationAfterItsCooldown) {
     open_service();
     balancer_->backend_up("svc", "a", kLocal1, 100ms);
     {
-        Fd client = connect_client();
+        UniqueFd client = connect_client();
         EXPECT_EQ(echo(client, "x"), "x");
         std::this_thread::sleep_for(200ms);
         EXPECT_TRUE(idles().empty()) << "an open connection keeps it awake";
@@ -334,7 +334,7 @@ TEST_F(BalancerTest, AnIdleBackendLeavesTheRotationAfterItsCooldown) {
     ASSERT_TRUE(eventually([&] { return idles().size() == 1; }));
     EXPECT_EQ(idles()[0], "a");
     // Out of the rotation: the next client waits for a wake.
-    Fd client = connect_client();
+    UniqueFd client = connect_client();
     ASSERT_TRUE(eventually([&] { return wakes() == 1; }));
     balancer_->backend_up("svc", "a", kLocal1, 100ms);
     EXPECT_EQ(echo(client, "woken"), "woken");
@@ -344,7 +344,7 @@ TEST_F(BalancerTest, LeastConnectionsSpreadsLongConnections) {
     open_service();
     balancer_->backend_up("svc", "a", kLocal1, 0ms);
     balancer_->backend_up("svc", "b", kLocal2, 0ms);
-    std::vector<Fd> clients;
+    std::vector<UniqueFd> clients;
     for (int i = 0; i < 6; ++i) {
         clients.push_back(connect_client());
         EXPECT_EQ(echo(clients.back(), "hi"), "hi");
@@ -357,9 +357,9 @@ TEST_F(BalancerTest, LeastConnectionsSpreadsLongConnections) {
 TEST_F(BalancerTest, AtTheHardLimitAConnectionWaitsForASlot) {
     open_service({.hard = 1});
     balancer_->backend_up("svc", "a", kLocal1, 0ms);
-    auto first = std::make_unique<Fd>(connect_client());
+    auto first = std::make_unique<UniqueFd>(connect_client());
     EXPECT_EQ(echo(*first, "one"), "one");
-    Fd second = connect_client();
+    UniqueFd second = connect_client();
     ASSERT_TRUE(eventually([&] { return balancer_->stats("svc").queued == 1; }));
     first.reset();  // frees the slot
     EXPECT_EQ(echo(second, "two"), "two");
@@ -368,7 +368,7 @@ TEST_F(BalancerTest, AtTheHardLimitAConnectionWaitsForASlot) {
 TEST_F(BalancerTest, AutoscaleAsksForABackendAtTheSoftLimitAndLetsSurplusOnesGo) {
     open_service({.soft = 2, .min_backends = 1, .max_backends = 2, .scale_in_after = 100ms});
     balancer_->backend_up("svc", "a", kLocal1, 0ms);
-    std::vector<Fd> clients;
+    std::vector<UniqueFd> clients;
     clients.push_back(connect_client());
     EXPECT_EQ(echo(clients.back(), "1"), "1");
     std::this_thread::sleep_for(50ms);
@@ -393,7 +393,7 @@ TEST_F(BalancerTest, AutoscaleAsksForABackendAtTheSoftLimitAndLetsSurplusOnesGo)
 TEST_F(BalancerTest, AFailedWakeClosesTheHeldConnections) {
     open_service();
     on_wake_ = [this] { balancer_->wake_failed("svc"); };
-    Fd client = connect_client();
+    UniqueFd client = connect_client();
     char c;
     EXPECT_LE(::recv(client.get(), &c, 1, 0), 0);
     EXPECT_TRUE(eventually([&] { return balancer_->stats("svc").failed == 1; }));
@@ -404,7 +404,7 @@ TEST_F(BalancerTest, ARefusedUpstreamIsRetriedThenTheClientIsClosed) {
     balancer_->backend_up("svc", "gone", kLocal1, 0ms);
     balancer_->backend_down("svc", "gone");
     balancer_->backend_up("svc", "broken", kLocal1, 0ms);
-    Fd client = connect_client();
+    UniqueFd client = connect_client();
     char c;
     EXPECT_LE(::recv(client.get(), &c, 1, 0), 0);
     EXPECT_TRUE(eventually([&] { return balancer_->stats("svc").failed == 1; }));
@@ -414,7 +414,7 @@ TEST_F(BalancerTest, HttpKeepAliveClientsAreBalancedPerRequest) {
     open_service({}, HttpServer::kHttpPort, /*http=*/true);
     balancer_->backend_up("svc", "a", kLocal1, 0ms);
     balancer_->backend_up("svc", "b", kLocal2, 0ms);
-    Fd client = connect_client();
+    UniqueFd client = connect_client();
     std::string pending;
     std::vector<std::string> answers;
     for (int i = 0; i < 4; ++i) {
@@ -434,7 +434,7 @@ TEST_F(BalancerTest, HttpKeepAliveClientsAreBalancedPerRequest) {
 TEST_F(BalancerTest, HttpPipelinedRequestsWithBodiesAreAnsweredInOrder) {
     open_service({}, HttpServer::kHttpPort, /*http=*/true);
     balancer_->backend_up("svc", "a", kLocal1, 0ms);
-    Fd client = connect_client();
+    UniqueFd client = connect_client();
     const std::string requests =
         "POST /upload HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
         "GET /chunked HTTP/1.1\r\n\r\n"
@@ -456,7 +456,7 @@ TEST_F(BalancerTest, AnHttpRequestIsHeldWhileTheServiceWakes) {
             balancer_->backend_up("svc", "a", kLocal1, 0ms);
         }).detach();
     };
-    Fd client = connect_client();
+    UniqueFd client = connect_client();
     const std::string request = "GET /woken HTTP/1.1\r\n\r\n";
     ASSERT_EQ(::send(client.get(), request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
     std::string pending;
@@ -467,7 +467,7 @@ TEST_F(BalancerTest, AnHttpRequestIsHeldWhileTheServiceWakes) {
 TEST_F(BalancerTest, AMalformedHttpRequestGetsA400AndReachesNoBackend) {
     open_service({}, HttpServer::kHttpPort, /*http=*/true);
     balancer_->backend_up("svc", "a", kLocal1, 0ms);
-    Fd client = connect_client();
+    UniqueFd client = connect_client();
     const std::string request = "POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
     ASSERT_EQ(::send(client.get(), request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
     std::string pending;
@@ -479,7 +479,7 @@ TEST_F(BalancerTest, RemovingTheServiceClosesItsPort) {
     open_service();
     balancer_->remove_service("svc");
     ASSERT_TRUE(eventually([&] {
-        Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
         const sockaddr_in to = address(INADDR_LOOPBACK, port_);
         return ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&to), sizeof(to)) != 0;
     }));

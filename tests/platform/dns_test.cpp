@@ -6,7 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "netns/fd.h"
+#include "host/unique_fd.h"
 #include "netns/names.h"
 #include "netns/namespace.h"
 #include "network/dns_server.h"
@@ -105,13 +105,13 @@ TEST(DnsAnswer, GarbageAndRepliesGetNoAnswer) {
 }
 
 TEST(DnsServer, AnswersOverUdpInsideTheNamespace) {
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root for a network namespace";
+    if (::geteuid() != 0) FAIL() << "needs root for a network namespace: run the tests as root";
     kiln::netns::Namespace ns(kiln::netns::owned_name("kd", "dns"));
     ns.add_address("lo", kiln::netns::Ipv4Prefix::parse("10.99.0.1/32"));
     kiln::network::DnsServer server(ns, 0x0a630001, kResolve);
     const auto q = query("web.internal.", LDNS_RR_TYPE_A, 7);
     const auto reply = ns.run([&] {
-        kiln::netns::Fd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+        kiln::UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
         timeval timeout{5, 0};
         ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
         sockaddr_in to{};
