@@ -27,16 +27,24 @@ build: deps $(BUILD)/build.ninja
 build-asan: build $(ASAN_BUILD)/build.ninja
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
+# Every retry of scripts/with-kvm (a nested VM frozen or reset by TCG) is logged here and counted
+# at the end of the run: retried, never hidden.
+KVM_RETRIES := $(abspath $(BUILD))/with-kvm-retries.log
+export WITH_KVM_RETRY_LOG := $(KVM_RETRIES)
+retry_summary = echo "with-kvm: $$(cat $(KVM_RETRIES) 2>/dev/null | wc -l) retries of a nested VM that TCG froze or reset in this run$$(test -s $(KVM_RETRIES) && echo ': $(KVM_RETRIES)')"
+
 # What CI runs (about 12 minutes on 2 cores, builds included): unit, host-side and fuzz-corpus
 # tests, the kernel under QEMU TCG, and the nested-KVM smoke set; then the host code sanitized.
 test: build build-asan
-	cd $(BUILD) && ctest --output-on-failure --timeout 600 --label-exclude full
+	@rm -f $(KVM_RETRIES)
+	cd $(BUILD) && ctest --output-on-failure --timeout 600 --label-exclude full; s=$$?; $(retry_summary); exit $$s
 	cd $(ASAN_BUILD) && ctest --output-on-failure --timeout 300 --label-exclude full
 
 # The rest (label `full`, up to 45 minutes): the whole KVM suites under nested emulation, the long
 # e2e suites, the 1 GiB transfers, the wake and kill loops, the repeat tests of past flakes.
 test-full: build
-	cd $(BUILD) && ctest --output-on-failure --timeout 2700 --label-regex full
+	@rm -f $(KVM_RETRIES)
+	cd $(BUILD) && ctest --output-on-failure --timeout 2700 --label-regex full; s=$$?; $(retry_summary); exit $$s
 
 # The hello example built into an image and run through kiln (which starts kilnd), then
 # examples/http-c deployed as a scale-to-zero service and woken by a client. The state goes to
