@@ -3,9 +3,10 @@
 #pragma once
 
 #include <cerrno>
-#include <cstring>
 #include <stdexcept>
 #include <string>
+
+#include "host/errno_message.h"
 
 namespace kiln::netns {
 
@@ -16,7 +17,7 @@ class NetnsError : public std::runtime_error {
 
 // "what: strerror(error)", for failed system calls.
 inline NetnsError system_error(const std::string& what, int error = errno) {
-    return NetnsError(what + ": " + std::strerror(error));
+    return NetnsError(errno_message(what, error));
 }
 
 }  // namespace kiln::netns

@@ -98,7 +98,7 @@ void Namespace::open_existing() {
 void Namespace::create() {
     created_ = true;
     {
-        Fd file(::open(path_.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0));
+        UniqueFd file(::open(path_.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0));
         if (!file.valid()) {
             if (errno == EEXIST) throw NetnsError(where() + ": exists already (" + path_ + ")");
             throw system_error(where() + ": create " + path_);
@@ -156,7 +156,7 @@ void Namespace::add_tap(const std::string& name, const std::string& bridge) {
     if (netlink_->find(name)) throw NetnsError(where() + ": add tap " + name + ": exists already");
     run([&] {
         // The tap is created in the namespace of the thread that asks for it.
-        Fd tun(::open("/dev/net/tun", O_RDWR | O_CLOEXEC));
+        UniqueFd tun(::open("/dev/net/tun", O_RDWR | O_CLOEXEC));
         if (!tun.valid()) throw system_error(where() + ": add tap " + name + ": /dev/net/tun");
         ifreq request{};
         std::memcpy(request.ifr_name, name.data(), name.size());

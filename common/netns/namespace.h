@@ -34,7 +34,7 @@
 #include <utility>
 #include <vector>
 
-#include "netns/fd.h"
+#include "host/unique_fd.h"
 #include "netns/ipv4.h"
 #include "netns/process.h"
 #include "netns/rtnetlink.h"
@@ -117,7 +117,7 @@ class Namespace {
     std::string path_;
     bool persistent_ = false;
     bool created_ = false;
-    Fd fd_;
+    UniqueFd fd_;
     std::unique_ptr<Rtnetlink> netlink_;  // created inside the namespace
 };
 

@@ -117,7 +117,7 @@ Process spawn_process(int netns_fd, const std::vector<std::string>& argv, const 
     args.push_back(nullptr);
     int report[2];
     if (::pipe2(report, O_CLOEXEC) != 0) throw system_error(what + ": pipe");
-    Fd report_read(report[0]), report_write(report[1]);
+    UniqueFd report_read(report[0]), report_write(report[1]);
     const pid_t parent = ::getpid();
 
     const pid_t pid = ::fork();
@@ -138,7 +138,7 @@ Process spawn_process(int netns_fd, const std::vector<std::string>& argv, const 
     }
     report_write.reset();
     // glibc 2.36's <sys/pidfd.h> lacks extern "C": call the system call directly.
-    Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
     Process process(pid, std::move(pidfd));
     if (!process.pidfd_.valid()) throw system_error(what + ": pidfd_open");
     ChildFailure failure{};
@@ -157,7 +157,7 @@ CommandResult run_process(int netns_fd, const std::vector<std::string>& argv, st
                           const std::string& where) {
     int out[2];
     if (::pipe2(out, O_CLOEXEC) != 0) throw system_error(where + ": pipe");
-    Fd out_read(out[0]), out_write(out[1]);
+    UniqueFd out_read(out[0]), out_write(out[1]);
     SpawnOptions options;
     options.stdout_fd = options.stderr_fd = out_write.get();
     Process process = spawn_process(netns_fd, argv, options, where);

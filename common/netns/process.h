@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "netns/fd.h"
+#include "host/unique_fd.h"
 
 namespace kiln::netns {
 
@@ -45,12 +45,12 @@ class Process {
 
   private:
     friend Process spawn_process(int, const std::vector<std::string>&, const SpawnOptions&, const std::string&);
-    Process(pid_t pid, Fd pidfd) : pid_(pid), pidfd_(std::move(pidfd)) {}
+    Process(pid_t pid, UniqueFd pidfd) : pid_(pid), pidfd_(std::move(pidfd)) {}
     void reap();
     void finish();
 
     pid_t pid_ = -1;
-    Fd pidfd_;  // readable once the child has exited
+    UniqueFd pidfd_;  // readable once the child has exited
     std::optional<int> status_;
 };
 

@@ -58,7 +58,7 @@ struct ListenerEntry {
 struct Connection {
     std::string service;
     int destination_port = 0;
-    netns::Fd client, upstream;
+    UniqueFd client, upstream;
     std::string backend;                     // the instance it went to, "" while held
     std::unique_ptr<Relay> relay;            // plain TCP, once connected
     std::unique_ptr<HttpExchange> exchange;  // http: the whole life of the client connection
@@ -82,8 +82,8 @@ void Histogram::observe(double seconds) {
 
 struct Balancer::Impl {
     Hooks hooks;
-    netns::Fd epoll{::epoll_create1(EPOLL_CLOEXEC)};
-    netns::Fd control{::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+    UniqueFd epoll{::epoll_create1(EPOLL_CLOEXEC)};
+    UniqueFd control{::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
     std::mutex mutex;  // guards `changes` and `stopping`
     std::vector<std::function<void(Impl&)>> changes;
     bool stopping = false;
@@ -139,7 +139,7 @@ Backend* Balancer::Impl::pick(Service& service) {
 void Balancer::Impl::accept_all(uint64_t listener_id) {
     const auto& entry = listeners.at(listener_id);
     for (;;) {
-        netns::Fd client(::accept4(entry.listener.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+        UniqueFd client(::accept4(entry.listener.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
         if (!client.valid()) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
             if (errno != EAGAIN) std::perror("balancer: accept");

@@ -25,13 +25,13 @@
 #include <thread>
 #include <vector>
 
-#include "netns/fd.h"
+#include "host/unique_fd.h"
 #include "netns/namespace.h"
 
 namespace kiln::balancer {
 
 struct Listener {
-    netns::Fd fd;  // listening, non-blocking
+    UniqueFd fd;  // listening, non-blocking
     int destination_port = 0;
     bool http = false;  // balance each HTTP/1.1 request (else each TCP connection)
 };

@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "netns/fd.h"
+#include "host/unique_fd.h"
 
 namespace kiln::balancer {
 
@@ -21,7 +21,7 @@ class SplicePipe {
     size_t pending() const { return pending_; }
 
   private:
-    netns::Fd read_, write_;
+    UniqueFd read_, write_;
     size_t pending_ = 0;
 };
 

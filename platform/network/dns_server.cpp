@@ -16,7 +16,7 @@ DnsServer::DnsServer(const netns::Namespace& ns, uint32_t address, Resolver reso
     : resolve_(std::move(resolve)), wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
     if (!wake_.valid()) throw netns::system_error("dns: eventfd");
     socket_ = ns.run([&] {
-        netns::Fd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+        UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
         if (!fd.valid()) throw netns::system_error("dns: socket");
         sockaddr_in at{};
         at.sin_family = AF_INET;

@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "netns/fd.h"
+#include "host/unique_fd.h"
 #include "netns/namespace.h"
 #include "network/dns_message.h"
 
@@ -30,8 +30,8 @@ class DnsServer {
     void serve();
 
     Resolver resolve_;
-    netns::Fd socket_;
-    netns::Fd wake_;  // eventfd: ends serve()
+    UniqueFd socket_;
+    UniqueFd wake_;  // eventfd: ends serve()
     std::thread thread_;
 };
 

@@ -26,8 +26,8 @@ constexpr auto kReadyTimeout = std::chrono::seconds(60);
 constexpr auto kSnapshotTimeout = std::chrono::seconds(60);
 
 // A listening, non-blocking TCP socket on every host address at `port`.
-netns::Fd listen_on(int port) {
-    netns::Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+UniqueFd listen_on(int port) {
+    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd.valid()) throw std::runtime_error("port " + std::to_string(port) + ": " + std::strerror(errno));
     const int one = 1;
     ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));

@@ -12,7 +12,7 @@ import tempfile
 import time
 import unittest
 
-from unix_http import UnixHttp, remove_private_network
+from e2e_support import UnixHttp, remove_private_network
 
 BUILD = os.path.abspath(os.environ.get("KILN_BUILD_DIR") or
                         (sys.argv.pop(1) if __name__ == "__main__" and len(sys.argv) > 1 else "build"))

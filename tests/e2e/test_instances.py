@@ -14,7 +14,7 @@ import threading
 import time
 import unittest
 
-from unix_http import UnixHttp, remove_private_network
+from e2e_support import KilnCommand, UnixHttp, end_state, kilnd_pid
 
 BUILD = os.path.abspath(os.environ.get("KILN_BUILD_DIR") or
                         (sys.argv.pop(1) if __name__ == "__main__" and len(sys.argv) > 1 else "build"))
@@ -22,7 +22,9 @@ KILN = os.path.join(BUILD, "bin", "kiln")
 APPS = os.path.join(BUILD, "tests", "guest-apps")
 
 
-class InstanceCase(unittest.TestCase):
+class InstanceCase(KilnCommand, unittest.TestCase):
+    kiln_binary = KILN
+
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="kiln-e2e-instances-")
         self.state = os.path.join(self.dir, "state")
@@ -38,29 +40,11 @@ class InstanceCase(unittest.TestCase):
         self.kiln("build", app)
 
     def tearDown(self):
-        pid = self.kilnd_pid()
-        if pid:
-            os.kill(pid, signal.SIGKILL)
-        subprocess.run(["pkill", "-KILL", "-f", self.state], check=False)  # any kiln-vmm of this state dir
-        remove_private_network(self.state)
+        end_state(self.state)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def kilnd_pid(self):
-        r = subprocess.run(["pgrep", "-x", "kilnd"], capture_output=True, text=True)
-        for pid in map(int, r.stdout.split()):
-            try:
-                with open(f"/proc/{pid}/environ", "rb") as f:
-                    if f"KILN_STATE_DIR={self.state}".encode() in f.read().split(b"\0"):
-                        return pid
-            except OSError:
-                pass
-        return None
-
-    def kiln(self, *args, ok=True, timeout=120):
-        r = subprocess.run([KILN, *args], capture_output=True, text=True, env=self.env, timeout=timeout)
-        if ok:
-            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        return r
+        return kilnd_pid(self.state)
 
     def inspect(self, name):
         return json.loads(self.kiln("inspect", name).stdout)[0]

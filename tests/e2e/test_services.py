@@ -17,7 +17,7 @@ import tempfile
 import time
 import unittest
 
-from unix_http import UnixHttp, remove_private_network
+from e2e_support import KilnCommand, UnixHttp, end_state
 
 BUILD = os.path.abspath(os.environ.get("KILN_BUILD_DIR") or
                         (sys.argv.pop(1) if __name__ == "__main__" and len(sys.argv) > 1 else "build"))
@@ -45,7 +45,9 @@ def http_get(port, path="/hello", timeout=60):
     return head.split(b"\r\n")[0].decode(), body.decode()
 
 
-class ServiceCase(unittest.TestCase):
+class ServiceCase(KilnCommand, unittest.TestCase):
+    kiln_binary = KILN
+
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="kiln-e2e-services-")
         self.state = os.path.join(self.dir, "state")
@@ -61,24 +63,8 @@ class ServiceCase(unittest.TestCase):
         self.port = random.randrange(20000, 30000)
 
     def tearDown(self):
-        r = subprocess.run(["pgrep", "-x", "kilnd"], capture_output=True, text=True)
-        for pid in map(int, r.stdout.split()):
-            try:
-                with open(f"/proc/{pid}/environ", "rb") as f:
-                    if f"KILN_STATE_DIR={self.state}".encode() in f.read().split(b"\0"):
-                        os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        subprocess.run(["pkill", "-KILL", "-f", self.state], check=False)  # its kiln-vmms
-        time.sleep(0.2)
-        remove_private_network(self.state)
+        end_state(self.state)
         shutil.rmtree(self.dir, ignore_errors=True)
-
-    def kiln(self, *args, ok=True, timeout=120):
-        r = subprocess.run([KILN, *args], capture_output=True, text=True, env=self.env, timeout=timeout)
-        if ok:
-            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        return r
 
     def api(self, path):
         c = UnixHttp(os.path.join(self.state, "kilnd.sock"))

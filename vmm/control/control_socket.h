@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "event_loop.h"
-#include "util/unique_fd.h"
+#include "host/unique_fd.h"
 
 namespace kiln::vmm {
 

@@ -6,7 +6,7 @@
 #include <span>
 #include <string>
 
-#include "util/unique_fd.h"
+#include "host/unique_fd.h"
 
 namespace kiln::vmm {
 

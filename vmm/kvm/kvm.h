@@ -7,7 +7,7 @@
 #include <memory>
 #include <vector>
 
-#include "util/unique_fd.h"
+#include "host/unique_fd.h"
 
 namespace kiln::vmm {
 

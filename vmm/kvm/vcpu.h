@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "host/unique_fd.h"
 #include "kvm/kvm.h"
 #include "kvm/vm.h"
-#include "util/unique_fd.h"
 
 namespace kiln::vmm {
 

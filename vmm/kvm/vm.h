@@ -7,9 +7,9 @@
 
 #include <cstdint>
 
+#include "host/unique_fd.h"
 #include "kvm/guest_memory.h"
 #include "kvm/kvm.h"
-#include "util/unique_fd.h"
 
 namespace kiln::vmm {
 

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "util/unique_fd.h"
+#include "host/unique_fd.h"
 
 namespace kiln::vmm {
 

@@ -3,9 +3,10 @@
 #pragma once
 
 #include <cerrno>
-#include <cstring>
 #include <stdexcept>
 #include <string>
+
+#include "host/errno_message.h"
 
 namespace kiln::vmm {
 
@@ -16,7 +17,7 @@ class VmmError : public std::runtime_error {
 
 // "what: strerror(errno)", for failed system calls.
 inline VmmError system_error(const std::string& what, int error = errno) {
-    return VmmError(what + ": " + std::strerror(error));
+    return VmmError(errno_message(what, error));
 }
 
 }  // namespace kiln::vmm

@@ -7,8 +7,8 @@
 
 #include <utility>
 
+#include "host/unique_fd.h"
 #include "util/error.h"
-#include "util/unique_fd.h"
 
 namespace kiln::vmm {
 

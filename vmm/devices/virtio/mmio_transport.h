@@ -12,9 +12,9 @@
 #include "devices/mmio_bus.h"
 #include "devices/virtio/device.h"
 #include "event_loop.h"
+#include "host/unique_fd.h"
 #include "kvm/guest_memory.h"
 #include "kvm/vm.h"
-#include "util/unique_fd.h"
 
 namespace kiln::vmm::virtio {
 

@@ -1,11 +1,12 @@
-// Owns a file descriptor and closes it once.
+// Owns a file descriptor and closes it once: the one fd owner of every host component (kiln-vmm,
+// the network library, kilnd).
 #pragma once
 
 #include <unistd.h>
 
 #include <utility>
 
-namespace kiln::vmm {
+namespace kiln {
 
 class UniqueFd {
   public:
@@ -22,6 +23,8 @@ class UniqueFd {
 
     int get() const { return fd_; }
     bool valid() const { return fd_ >= 0; }
+    // Gives the descriptor up without closing it.
+    int release() { return std::exchange(fd_, -1); }
     void reset(int fd = -1) {
         if (fd_ >= 0) ::close(fd_);
         fd_ = fd;
@@ -31,4 +34,4 @@ class UniqueFd {
     int fd_ = -1;
 };
 
-}  // namespace kiln::vmm
+}  // namespace kiln

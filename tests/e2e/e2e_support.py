@@ -1,0 +1,68 @@
+"""What the end-to-end tests (and bench/) share: HTTP over kilnd's unix socket, the kiln command
+on a scratch state directory, and ending everything of such a directory."""
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import time
+
+
+class UnixHttp(http.client.HTTPConnection):
+    """HTTP over a unix socket (kilnd's API), as `curl --unix-socket` does."""
+
+    def __init__(self, path, timeout=10):
+        super().__init__("kiln", timeout=timeout)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
+class KilnCommand:
+    """A TestCase mixin: self.kiln(...) runs the real kiln (the class's `kiln_binary`) with
+    self.env (its KILN_STATE_DIR); unless ok=False, it must succeed."""
+
+    kiln_binary = None
+
+    def kiln(self, *args, ok=True, timeout=120):
+        r = subprocess.run([self.kiln_binary, *args], capture_output=True, text=True, env=self.env, timeout=timeout)
+        if ok:
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return r
+
+
+def kilnd_pid(state_dir):
+    """The pid of the kilnd that serves `state_dir`, or None."""
+    r = subprocess.run(["pgrep", "-x", "kilnd"], capture_output=True, text=True)
+    for pid in map(int, r.stdout.split()):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if f"KILN_STATE_DIR={state_dir}".encode() in f.read().split(b"\0"):
+                    return pid
+        except OSError:
+            pass
+    return None
+
+
+def remove_private_network(state_dir):
+    """kilnd's network namespace outlives a kilnd that is killed (its guests would keep running):
+    a test that kills kilnd removes it, once every kiln-vmm of the state directory is gone."""
+    try:
+        with open(os.path.join(state_dir, "netns")) as f:
+            name = f.read().strip()
+    except OSError:
+        return
+    subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)
+
+
+def end_state(state_dir):
+    """Kills the kilnd of `state_dir` and every kiln-vmm it started, then removes its network."""
+    pid = kilnd_pid(state_dir)
+    if pid:
+        os.kill(pid, signal.SIGKILL)
+    subprocess.run(["pkill", "-KILL", "-f", state_dir], check=False)  # its kiln-vmms
+    time.sleep(0.2)
+    remove_private_network(state_dir)
