@@ -195,7 +195,9 @@ class GuestAsClient(unittest.TestCase):
 
 
 class MalformedPackets(unittest.TestCase):
-    """Garbage at every layer, sent with a raw socket: dropped, and the server keeps serving."""
+    """Garbage at every layer, sent with a raw socket: dropped, and the server keeps serving.
+    The flood and a request after it are repeated (KILN_REPEAT, default 50): the server once
+    stopped answering after a flood, one run in several."""
 
     def test_server_survives_garbage(self):
         with TestNetwork("junk") as net:
@@ -204,8 +206,8 @@ class MalformedPackets(unittest.TestCase):
             neigh = net.run(["ip", "neigh", "show", GUEST]).stdout.split()
             guest_mac = bytes.fromhex(neigh[neigh.index("lladdr") + 1].replace(":", ""))
             sender = textwrap.dedent(f"""
-                import os, random, socket, struct
-                rnd = random.Random(5)
+                import os, random, socket, struct, sys
+                rnd = random.Random(int(sys.argv[1]))  # the round: another flood each time
                 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
                 s.bind(("br0", 0))
                 me = bytes.fromhex(open("/sys/class/net/br0/address").read().strip().replace(":", ""))
@@ -244,11 +246,13 @@ class MalformedPackets(unittest.TestCase):
                     s.send(dst + me + rnd.choice([b"\\x08\\x00", b"\\x08\\x06"]) + bytes(rnd.randrange(256) for _ in range(n)))
                 print("sent", len(cases) + 2000)
             """)
-            r = net.run([sys.executable, "-c", sender], timeout=120)
-            self.assertIn("sent", r.stdout, r.stderr)
-            r = net.run(["curl", "-sS", "-m", "20", f"http://{GUEST}:8080/hello"])
-            self.assertEqual(r.stdout, "hello from kiln\n", r.stderr + TestNetwork.output(vm))
-            self.assertIsNone(vm.poll(), TestNetwork.output(vm))
+            for round in range(int(os.environ.get("KILN_REPEAT", "50"))):
+                r = net.run([sys.executable, "-c", sender, str(round)], timeout=120)
+                self.assertIn("sent", r.stdout, r.stderr)
+                r = net.run(["curl", "-sS", "-m", "20", f"http://{GUEST}:8080/hello"])
+                self.assertEqual(r.stdout, "hello from kiln\n",
+                                 f"round {round}: " + r.stderr + TestNetwork.output(vm))
+                self.assertIsNone(vm.poll(), TestNetwork.output(vm))
 
 
 if __name__ == "__main__":
