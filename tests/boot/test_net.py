@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Networking: the Kiln kernel's TCP/IP stack behind virtio-net and a tap, with real clients
-(ping, curl, Python sockets) in a network namespace the test creates. Needs /dev/kvm (run
-through scripts/with-kvm) and root.
+(ping, curl, Python sockets) in a network namespace the test creates. Needs root; the kiln-vmm
+suites need /dev/kvm (run them through scripts/with-kvm), the *UnderQemuTcg ones run anywhere.
 """
 import concurrent.futures
 import hashlib
@@ -22,6 +22,8 @@ BUILD = os.path.abspath(os.environ.get("KILN_BUILD_DIR") or
                         (sys.argv.pop(1) if __name__ == "__main__" and len(sys.argv) > 1 else "build"))
 VMM = [os.path.join(BUILD, "bin", "kiln-vmm"), "--kernel", os.path.join(BUILD, "kernel", "kiln.elf"),
        "--initrd", os.path.join(BUILD, "tests", "guest-apps", "apps.cpio"), "--memory", "512M", "--timeout", "600"]
+KERNEL = os.path.join(BUILD, "kernel", "kiln.elf")
+INITRD = os.path.join(BUILD, "tests", "guest-apps", "apps.cpio")
 GUEST = "10.77.0.5"
 
 
@@ -128,6 +130,26 @@ MANY_CLIENTS = textwrap.dedent("""
 """)
 
 
+class HttpUnderQemuTcg(Http):
+    """The same clients against the same servers, with the kernel under QEMU TCG (the `hw`
+    backend, QEMU's own virtio-net device): no nested virtualization, so this runs in `make test`."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.net = TestNetwork("qhttp").__enter__()
+        try:
+            cls.vm = cls.net.start_qemu(KERNEL, INITRD, GUEST, "-- /bin/http-server 8080 /www")
+            cls.go_vm = cls.net.start_qemu(KERNEL, INITRD, "10.77.0.6", "-- /bin/gohttp 8081")
+            for vm, url in ((cls.vm, f"http://{GUEST}:8080/hello"), (cls.go_vm, "http://10.77.0.6:8081/hello")):
+                if not cls.net.wait_for_http(url, vm):
+                    raise AssertionError(f"{url} never answered under QEMU TCG:\n" + TestNetwork.output(vm))
+        except BaseException:
+            cls.net.__exit__(None, None, None)
+            raise
+
+    test_ready_event_reaches_kiln_vmm = None  # kiln-vmm's own event: not under QEMU
+
+
 class TcpIntegrity(unittest.TestCase):
     SIZE = int(os.environ.get("KILN_TEST_ECHO_BYTES", str(1 << 30)))
 
@@ -199,9 +221,14 @@ class MalformedPackets(unittest.TestCase):
     The flood and a request after it are repeated (KILN_REPEAT, default 50): the server once
     stopped answering after a flood, one run in several."""
 
+    rounds = int(os.environ.get("KILN_REPEAT", "50"))
+
+    def start(self, net):
+        return net.start_vm(VMM, GUEST, "-- /bin/http-server 8080 /www")
+
     def test_server_survives_garbage(self):
         with TestNetwork("junk") as net:
-            vm = net.start_vm(VMM, GUEST, "-- /bin/http-server 8080 /www")
+            vm = self.start(net)
             self.assertEqual(net.run(["ping", "-c", "1", "-W", "2", GUEST]).returncode, 0)
             neigh = net.run(["ip", "neigh", "show", GUEST]).stdout.split()
             guest_mac = bytes.fromhex(neigh[neigh.index("lladdr") + 1].replace(":", ""))
@@ -246,13 +273,24 @@ class MalformedPackets(unittest.TestCase):
                     s.send(dst + me + rnd.choice([b"\\x08\\x00", b"\\x08\\x06"]) + bytes(rnd.randrange(256) for _ in range(n)))
                 print("sent", len(cases) + 2000)
             """)
-            for round in range(int(os.environ.get("KILN_REPEAT", "50"))):
+            for round in range(self.rounds):
                 r = net.run([sys.executable, "-c", sender, str(round)], timeout=120)
                 self.assertIn("sent", r.stdout, r.stderr)
                 r = net.run(["curl", "-sS", "-m", "20", f"http://{GUEST}:8080/hello"])
                 self.assertEqual(r.stdout, "hello from kiln\n",
                                  f"round {round}: " + r.stderr + TestNetwork.output(vm))
                 self.assertIsNone(vm.poll(), TestNetwork.output(vm))
+
+
+class MalformedPacketsUnderQemuTcg(MalformedPackets):
+    """The same floods with QEMU's virtio-net device and the `hw` backend, in `make test`."""
+
+    rounds = int(os.environ.get("KILN_REPEAT", "10"))
+
+    def start(self, net):
+        vm = net.start_qemu(KERNEL, INITRD, GUEST, "-- /bin/http-server 8080 /www")
+        self.assertTrue(net.wait_for_http(f"http://{GUEST}:8080/hello", vm), TestNetwork.output(vm))
+        return vm
 
 
 if __name__ == "__main__":
