@@ -98,7 +98,7 @@ class TestNetwork:
             time.sleep(0.05)
         return p
 
-    def start_qemu(self, kernel, initrd, guest_ip, cmdline, memory_mib=512, timeout=600):
+    def start_qemu(self, kernel, initrd, guest_ip, cmdline, memory_mib=512, timeout=600, accel="tcg"):
         """Starts the kernel under QEMU TCG (microvm: the `hw` backend, no /dev/kvm needed) with a
         virtio-net card on a tap of this network, for at most `timeout` seconds. QEMU passes its
         virtio-mmio transports on the command line only when it boots through its option ROM,
@@ -107,7 +107,8 @@ class TestNetwork:
         tap = self.add_tap()
         mac = "52:54:00:4b:%02x:%02x" % (len(self.vms), os.getpid() % 256)
         argv = ["timeout", "-s", "KILL", str(timeout), "qemu-system-x86_64",
-                "-M", "microvm,x-option-roms=off,rtc=off,ioapic2=off", "-accel", "tcg", "-cpu", "max",
+                "-M", "microvm,x-option-roms=off,rtc=off,ioapic2=off", "-accel", accel,
+                "-cpu", "max" if accel == "tcg" else "host,-arch-capabilities",
                 "-m", str(memory_mib), "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio",
                 "-no-reboot", "-global", "virtio-mmio.force-legacy=false",
                 "-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-kernel", kernel, "-initrd", initrd,
