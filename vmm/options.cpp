@@ -135,39 +135,47 @@ NetOptions parse_net_option(const std::string& text) {
     return net;
 }
 
-Options parse_options(int argc, char** argv) {
+Options parse_options(int argc, char** argv, Monitor monitor) {
     Options o;
-    CLI::App app{"kiln-vmm: runs one Kiln microVM on KVM; exits with the guest's status"};
+    const bool proc = monitor == Monitor::kProc;
+    const char* name = proc ? "kiln-proc" : "kiln-vmm";
+    CLI::App app{proc ? "kiln-proc: runs one Kiln instance as a confined Linux process (no virtualization); "
+                        "exits with the application's status"
+                      : "kiln-vmm: runs one Kiln microVM on KVM; exits with the guest's status"};
+    app.name(name);
     std::string memory = "64M";
     std::string boot = "auto";
     double timeout_s = 0;
-    auto* kernel = app.add_option("--kernel", o.kernel, "kernel image (ELF64 with a PVH or Kiln entry note)");
+    auto* kernel = app.add_option("--kernel", o.kernel,
+                                  proc ? "kernel image (the proc build; default: kiln-proc.elf beside kiln-proc)"
+                                       : "kernel image (ELF64 with a PVH or Kiln entry note)");
     auto* restore = app.add_option("--restore", o.restore, "resume the snapshot in this directory instead of booting");
     kernel->excludes(restore);
     app.add_option("--initrd", o.initrd, "initial ramdisk, handed to the kernel as a PVH module");
     app.add_option("--cmdline", o.cmdline, "kernel command line: parameters, then -- and the app's argv");
     app.add_option("--memory,-m", memory, "guest memory, e.g. 64M or 1G")->capture_default_str();
     app.add_option("--console", o.console, "write the guest console to this file instead of stdout");
-    app.add_option("--boot", boot, "boot protocol: auto, direct64 or pvh")->capture_default_str();
+    if (!proc) app.add_option("--boot", boot, "boot protocol: auto, direct64 or pvh")->capture_default_str();
     app.add_option("--timeout", timeout_s, "watchdog: stop the guest after this many seconds (exit 124)")
         ->check(CLI::NonNegativeNumber);
     app.add_flag("--stats", o.stats, "print vCPU statistics and timings to stderr at exit");
     app.add_option("--control", o.control, "unix socket for JSON control (pause, resume, snapshot, stats, stop)");
-    app.add_option("--status-file", o.status_file, "write the exit status to this file when kiln-vmm ends");
+    app.add_option("--status-file", o.status_file,
+                   std::string("write the exit status to this file when ") + name + " ends");
     std::vector<std::string> nets;
     app.add_option("--net", nets,
                    "a network card on a tap device: tap=NAME[,mac=MAC]; faults for tests: "
                    "loss=PERCENT,reorder=PERCENT,delay=MS,seed=N");
     try {
         app.parse(argc, argv);
-        if (o.kernel.empty() && o.restore.empty()) throw CLI::RequiredError("--kernel");
+        if (!proc && o.kernel.empty() && o.restore.empty()) throw CLI::RequiredError("--kernel");
         o.memory_bytes = parse_memory_size(memory, "--memory");
         o.boot = parse_boot_mode(boot);
         for (const auto& n : nets) o.nets.push_back(parse_net_option(n));
     } catch (const CLI::ParseError& e) {
         std::exit(app.exit(e) == 0 ? 0 : abi::kExitVmmError);
     } catch (const VmmError& e) {
-        std::cerr << "kiln-vmm: " << e.what() << "\n";
+        std::cerr << name << ": " << e.what() << "\n";
         std::exit(abi::kExitVmmError);
     }
     if (timeout_s > 0) o.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));

@@ -45,7 +45,11 @@ struct Options {
 // "64M", "512m", "1G", "65536K", "64" (MiB). Throws VmmError naming `flag`.
 uint64_t parse_memory_size(const std::string& text, const std::string& flag);
 
+// Which monitor's command line: kiln-vmm's, or kiln-proc's (the same flags, `--kernel` optional
+// since kiln-proc finds the proc kernel built beside it, no `--boot`).
+enum class Monitor { kVmm, kProc };
+
 // Parses argv; on --help or a usage error, prints and exits (0 or abi::kExitVmmError).
-Options parse_options(int argc, char** argv);
+Options parse_options(int argc, char** argv, Monitor monitor = Monitor::kVmm);
 
 }  // namespace kiln::vmm

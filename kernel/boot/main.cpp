@@ -2,7 +2,6 @@
 #include "arch/x86_64/cpu.h"
 #include "arch/x86_64/fpu.h"
 #include "arch/x86_64/interrupts.h"
-#include "arch/x86_64/lapic.h"
 #include "console/console.h"
 #include "core/boot_env.h"
 #include "core/diagnostics.h"
@@ -17,9 +16,6 @@
 #include "sched/thread.h"
 #include "selftest/selftest.h"
 #include "time/clock.h"
-
-extern "C" char _kernel_phys_start[];
-extern "C" char _kernel_phys_end[];
 
 namespace kiln {
 
@@ -53,18 +49,34 @@ void load_boot_info(uint32_t start_info_phys) {
     env.under_kiln_vmm = env.cmdline.has("kiln.vmm");
 }
 
-const char* monitor_name() { return env_instance.under_kiln_vmm ? "kiln-vmm" : "qemu"; }
+// kiln-vmm and kiln-proc name themselves in `kiln.vmm=`.
+StringView monitor_name() {
+    StringView name;
+    return env_instance.cmdline.find("kiln.vmm", name) && !name.empty() ? name : StringView("qemu");
+}
 
 }  // namespace
 
 BootEnv& boot_env() { return env_instance; }
 
-uint64_t mm::kernel_phys_start() { return reinterpret_cast<uint64_t>(_kernel_phys_start); }
-uint64_t mm::kernel_phys_end() { return reinterpret_cast<uint64_t>(_kernel_phys_end); }
+// Loaded as absolute values: the symbols are physical addresses, which RIP-relative code (the
+// proc build's) cannot reach.
+uint64_t mm::kernel_phys_start() {
+    uint64_t value;
+    asm("movabs $_kernel_phys_start, %0" : "=r"(value));
+    return value;
+}
+uint64_t mm::kernel_phys_end() {
+    uint64_t value;
+    asm("movabs $_kernel_phys_end, %0" : "=r"(value));
+    return value;
+}
 
 extern "C" [[noreturn]] void kiln_start(uint32_t start_info_phys, uint32_t platform_kind) {
     env_instance.entry_tsc = cpu::rdtsc();
-    platform::init(platform_kind == KILN_BOOT_PLATFORM_PVM ? platform::Kind::kPvm : platform::Kind::kHw);
+    platform::init(platform_kind == KILN_BOOT_PLATFORM_PVM    ? platform::Kind::kPvm
+                   : platform_kind == KILN_BOOT_PLATFORM_PROC ? platform::Kind::kProc
+                                                              : platform::Kind::kHw);
     arch::init_cpu_tables();
     load_boot_info(start_info_phys);
     BootEnv& env = env_instance;
@@ -89,7 +101,7 @@ extern "C" [[noreturn]] void kiln_start(uint32_t start_info_phys, uint32_t platf
     if (!env.cmdline.has_app() || env.cmdline.flag("kiln.verbose"))
         console::print("Kiln kernel: platform {}, monitor {}, {} MiB, tsc {} kHz ({}), timer {}\n",
                        platform::current().name(), monitor_name(), env.memory_bytes >> 20, tsc.tsc_khz, tsc.source,
-                       lapic::description());
+                       platform::current().timer_description());
     if (env.cmdline.flag("kiln.verbose"))
         console::print("cmdline: {}\n", StringView(env.boot_info.cmdline, env.boot_info.cmdline_length));
     if (env.cmdline.flag("kiln.verbose"))

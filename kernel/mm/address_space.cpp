@@ -8,8 +8,6 @@
 #include "mm/page_allocator.h"
 #include "platform/platform.h"
 
-extern "C" uint64_t boot_pml4[];
-
 namespace kiln::mm {
 namespace {
 
@@ -33,8 +31,16 @@ uint64_t leaf_flags(uint32_t prot) {
 
 uint64_t* table_at(uint64_t entry) { return static_cast<uint64_t*>(phys_to_virt(entry & kAddressMask)); }
 
+// Where the kernel itself lies in the application's half (proc), or an empty range.
+struct KernelRange {
+    uint64_t start = 0, end = 0;
+    bool overlaps(uint64_t s, uint64_t e) const { return s < end && start < e; }
+};
+constinit KernelRange kernel_range;
+
 bool valid_range(uint64_t start, uint64_t length) {
-    return start % kPage == 0 && length > 0 && start < kUserEnd && length <= kUserEnd - start;
+    return start % kPage == 0 && length > 0 && start < kUserEnd && length <= kUserEnd - start &&
+           !kernel_range.overlaps(start, start + length);
 }
 
 }  // namespace
@@ -42,13 +48,18 @@ bool valid_range(uint64_t start, uint64_t length) {
 AddressSpace& address_space() { return instance; }
 
 void AddressSpace::init() {
-    pml4_ = static_cast<uint64_t*>(
-        phys_to_virt(reinterpret_cast<uint64_t>(boot_pml4)));  // .boot.data is linked at its physical address
+    // `boot_pml4` is a physical address (boot.S's .boot.data is linked at it; kernel-proc.ld
+    // defines it), loaded as an absolute value, out of reach of RIP-relative code.
+    uint64_t boot_pml4_phys;
+    asm("movabs $boot_pml4, %0" : "=r"(boot_pml4_phys));
+    pml4_ = static_cast<uint64_t*>(phys_to_virt(boot_pml4_phys));
     auto& platform = platform::current();
     pml4_[0] = 0;  // the boot identity map: the low half now belongs to the application
     if (platform.kernel_pages_supervisor_only())
         for (int slot = 256; slot < 512; ++slot) pml4_[slot] &= ~kUser;
     platform.load_page_table(virt_to_phys(pml4_));
+    uint64_t start, end;
+    if (platform.kernel_range_in_user_half(start, end)) kernel_range = {start, end};
 }
 
 uint64_t* AddressSpace::walk(uint64_t va, bool create) {
@@ -68,6 +79,7 @@ uint64_t* AddressSpace::walk(uint64_t va, bool create) {
 }
 
 bool AddressSpace::overlaps(uint64_t start, uint64_t end) const {
+    if (kernel_range.overlaps(start, end)) return true;
     for (const Vma& v : vmas_)
         if (v.start < end && start < v.end) return true;
     return false;
@@ -79,12 +91,23 @@ int64_t AddressSpace::find_free(uint64_t length, uint64_t hint) const {
         return static_cast<int64_t>(hint);
     // Top-down below the stack, like Linux: walk the gaps from the highest mapping downwards.
     uint64_t top = kMmapTop;
+    // One occupied range, taken top-down: true if the gap between its end and `top` fits.
+    auto gap_above = [&](uint64_t start, uint64_t end) {
+        if (start >= top) return false;
+        if (end <= top && top - end >= length) return true;
+        top = min(top, start);
+        return false;
+    };
+    bool kernel_taken = kernel_range.end == 0;  // on proc, the kernel is one more occupied range
     for (size_t i = vmas_.size(); i-- > 0;) {
         const Vma& v = vmas_[i];
-        if (v.start >= top) continue;
-        if (v.end <= top && top - v.end >= length) return static_cast<int64_t>(top - length);
-        top = min(top, v.start);
+        if (!kernel_taken && kernel_range.start >= v.end) {
+            kernel_taken = true;
+            if (gap_above(kernel_range.start, kernel_range.end)) return static_cast<int64_t>(top - length);
+        }
+        if (gap_above(v.start, v.end)) return static_cast<int64_t>(top - length);
     }
+    if (!kernel_taken && gap_above(kernel_range.start, kernel_range.end)) return static_cast<int64_t>(top - length);
     if (top >= kMmapBottom + length) return static_cast<int64_t>(top - length);
     return -ENOMEM;
 }
@@ -144,6 +167,7 @@ void AddressSpace::remove_range(uint64_t start, uint64_t end, bool free_pages) {
             --resident_pages_;
         }
     }
+    platform::current().user_range_unmapped(start, end);
     flush(start, end);
 }
 
@@ -170,6 +194,7 @@ void AddressSpace::set_pte_prot(uint64_t start, uint64_t end, uint32_t prot) {
         } else {
             *pte = (*pte & kAddressMask) | leaf_flags(prot);
         }
+        platform::current().user_pages_protected(va, va + kPage, prot);
         changed = true;
     }
     if (changed) flush(start, end);
@@ -230,6 +255,7 @@ int64_t AddressSpace::discard(uint64_t start, uint64_t length) {
             --resident_pages_;
         }
     }
+    platform::current().user_range_unmapped(start, start + length);
     flush(start, start + length);
     return 0;
 }
@@ -272,6 +298,10 @@ int64_t AddressSpace::remap(uint64_t old_start, uint64_t old_length, uint64_t ne
         if (to == nullptr) return -ENOMEM;
         *to = *from;
         *from = 0;
+        if (*to & kPresent)
+            platform::current().user_page_mapped(t + off, *to & kAddressMask, prot);
+        else  // kept through PROT_NONE: the host maps it when it is made accessible again
+            platform::current().user_range_unmapped(t + off, t + off + kPage);
     }
     remove_range(old_start, old_end, true);  // pages already moved out; frees any beyond `moved`
     flush(old_start, old_end);
@@ -294,7 +324,7 @@ uint64_t AddressSpace::set_break(uint64_t requested) {
 }
 
 bool AddressSpace::handle_fault(uint64_t address, bool write, bool exec) {
-    if (address >= kUserEnd) return false;
+    if (address >= kUserEnd || kernel_range.overlaps(address, address + 1)) return false;
     const uint64_t page = align_down(address, kPage);
     const Vma* vma = nullptr;
     for (const Vma& v : vmas_) {
@@ -307,19 +337,22 @@ bool AddressSpace::handle_fault(uint64_t address, bool write, bool exec) {
     if ((write && !(vma->prot & kProtWrite)) || (exec && !(vma->prot & kProtExec)) || vma->prot == 0) return false;
     uint64_t* pte = walk(page, true);
     if (pte == nullptr) return false;
+    auto& platform = platform::current();
     if (*pte & kPresent) {
         // Present and permitted: a stale TLB entry after a protection change.
-        platform::current().flush_tlb_page(page);
+        platform.flush_tlb_page(page);
         return true;
     }
     if (*pte & kKept) {  // a page kept through PROT_NONE
         *pte = (*pte & kAddressMask) | leaf_flags(vma->prot);
+        platform.user_page_mapped(page, *pte & kAddressMask, vma->prot);
         return true;
     }
     const uint64_t phys = page_allocator().allocate_zeroed();
     if (phys == 0) return false;
     *pte = phys | leaf_flags(vma->prot);
     ++resident_pages_;
+    platform.user_page_mapped(page, phys, vma->prot);
     return true;
 }
 

@@ -1,6 +1,8 @@
 #include "platform/hw.h"
 
 #include "arch/x86_64/cpu.h"
+#include "arch/x86_64/lapic.h"
+#include "arch/x86_64/layout.h"
 
 namespace kiln::platform {
 
@@ -49,8 +51,30 @@ void Backend::set_fs_base(uint64_t base) {
         wrmsr(kMsrFsBase, base);
 }
 
-void Backend::load_gdt(const void* base, uint16_t limit) { lgdt({limit, reinterpret_cast<uint64_t>(base)}); }
+void Backend::load_gdt(const void* base, uint16_t limit) {
+    lgdt({limit, reinterpret_cast<uint64_t>(base)});
+    // Reload the segment registers from the new table. CS needs a far return.
+    asm volatile(
+        "pushq %[cs]\n"
+        "lea 1f(%%rip), %%rax\n"
+        "pushq %%rax\n"
+        "lretq\n"
+        "1:\n"
+        "mov %[ds], %%eax\n"
+        "mov %%eax, %%ds\n"
+        "mov %%eax, %%es\n"
+        "mov %%eax, %%ss\n"
+        :
+        : [cs] "i"(KILN_SEL_KERNEL_CS), [ds] "i"(KILN_SEL_KERNEL_DS)
+        : "rax", "memory");
+}
 void Backend::load_idt(const void* base, uint16_t limit) { lidt({limit, reinterpret_cast<uint64_t>(base)}); }
 void Backend::load_task_register(uint16_t selector) { ltr(selector); }
+
+void Backend::timer_init(uint64_t tsc_khz) { lapic::init(tsc_khz); }
+void Backend::timer_arm(uint64_t deadline_tsc) { lapic::arm(deadline_tsc); }
+void Backend::timer_disarm() { lapic::disarm(); }
+void Backend::end_of_interrupt() { lapic::end_of_interrupt(); }
+const char* Backend::timer_description() { return lapic::description(); }
 
 }  // namespace kiln::platform

@@ -1,16 +1,18 @@
 // The platform layer: every privileged operation the kernel performs goes through here.
 //
-// Two backends: `hw` runs the plain instructions (VT-x/AMD-V, QEMU TCG); `pvm` runs on the PVM
+// Three backends: `hw` runs the plain instructions (VT-x/AMD-V, QEMU TCG); `pvm` runs on the PVM
 // hypervisor's native mode, where the interrupt flag is a byte in a shared page and `cli`/`sti`
-// are slow emulated no-ops (research/pvm.md). boot.S decides which one applies before any C++
-// runs; the rest of the kernel never executes a privileged instruction itself.
+// are slow emulated no-ops (research/pvm.md); `proc` runs in a Linux process under kiln-proc,
+// where interrupts are host signals and devices are host file descriptors (platform/proc/). The
+// entry code decides which one applies before any C++ runs; the rest of the kernel never
+// executes a privileged instruction itself.
 #pragma once
 
 #include <stdint.h>
 
 namespace kiln::platform {
 
-enum class Kind { kHw, kPvm };
+enum class Kind { kHw, kPvm, kProc };
 
 class Backend {
   public:
@@ -43,10 +45,29 @@ class Backend {
     // mode needs U/S=1 everywhere the kernel runs).
     virtual bool kernel_pages_supervisor_only() const { return true; }
 
-    // Descriptor tables: the event entry points of this CPU.
+    // Descriptor tables: the event entry points of this CPU. load_gdt also reloads the segment
+    // registers from the new table.
     virtual void load_gdt(const void* base, uint16_t limit);
     virtual void load_idt(const void* base, uint16_t limit);
     virtual void load_task_register(uint16_t selector);
+
+    // The application's mappings where the host keeps them (proc): mm::AddressSpace's page
+    // tables are the record, and every change to a present page is told here. `prot` is
+    // mm::kProt* (Linux's PROT_* values). hw and pvm read the page tables and need nothing.
+    virtual void user_page_mapped(uint64_t, uint64_t, uint32_t) {}
+    virtual void user_pages_protected(uint64_t, uint64_t, uint32_t) {}
+    virtual void user_range_unmapped(uint64_t, uint64_t) {}
+    // A part of the application's half that the kernel itself occupies (proc), which the
+    // application may never map; false where the kernel lives in the upper half.
+    virtual bool kernel_range_in_user_half(uint64_t&, uint64_t&) const { return false; }
+
+    // The timer, the kernel's only clock event (the LAPIC's by default): one deadline in TSC
+    // ticks, delivered as an interrupt on arch::kTimerVector.
+    virtual void timer_init(uint64_t tsc_khz);
+    virtual void timer_arm(uint64_t deadline_tsc);
+    virtual void timer_disarm();
+    virtual void end_of_interrupt();
+    virtual const char* timer_description();
 
   protected:
     ~Backend() = default;

@@ -2,7 +2,6 @@
 
 #include "arch/x86_64/cpu.h"
 #include "arch/x86_64/interrupts.h"
-#include "arch/x86_64/lapic.h"
 #include "platform/platform.h"
 
 namespace kiln::time {
@@ -25,7 +24,7 @@ uint64_t ticks_to_ns(uint64_t ticks) {
 void on_timer_interrupt(arch::InterruptFrame&) {
     if (timer_callback == nullptr) return;
     if (cpu::rdtsc() < timer_deadline_tsc) {  // one-shot mode clamps long waits: not yet due
-        lapic::arm(timer_deadline_tsc);
+        platform::current().timer_arm(timer_deadline_tsc);
         return;
     }
     TimerCallback callback = timer_callback;
@@ -41,7 +40,7 @@ void init(uint64_t tsc_khz) {
     ns_mult = (1000000ull << 32) / khz;
     tick_mult = ((khz << 32) + 999999) / 1000000;
     arch::set_interrupt_handler(arch::kTimerVector, on_timer_interrupt);
-    lapic::init(tsc_khz);
+    platform::current().timer_init(tsc_khz);
 }
 
 uint64_t tsc_khz() { return khz; }
@@ -64,13 +63,13 @@ void set_timer(uint64_t deadline_ns, TimerCallback callback) {
     platform::IrqGuard guard;
     timer_callback = callback;
     timer_deadline_tsc = boot_tsc + ns_to_ticks(deadline_ns);
-    lapic::arm(timer_deadline_tsc);
+    platform::current().timer_arm(timer_deadline_tsc);
 }
 
 void cancel_timer() {
     platform::IrqGuard guard;
     timer_callback = nullptr;
-    lapic::disarm();
+    platform::current().timer_disarm();
 }
 
 namespace {

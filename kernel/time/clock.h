@@ -12,7 +12,7 @@ namespace kiln::time {
 
 struct FrequencySource {
     uint64_t tsc_khz;
-    const char* source;  // "kiln-vmm", "kvmclock", "pit", "cpuid"
+    const char* source;  // "monitor" (kiln-vmm, kiln-proc), "kvmclock", "pit", "cpuid"
 };
 
 FrequencySource find_tsc_frequency(const Cmdline& cmdline);

@@ -92,7 +92,7 @@ uint64_t from_pit() {
 
 FrequencySource find_tsc_frequency(const Cmdline& cmdline) {
     uint64_t khz = 0;
-    if (cmdline.number("kiln.tsc_khz", khz) && khz > 0) return {khz, "kiln-vmm"};
+    if (cmdline.number("kiln.tsc_khz", khz) && khz > 0) return {khz, "monitor"};
     if ((khz = from_kvmclock()) != 0) return {khz, "kvmclock"};
     if ((khz = from_cpuid()) != 0) return {khz, "cpuid"};
     if ((khz = from_pit()) != 0) return {khz, "pit"};

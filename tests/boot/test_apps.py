@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Unmodified static Linux programs on the Kiln kernel (tests/guest-apps), under kiln-vmm (KVM)
-and under QEMU TCG (the `hw` backend's system-call, interrupt and FPU paths).
+"""Unmodified static Linux programs on the Kiln kernel (tests/guest-apps), under kiln-vmm (KVM),
+under kiln-proc (the `proc` backend: a Linux process, no virtualization) and under QEMU TCG (the
+`hw` backend's system-call, interrupt and FPU paths). One list of programs for all of them.
 
-Usage: test_apps.py BUILD_DIR [unittest args, e.g. AppsUnderKilnVmm AppsUnderQemuTcg]
+Usage: test_apps.py BUILD_DIR [unittest args, e.g. AppsUnderKilnVmm AppsUnderKilnProc]
 """
 import hashlib
 import os
@@ -15,6 +16,7 @@ import unittest
 BUILD = os.path.abspath(os.environ.get("KILN_BUILD_DIR") or
                         (sys.argv.pop(1) if __name__ == "__main__" and len(sys.argv) > 1 else "build"))
 VMM = os.path.join(BUILD, "bin", "kiln-vmm")
+PROC = os.path.join(BUILD, "bin", "kiln-proc")
 KERNEL = os.path.join(BUILD, "kernel", "kiln.elf")
 INITRD = os.path.join(BUILD, "tests", "guest-apps", "apps.cpio")
 TIMEOUT = float(os.environ.get("KILN_TEST_GUEST_TIMEOUT", "60"))
@@ -25,6 +27,12 @@ UNKNOWN = "unsupported system call"
 def run_vmm(cmdline, initrd=INITRD, memory="256M"):
     cmd = [VMM, "--kernel", KERNEL, "--initrd", initrd, "--memory", memory, "--timeout", str(TIMEOUT),
            "--cmdline", cmdline]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT + 30)
+    return p.returncode, p.stdout, p.stderr
+
+
+def run_proc(cmdline, initrd=INITRD, memory="256M"):
+    cmd = [PROC, "--initrd", initrd, "--memory", memory, "--timeout", str(TIMEOUT), "--cmdline", cmdline]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT + 30)
     return p.returncode, p.stdout, p.stderr
 
@@ -99,21 +107,21 @@ class AppsMixin:
                 self.check(program, status, text)
 
 
-class AppsUnderKilnVmm(AppsMixin, unittest.TestCase):
-    runner = staticmethod(run_vmm)
+class MonitorChecks(AppsMixin):
+    """What kiln-vmm and kiln-proc both promise beyond running programs."""
 
     def test_busybox_applets(self):
         self.check("busybox echo hello from busybox", 0, "hello from busybox")
         digest = hashlib.sha256(b"Welcome to Kiln\n").hexdigest()
         self.check("busybox sha256sum /etc/motd", 0, f"{digest}  /etc/motd")
-        status, out, err = run_vmm("-- /bin/busybox ls -la /")
+        status, out, err = type(self).runner("-- /bin/busybox ls -la /")
         self.assertEqual(status, 0, out + err)
         for entry in ("bin", "dev", "etc", "proc", "tmp"):
             self.assertRegex(out, rf"\s{entry}\n")
         self.assertNotIn(UNKNOWN, out + err)
 
     def test_strace_logs_every_call(self):
-        status, out, _ = run_vmm("kiln.strace=1 -- /bin/hello")
+        status, out, _ = type(self).runner("kiln.strace=1 -- /bin/hello")
         self.assertEqual(status, 0)
         self.assertRegex(out, r"\[1\] write\(0x1, 0x[0-9a-f]+, 0x21, .*\)\n")
         self.assertIn("[1] write = 33", out)
@@ -128,7 +136,7 @@ class AppsUnderKilnVmm(AppsMixin, unittest.TestCase):
             ("", "nothing to run"),
         ):
             with self.subTest(program=program):
-                status, out, err = run_vmm(f"-- /bin/{program}" if program else "--")
+                status, out, err = type(self).runner(f"-- /bin/{program}" if program else "--")
                 self.assertEqual(status, EXIT_CANNOT_START, out + err)
                 self.assertIn(message, out)
 
@@ -145,14 +153,25 @@ class AppsUnderKilnVmm(AppsMixin, unittest.TestCase):
             with self.subTest(initrd=name), tempfile.NamedTemporaryFile(suffix=".cpio") as f:
                 f.write(data)
                 f.flush()
-                status, out, err = run_vmm("-- /bin/hello", initrd=f.name)
+                status, out, err = type(self).runner("-- /bin/hello", initrd=f.name)
                 self.assertEqual(status, EXIT_CANNOT_START, out + err)
                 self.assertIn(message, out)
 
     def test_without_an_app_the_kernel_says_hello(self):
-        status, out, _ = run_vmm("")
+        status, out, _ = type(self).runner("")
         self.assertEqual(status, 0)
         self.assertIn("Hello from the Kiln kernel", out)
+
+
+class AppsUnderKilnVmm(MonitorChecks, unittest.TestCase):
+    runner = staticmethod(run_vmm)
+
+
+class AppsUnderKilnProc(MonitorChecks, unittest.TestCase):
+    """The `proc` backend: system calls through Syscall User Dispatch, interrupts and faults as
+    host signals, the application's pages mapped from the instance's memfd."""
+
+    runner = staticmethod(run_proc)
 
 
 class AppsUnderQemuTcg(AppsMixin, unittest.TestCase):

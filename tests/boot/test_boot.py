@@ -74,7 +74,7 @@ class KilnVmmBoot(unittest.TestCase):
         status, out, err = vmm()
         self.assertEqual(status, 0, err)
         self.assertIn(HELLO, out)
-        self.assertRegex(out, r"monitor kiln-vmm, \d+ MiB, tsc \d+ kHz \(kiln-vmm\)")
+        self.assertRegex(out, r"monitor kiln-vmm, \d+ MiB, tsc \d+ kHz \(monitor\)")
         self.assertNotIn("\r", out)
 
     def test_selftest_passes(self):

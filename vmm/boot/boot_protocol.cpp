@@ -152,6 +152,8 @@ class PvhBoot final : public BootProtocol {
 }  // namespace
 
 std::unique_ptr<BootProtocol> make_boot_protocol(const ElfImage& kernel, BootMode mode) {
+    if (kernel.proc_entry() && !kernel.kiln_entry64() && !kernel.pvh_entry32())
+        throw VmmError("the kernel is the proc build (kiln-proc.elf): run it with kiln-proc");
     if (mode == BootMode::kDirect64 || (mode == BootMode::kAuto && kernel.kiln_entry64())) {
         if (!kernel.kiln_entry64()) throw VmmError("--boot direct64: the kernel has no Kiln 64-bit entry note");
         return std::make_unique<Direct64Boot>(*kernel.kiln_entry64());

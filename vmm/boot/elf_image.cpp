@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kiln/proc.h"
 #include "kiln/pvh.h"
 #include "util/error.h"
 
@@ -98,11 +99,14 @@ ElfImage ElfImage::parse(std::span<const uint8_t> file, const std::string& name)
             } else if (note_name == "Kiln" && type == abi::kKilnElfNoteEntry64) {
                 if (descsz != 8) throw fail("Kiln entry note has the wrong size");
                 image.kiln_entry64_ = read_at<uint64_t>(file, desc_at);
+            } else if (note_name == "Kiln" && type == abi::kKilnElfNoteProcEntry) {
+                if (descsz != 8) throw fail("Kiln proc entry note has the wrong size");
+                image.proc_entry_ = read_at<uint64_t>(file, desc_at);
             }
             at = next;
         }
     }
-    if (!image.pvh_entry32_ && !image.kiln_entry64_)
+    if (!image.pvh_entry32_ && !image.kiln_entry64_ && !image.proc_entry_)
         throw fail("no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY) and no Kiln entry note: not a bootable kernel");
 
     auto executable_holds = [&image](uint64_t addr) {
@@ -114,6 +118,9 @@ ElfImage ElfImage::parse(std::span<const uint8_t> file, const std::string& name)
         throw fail("PVH entry " + hex(*image.pvh_entry32_) + " is not inside an executable segment");
     if (image.kiln_entry64_ && !executable_holds(*image.kiln_entry64_))
         throw fail("64-bit entry " + hex(*image.kiln_entry64_) + " is not inside an executable segment");
+    if (image.proc_entry_ &&
+        (*image.proc_entry_ < abi::kProcMemoryBase || !executable_holds(*image.proc_entry_ - abi::kProcMemoryBase)))
+        throw fail("proc entry " + hex(*image.proc_entry_) + " is not inside an executable segment");
     return image;
 }
 

@@ -31,6 +31,8 @@ class ElfImage {
     // Entry points announced by ELF notes, as physical addresses.
     std::optional<uint32_t> pvh_entry32() const { return pvh_entry32_; }
     std::optional<uint64_t> kiln_entry64() const { return kiln_entry64_; }
+    // The proc build's entry (abi/kiln/proc.h), a virtual address: kiln-proc jumps to it.
+    std::optional<uint64_t> proc_entry() const { return proc_entry_; }
     // The highest physical address a segment occupies (exclusive).
     uint64_t phys_end() const;
     std::span<const uint8_t> file() const { return file_; }
@@ -40,6 +42,7 @@ class ElfImage {
     std::vector<ElfSegment> segments_;
     std::optional<uint32_t> pvh_entry32_;
     std::optional<uint64_t> kiln_entry64_;
+    std::optional<uint64_t> proc_entry_;
 };
 
 }  // namespace kiln::vmm

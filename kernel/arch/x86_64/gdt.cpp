@@ -65,20 +65,6 @@ void load_gdt_and_tss() {
 
     auto& platform = platform::current();
     platform.load_gdt(gdt, sizeof(gdt) - 1);
-    // Reload the segment registers from the new table. CS needs a far return.
-    asm volatile(
-        "pushq %[cs]\n"
-        "lea 1f(%%rip), %%rax\n"
-        "pushq %%rax\n"
-        "lretq\n"
-        "1:\n"
-        "mov %[ds], %%eax\n"
-        "mov %%eax, %%ds\n"
-        "mov %%eax, %%es\n"
-        "mov %%eax, %%ss\n"
-        :
-        : [cs] "i"(KILN_SEL_KERNEL_CS), [ds] "i"(KILN_SEL_KERNEL_DS)
-        : "rax", "memory");
     platform.load_task_register(KILN_SEL_TSS);
 }
 

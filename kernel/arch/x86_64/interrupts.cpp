@@ -1,7 +1,6 @@
 #include "arch/x86_64/interrupts.h"
 
 #include "arch/x86_64/gdt.h"
-#include "arch/x86_64/lapic.h"
 #include "arch/x86_64/layout.h"
 #include "console/console.h"
 #include "core/panic.h"
@@ -107,7 +106,7 @@ void dump(const InterruptFrame& f) {
     if ((f.cs & 3) != 0) return;
     console::print("  backtrace:");
     uint64_t rbp = f.rbp;
-    for (int depth = 0; depth < 16 && rbp >= 0xffff800000000000 && rbp % 8 == 0; ++depth) {
+    for (int depth = 0; depth < 16 && rbp >= KILN_DIRECT_MAP_BASE && rbp % 8 == 0; ++depth) {
         const uint64_t* frame = reinterpret_cast<const uint64_t*>(rbp);
         const uint64_t return_address = frame[1];
         if (return_address < KILN_KERNEL_BASE) break;
@@ -162,5 +161,5 @@ extern "C" void interrupt_dispatch(InterruptFrame* frame) {
     }
     if (frame->vector == kSpuriousVector) return;
     if (InterruptHandler h = handlers[frame->vector]) h(*frame);
-    kiln::lapic::end_of_interrupt();
+    kiln::platform::current().end_of_interrupt();
 }

@@ -7,8 +7,16 @@
 // PVM's native mode cannot use PML4 slot 256 (0xffff800000000000); neither region touches it.
 #pragma once
 
+#ifndef KILN_PLATFORM_PROC
 #define KILN_KERNEL_BASE 0xffffffff80000000
 #define KILN_DIRECT_MAP_BASE 0xffff888000000000
+#else
+// The `proc` build (kernel/platform/proc) runs in a Linux process, in the low half: kiln-proc
+// maps the instance's memory at 16 TiB and the kernel image lies inside it, so one base serves
+// as both the kernel's and the direct map's. Below it: the application (kernel/platform/proc).
+#define KILN_KERNEL_BASE 0x100000000000
+#define KILN_DIRECT_MAP_BASE 0x100000000000
+#endif
 #define KILN_DIRECT_MAP_SIZE 0x100000000
 #define KILN_KERNEL_PHYS_LOAD 0x100000
 
@@ -30,3 +38,4 @@
 // Values boot.S hands to kiln_start() as the platform it found.
 #define KILN_BOOT_PLATFORM_HW 0
 #define KILN_BOOT_PLATFORM_PVM 1
+#define KILN_BOOT_PLATFORM_PROC 2

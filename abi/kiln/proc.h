@@ -1,0 +1,34 @@
+// How kiln-proc hands the machine to the Kiln kernel's `proc` build (kernel/platform/proc).
+//
+// The instance's memory is one memfd, mapped by kiln-proc at kProcMemoryBase in the process that
+// will run the kernel (the TSC frequency and the wall clock come on the command line, as from
+// kiln-vmm); "physical" address P is the byte at kProcMemoryBase + P, and offset P of
+// the memfd. kiln-proc loads the kernel and the PVH start_info exactly as kiln-vmm does, writes a
+// ProcHandoff, and jumps to the address in the kernel's Kiln proc-entry note with
+//   rdi = start_info's physical address, rsi = the ProcHandoff's physical address,
+// on a stack of its own (the kernel moves to its boot stack at once). From then on the kernel
+// makes its own host system calls: only on the file descriptors named here.
+//
+// Shared by the freestanding kernel and the host, so it is plain C-compatible C++.
+#pragma once
+
+#include <stdint.h>
+
+namespace kiln::abi {
+
+inline constexpr uint64_t kProcMemoryBase = 0x100000000000;  // 16 TiB (KILN_KERNEL_BASE on proc)
+inline constexpr uint32_t kKilnElfNoteProcEntry = 0x4b02;    // note name "Kiln", desc: u64 virtual entry
+inline constexpr uint64_t kProcHandoffPhys = 0x5000;         // a free page below 1 MiB (vmm/boot/layout.h)
+inline constexpr uint32_t kProcHandoffMagic = 0x636f7270;    // "proc"
+
+struct ProcHandoff {
+    uint32_t magic;        // kProcHandoffMagic
+    uint32_t version;      // 1
+    int32_t memory_fd;     // the memfd behind all of the instance's memory
+    int32_t console_fd;    // where the console goes (the kernel's writes are whole lines)
+    uint64_t memory_size;  // bytes of the memfd
+    uint64_t reserved;     // 0
+};
+static_assert(sizeof(ProcHandoff) == 32);
+
+}  // namespace kiln::abi

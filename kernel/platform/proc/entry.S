@@ -1,0 +1,91 @@
+// The proc build's entry code: kiln-proc's jump into the kernel, and the way back to the
+// application, which on proc is a plain jump (no privilege level to drop).
+#include "arch/x86_64/layout.h"
+
+// The entry point kiln-proc jumps to (abi/kiln/proc.h): its virtual address, in a note.
+        .section .note.kiln, "a"
+        .p2align 2
+        .long 5, 8, 0x4b02              // namesz, descsz, KILN_ELFNOTE_PROC_ENTRY
+        .asciz "Kiln"
+        .p2align 2
+        .quad kiln_proc_entry
+
+        .section .text
+// rdi = start_info's physical address, rsi = the handoff's; both pass through to C++.
+        .globl kiln_proc_entry
+kiln_proc_entry:
+        lea boot_stack_top(%rip), %rsp
+        xor %ebp, %ebp
+        call kiln_proc_start
+        ud2
+
+// The way back to the application from a system call, an exception or a new thread: RSP = the
+// frame. As after sysretq, RCX and R11 hold RIP and RFLAGS (prepare_return_to_user parks the
+// real ones below the red zone when every register must come back: user_return_trampoline).
+        .globl thread_start_user
+thread_start_user:
+        .globl return_to_user
+return_to_user:
+        mov %rsp, %rdi
+        call prepare_return_to_user
+        popq %r15
+        popq %r14
+        popq %r13
+        popq %r12
+        add $8, %rsp                    // r11: becomes RFLAGS
+        popq %r10
+        popq %r9
+        popq %r8
+        popq %rbp
+        popq %rdi
+        popq %rsi
+        popq %rdx
+        add $8, %rsp                    // rcx: becomes RIP
+        popq %rbx
+        popq %rax
+        add $16, %rsp                   // vector, error code
+        mov (%rsp), %rcx
+        mov 16(%rsp), %r11
+        pushq %r11
+        popfq
+        // Interrupts stay off to the last instruction: a signal here is remembered and comes
+        // again once the application runs (platform/proc/interrupts.cpp).
+        mov 24(%rsp), %rsp
+        jmp *%rcx
+
+// Where the host signal handlers send the application's events (interrupts.cpp enter_kernel):
+// RSP = RDI = the frame at the top of the thread's kernel stack, interrupts off.
+        .globl proc_syscall_entry
+proc_syscall_entry:
+        cld
+        call syscall_dispatch
+        jmp return_to_user
+
+        .globl proc_interrupt_entry
+proc_interrupt_entry:
+        cld
+        call interrupt_dispatch
+        jmp return_to_user
+
+// The IDT's stubs and the SYSCALL entry of the other backends: the shared code still installs
+// them (arch::init_cpu_tables, linux::init_syscalls), the proc backend ignores the install, and
+// nothing ever jumps here.
+        .globl interrupt_stubs
+        .globl syscall_entry
+interrupt_stubs:
+syscall_entry:
+        ud2
+
+        .section .bss
+        .p2align 12
+// Never loaded into a CPU: the page tables of the application's half are the kernel's records
+// on proc, and the host's mappings mirror them. kernel-proc.ld gives `boot_pml4` its physical
+// address, as boot.S's is.
+        .globl proc_boot_pml4
+proc_boot_pml4:
+        .skip 4096
+        .globl boot_stack
+boot_stack:
+        .skip 16384
+        .globl boot_stack_top
+boot_stack_top:

@@ -1,0 +1,278 @@
+// Host signals as the proc backend's interrupts and exceptions.
+//
+// Every handler runs on one alternate signal stack inside the kernel image, so a signal never
+// writes below the application's stack, and everything the kernel changes stays in the
+// instance's memory (which is what a snapshot saves).
+#include "arch/x86_64/interrupts.h"
+#include "arch/x86_64/cpu.h"
+#include "arch/x86_64/layout.h"
+#include "kiln/hostcall.h"
+#include "platform/proc/host.h"
+#include "platform/proc/proc.h"
+
+extern "C" void interrupt_dispatch(kiln::arch::InterruptFrame* frame);
+extern "C" char proc_syscall_entry[], proc_interrupt_entry[];  // entry.S
+extern "C" char __proc_text_start[], __proc_text_end[];        // kernel-proc.ld
+extern "C" char user_return_trampoline[], user_return_trampoline_end[];
+extern "C" uint64_t cpu_kernel_rsp;  // the running thread's kernel stack top (gdt.cpp)
+
+namespace kiln::proc {
+
+struct VirtualInterruptFlag {
+    volatile uint8_t enabled;
+    volatile uint8_t timer_pending;  // SIGALRM came while `enabled` was 0
+    volatile uint32_t deliveries;    // interrupts delivered so far: wait_for_interrupt's progress
+};
+
+}  // namespace kiln::proc
+
+// entry.S turns the flag on as it returns to the application.
+extern "C" {
+constinit kiln::proc::VirtualInterruptFlag proc_interrupt_flag{};
+}
+
+namespace kiln::proc {
+namespace {
+
+constexpr VirtualInterruptFlag& flag = proc_interrupt_flag;
+constinit uint64_t fault_address = 0;
+
+constexpr size_t kSignalStackSize = 64 * 1024;
+alignas(16) constinit char signal_stack[kSignalStackSize];
+
+constinit int host_timer = -1;
+constinit uint64_t ns_per_tick_mult = 0;  // ns = (ticks * mult) >> 32, as in time/clock.cpp
+constinit uint64_t tsc_at_init = 0;
+constinit uint64_t monotonic_at_init = 0;
+constexpr uint64_t kPendingRetryNs = 50000;
+constexpr uint64_t linux_syscall_vector = 0x100;  // linux/syscall.h's kSyscallVector
+
+inline void compiler_barrier() { asm volatile("" ::: "memory"); }
+
+void deliver_timer() {
+    arch::InterruptFrame frame{};
+    frame.vector = arch::kTimerVector;
+    frame.cs = KILN_SEL_KERNEL_CS;
+    flag.enabled = 0;
+    compiler_barrier();
+    flag.deliveries = flag.deliveries + 1;
+    interrupt_dispatch(&frame);
+    compiler_barrier();
+    flag.enabled = 1;
+}
+
+arch::InterruptFrame frame_from(const host::Sigcontext& c) {
+    arch::InterruptFrame f{};
+    f.r15 = c.r15, f.r14 = c.r14, f.r13 = c.r13, f.r12 = c.r12, f.r11 = c.r11, f.r10 = c.r10, f.r9 = c.r9;
+    f.r8 = c.r8, f.rbp = c.rbp, f.rdi = c.rdi, f.rsi = c.rsi, f.rdx = c.rdx, f.rcx = c.rcx, f.rbx = c.rbx;
+    f.rax = c.rax, f.rip = c.rip, f.rflags = c.eflags, f.rsp = c.rsp;
+    f.vector = c.trapno;
+    f.error_code = c.err;
+    f.cs = KILN_SEL_KERNEL_CS;
+    f.ss = KILN_SEL_KERNEL_DS;
+    return f;
+}
+
+void frame_to(const arch::InterruptFrame& f, host::Sigcontext& c) {
+    c.r15 = f.r15, c.r14 = f.r14, c.r13 = f.r13, c.r12 = f.r12, c.r11 = f.r11, c.r10 = f.r10, c.r9 = f.r9;
+    c.r8 = f.r8, c.rbp = f.rbp, c.rdi = f.rdi, c.rsi = f.rsi, c.rdx = f.rdx, c.rcx = f.rcx, c.rbx = f.rbx;
+    c.rax = f.rax, c.rip = f.rip, c.eflags = f.rflags, c.rsp = f.rsp;
+}
+
+void set_host_timer(uint64_t deadline_monotonic_ns) {
+    const host::Timespec value[2] = {{0, 0},
+                                     {static_cast<int64_t>(deadline_monotonic_ns / 1000000000),
+                                      static_cast<int64_t>(deadline_monotonic_ns % 1000000000)}};
+    constexpr long kTimerAbstime = 1;
+    host_syscall(host::kTimerSettime, host_timer, kTimerAbstime, reinterpret_cast<long>(value), 0, 0, 0);
+}
+
+// The kernel's text is the kernel, but for the trampoline the application runs on its way back.
+bool in_application(uint64_t rip) {
+    const auto at = [](const char* symbol) { return reinterpret_cast<uint64_t>(symbol); };
+    if (rip >= at(user_return_trampoline) && rip < at(user_return_trampoline_end)) return true;
+    return rip < at(__proc_text_start) || rip >= at(__proc_text_end);
+}
+
+// What the CPU does on an interrupt, exception or SYSCALL from user mode: the application's
+// registers become a frame at the top of the thread's kernel stack, and the kernel runs from
+// `entry` with interrupts off. The host's sigreturn does the switch, so the kernel never runs
+// in the signal handler, and the application's FPU state comes back as it was.
+void enter_kernel(host::Ucontext& context, uint64_t vector, uint64_t error_code, const char* entry) {
+    auto* frame = reinterpret_cast<arch::InterruptFrame*>(cpu_kernel_rsp - sizeof(arch::InterruptFrame));
+    *frame = frame_from(context.mcontext);
+    frame->vector = vector;
+    frame->error_code = error_code;
+    frame->cs = KILN_SEL_USER_CS;
+    frame->ss = KILN_SEL_USER_DS;
+    context.mcontext.rsp = reinterpret_cast<uint64_t>(frame);
+    context.mcontext.rdi = reinterpret_cast<uint64_t>(frame);
+    context.mcontext.rip = reinterpret_cast<uint64_t>(entry);
+    flag.enabled = 0;
+}
+
+void on_timer_signal(int, host::Siginfo*, host::Ucontext* context) {
+    if (in_application(context->mcontext.rip)) {
+        enter_kernel(*context, arch::kTimerVector, 0, proc_interrupt_entry);
+        return;
+    }
+    if (!flag.enabled) {
+        // Delivered at the kernel's next irq_enable. In case that is only after the way back to
+        // the application has begun (interrupts off to the last instruction), the host timer
+        // comes again shortly: a tick that finds nothing due re-arms the real deadline.
+        flag.timer_pending = 1;
+        set_host_timer(host::monotonic_ns() + kPendingRetryNs);
+        return;
+    }
+    deliver_timer();
+}
+
+// A system call of the application, caught by Syscall User Dispatch (rax holds its number, rip
+// the address after the instruction). A SIGSYS of any other kind is the host's seccomp filter
+// refusing a call the kernel made: nothing to recover.
+void on_syscall_signal(int, host::Siginfo* info, host::Ucontext* context) {
+    constexpr int32_t kSysUserDispatch = 2;
+    if (info->code != kSysUserDispatch || !in_application(context->mcontext.rip)) {
+        static const char message[] = "kiln: proc: the host refused a system call of the kernel\n";
+        host::write(handoff().console_fd, message, sizeof(message) - 1);
+        host::exit_group(abi::kExitGuestCrash);
+    }
+    host::Sigcontext& c = context->mcontext;
+    c.rcx = c.rip;  // as SYSCALL leaves them
+    c.r11 = c.eflags;
+    enter_kernel(*context, linux_syscall_vector, 0, proc_syscall_entry);
+}
+
+// A fault of the kernel's own code: the host tells the vector (trapno), the error code and, for
+// a page fault, the address, which is all the IDT path needs (fixups, demand paging, reports).
+void on_exception_signal(int, host::Siginfo* info, host::Ucontext* context) {
+    if (info->code <= 0) return;  // sent by kill(), not raised by an instruction
+    fault_address = context->mcontext.cr2;
+    if (in_application(context->mcontext.rip)) {
+        enter_kernel(*context, context->mcontext.trapno, context->mcontext.err, proc_interrupt_entry);
+        return;
+    }
+    arch::InterruptFrame frame = frame_from(context->mcontext);
+    const uint8_t was_enabled = flag.enabled;
+    flag.enabled = 0;
+    compiler_barrier();
+    interrupt_dispatch(&frame);
+    compiler_barrier();
+    flag.enabled = was_enabled;
+    frame_to(frame, context->mcontext);
+}
+
+struct HostSigaction {
+    void (*handler)(int, host::Siginfo*, host::Ucontext*);
+    uint64_t flags;
+    void* restorer;
+    uint64_t mask;
+};
+constexpr uint64_t kSaSiginfo = 4, kSaOnstack = 0x08000000, kSaRestorer = 0x04000000;
+
+void install(int signal, void (*handler)(int, host::Siginfo*, host::Ucontext*)) {
+    // The timer never interrupts a handler; exceptions inside one are handled like any other.
+    const HostSigaction action{handler, kSaSiginfo | kSaOnstack | kSaRestorer, host_signal_restorer,
+                               host::signal_bit(host::kSigAlrm)};
+    if (host_syscall(host::kRtSigaction, signal, reinterpret_cast<long>(&action), 0, 8, 0, 0) != 0) {
+        static const char message[] = "kiln: proc: rt_sigaction failed\n";
+        host::write(2, message, sizeof(message) - 1);
+        host::exit_group(abi::kExitVmmError);
+    }
+}
+
+// Every `syscall` outside the kernel's text raises SIGSYS (Linux 5.11+); the kernel's own, in
+// host.S, go to the host.
+void dispatch_application_syscalls() {
+    constexpr long kPrSetSyscallUserDispatch = 59, kOn = 1;
+    const auto start = reinterpret_cast<uint64_t>(__proc_text_start);
+    const auto length = reinterpret_cast<uint64_t>(__proc_text_end) - start;
+    if (host_syscall(host::kPrctl, kPrSetSyscallUserDispatch, kOn, static_cast<long>(start), static_cast<long>(length),
+                     0, 0) != 0) {
+        static const char message[] = "kiln: proc: the host has no Syscall User Dispatch (Linux 5.11 or later)\n";
+        host::write(2, message, sizeof(message) - 1);
+        host::exit_group(abi::kExitVmmError);
+    }
+}
+
+}  // namespace
+
+void install_signal_handlers() {
+    struct {
+        void* base;
+        int32_t flags;
+        uint64_t size;
+    } stack{signal_stack, 0, sizeof(signal_stack)};
+    host_syscall(host::kSigaltstack, reinterpret_cast<long>(&stack), 0, 0, 0, 0, 0);
+    install(host::kSigAlrm, on_timer_signal);
+    install(host::kSigSys, on_syscall_signal);
+    constexpr int kExceptions[] = {host::kSigSegv, host::kSigBus, host::kSigIll, host::kSigFpe, host::kSigTrap};
+    for (int signal : kExceptions) install(signal, on_exception_signal);
+    dispatch_application_syscalls();
+}
+
+uint64_t current_fault_address() { return fault_address; }
+
+void disable_interrupts() {
+    flag.enabled = 0;
+    compiler_barrier();
+}
+
+void enable_interrupts() {
+    compiler_barrier();
+    flag.enabled = 1;
+    compiler_barrier();
+    // A SIGALRM that came while the flag was off is delivered now. One arriving after this
+    // test finds the flag on and is delivered by its handler.
+    while (flag.timer_pending) {
+        flag.timer_pending = 0;
+        deliver_timer();
+    }
+}
+
+bool interrupts_enabled() { return flag.enabled != 0; }
+
+// Returns once an interrupt was delivered, with the flag on. SIGALRM is blocked in the host
+// between the test and the sleep, and ppoll unblocks it atomically: none is lost in between.
+void wait_for_interrupt() {
+    const uint64_t timer_signal = host::signal_bit(host::kSigAlrm);
+    uint64_t old_mask = 0;
+    host_syscall(host::kRtSigprocmask, 0 /* SIG_BLOCK */, reinterpret_cast<long>(&timer_signal),
+                 reinterpret_cast<long>(&old_mask), 8, 0, 0);
+    const uint32_t before = flag.deliveries;
+    enable_interrupts();
+    if (flag.deliveries == before) {
+        const uint64_t sleep_mask = old_mask & ~timer_signal;
+        host_syscall(host::kPpoll, 0, 0, 0, reinterpret_cast<long>(&sleep_mask), 8, 0);
+    }
+    host_syscall(host::kRtSigprocmask, 2 /* SIG_SETMASK */, reinterpret_cast<long>(&old_mask), 0, 8, 0, 0);
+}
+
+void timer_init(uint64_t tsc_khz) {
+    struct {
+        uint64_t value;
+        int32_t signal, notify;
+        int32_t pad[12];
+    } event{0, host::kSigAlrm, 0 /* SIGEV_SIGNAL */, {}};
+    int32_t id = -1;
+    if (host_syscall(host::kTimerCreate, 1 /* CLOCK_MONOTONIC */, reinterpret_cast<long>(&event),
+                     reinterpret_cast<long>(&id), 0, 0, 0) != 0) {
+        static const char message[] = "kiln: proc: timer_create failed\n";
+        host::write(2, message, sizeof(message) - 1);
+        host::exit_group(abi::kExitVmmError);
+    }
+    host_timer = id;
+    ns_per_tick_mult = (1000000ull << 32) / tsc_khz;
+    tsc_at_init = cpu::rdtsc();
+    monotonic_at_init = host::monotonic_ns();
+}
+
+void timer_arm(uint64_t deadline_tsc) {
+    const uint64_t ticks = deadline_tsc > tsc_at_init ? deadline_tsc - tsc_at_init : 0;
+    const auto ns = static_cast<uint64_t>((static_cast<unsigned __int128>(ticks) * ns_per_tick_mult) >> 32);
+    set_host_timer(monotonic_at_init + ns + 1);  // never 0, which would disarm it
+}
+
+void timer_disarm() { set_host_timer(0); }
+
+}  // namespace kiln::proc

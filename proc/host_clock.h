@@ -1,0 +1,18 @@
+// What the proc kernel needs to know of the host's clocks, which kiln-vmm learns from KVM: the
+// TSC's frequency (the kernel reads the TSC itself, with rdtsc, which a process may run) and the
+// wall-clock time at TSC zero.
+#pragma once
+
+#include <cstdint>
+
+namespace kiln::proc {
+
+struct HostClock {
+    uint64_t tsc_khz;
+    uint64_t epoch_ns;  // CLOCK_REALTIME when the TSC read 0
+};
+
+// Throws VmmError if the frequency cannot be found.
+HostClock read_host_clock();
+
+}  // namespace kiln::proc

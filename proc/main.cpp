@@ -1,0 +1,32 @@
+// kiln-proc: one Linux process (and its supervisor) per Kiln instance, where there is no
+// hardware virtualization. Its command line and exit statuses are kiln-vmm's
+// (../shared/INTERFACES.md), so kilnd can drive both alike.
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+
+#include "kiln/hostcall.h"
+#include "options.h"
+#include "tender.h"
+#include "util/error.h"
+
+int main(int argc, char** argv) {
+    const kiln::vmm::Options options = kiln::vmm::parse_options(argc, argv, kiln::vmm::Monitor::kProc);
+    std::signal(SIGPIPE, SIG_IGN);  // a console whose reader went away is not fatal
+    int status;
+    try {
+        kiln::proc::Tender tender(options);
+        status = tender.run();
+    } catch (const kiln::vmm::VmmError& e) {
+        std::cerr << "kiln-proc: " << e.what() << "\n";
+        status = kiln::abi::kExitVmmError;
+    }
+    if (!options.status_file.empty()) {
+        const std::string temporary = options.status_file + ".tmp";
+        FILE* f = std::fopen(temporary.c_str(), "w");
+        if (f == nullptr || std::fprintf(f, "%d\n", status) < 0 || std::fclose(f) != 0 ||
+            std::rename(temporary.c_str(), options.status_file.c_str()) != 0)
+            std::cerr << "kiln-proc: --status-file " << options.status_file << ": cannot write it\n";
+    }
+    return status;
+}

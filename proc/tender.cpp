@@ -1,0 +1,189 @@
+#include "tender.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/rseq.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+
+#include "boot/cmdline.h"
+#include "boot/loader.h"
+#include "host_clock.h"
+#include "kiln/hostcall.h"
+#include "kiln/proc.h"
+#include "util/error.h"
+
+namespace kiln::proc {
+
+using vmm::system_error;
+using vmm::VmmError;
+
+namespace {
+
+constexpr uint64_t kPage = 4096;
+
+[[noreturn]] void instance_failed(const char* what) {
+    std::fprintf(stderr, "kiln-proc: instance: %s: %s\n", what, std::strerror(errno));
+    _exit(abi::kExitVmmError);
+}
+
+std::string signal_name(int signal) {
+    const char* name = sigabbrev_np(signal);
+    return name != nullptr ? std::string("SIG") + name : std::to_string(signal);
+}
+
+}  // namespace
+
+std::string default_kernel_path() {
+    std::error_code error;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", error);
+    const auto dir = error ? std::filesystem::path(".") : self.parent_path();
+    for (const auto& candidate : {dir / "kiln-proc.elf", dir / ".." / "kernel" / "kiln-proc.elf"})
+        if (std::filesystem::exists(candidate, error)) return candidate.lexically_normal().string();
+    throw VmmError("no --kernel given and no kiln-proc.elf beside " + dir.string() + " or in " +
+                   (dir / ".." / "kernel").lexically_normal().string());
+}
+
+Tender::Tender(const vmm::Options& options) : options_(options) {
+    if (!options.restore.empty()) throw VmmError("--restore is not supported by kiln-proc yet");
+    if (!options.nets.empty()) throw VmmError("--net is not supported by kiln-proc yet");
+    if (!options.control.empty()) throw VmmError("--control is not supported by kiln-proc yet");
+    const std::string kernel_path = options.kernel.empty() ? default_kernel_path() : options.kernel;
+    kernel_file_ = vmm::MappedFile(kernel_path, "--kernel");
+    kernel_ = vmm::ElfImage::parse(kernel_file_.bytes(), "--kernel " + kernel_path);
+    if (!kernel_->proc_entry())
+        throw VmmError("--kernel " + kernel_path +
+                       ": not the proc build of the Kiln kernel (no Kiln proc entry note); "
+                       "kiln-vmm runs this one");
+    if (!options.initrd.empty()) initrd_file_ = vmm::MappedFile(options.initrd, "--initrd");
+    vmm::check_memory_fits(*kernel_, initrd_file_.bytes().size(), options.memory_bytes);
+
+    if (!options.console.empty()) {
+        console_file_.reset(::open(options.console.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+        if (!console_file_.valid()) throw system_error("--console " + options.console);
+        console_fd_ = console_file_.get();
+    }
+
+    memory_ = std::make_unique<vmm::GuestMemory>(options.memory_bytes);
+    const HostClock clock = read_host_clock();
+    const std::vector<std::string> params = {"kiln.vmm=kiln-proc", "kiln.epoch_ns=" + std::to_string(clock.epoch_ns),
+                                             "kiln.tsc_khz=" + std::to_string(clock.tsc_khz)};
+    const vmm::BootPayload payload{vmm::compose_cmdline(options.cmdline, params), initrd_file_.bytes(), 0};
+    start_info_ = vmm::load_kernel(*memory_, *kernel_, payload);
+    abi::ProcHandoff handoff{};
+    handoff.magic = abi::kProcHandoffMagic;
+    handoff.version = 1;
+    handoff.memory_fd = memory_->fd();
+    handoff.console_fd = console_fd_;
+    handoff.memory_size = memory_->size();
+    memory_->write_object(abi::kProcHandoffPhys, handoff);
+}
+
+int Tender::run() {
+    // SIGTERM and SIGINT are the supervisor's to handle (through a signalfd); the instance
+    // unblocks everything before it starts.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+    std::cout.flush();
+    std::cerr.flush();
+    const pid_t instance = ::fork();
+    if (instance < 0) throw system_error("fork");
+    if (instance == 0) enter_instance();
+    return supervise(instance);
+}
+
+// In the child. Nothing here may throw: a failure ends the child with kExitVmmError.
+void Tender::enter_instance() const {
+    const pid_t supervisor = ::getppid();
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) instance_failed("PR_SET_PDEATHSIG");
+    if (::getppid() != supervisor) _exit(abi::kExitVmmError);  // the supervisor is already gone
+
+    // The instance's memory at the address the kernel is linked for, each kernel segment with
+    // its own protection (text R+X, read-only data R, the rest R+W), never W+X.
+    auto* base =
+        static_cast<uint8_t*>(::mmap(reinterpret_cast<void*>(abi::kProcMemoryBase), memory_->size(),
+                                     PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, memory_->fd(), 0));
+    if (base != reinterpret_cast<uint8_t*>(abi::kProcMemoryBase)) instance_failed("mapping the instance's memory");
+    for (const auto& segment : kernel_->segments()) {
+        if (segment.writable) continue;
+        const uint64_t start = segment.phys_addr & ~(kPage - 1);
+        const uint64_t end = (segment.phys_addr + segment.mem_size + kPage - 1) & ~(kPage - 1);
+        const int prot = PROT_READ | (segment.executable ? PROT_EXEC : 0);
+        if (::mprotect(base + start, end - start, prot) != 0) instance_failed("protecting the kernel's segments");
+    }
+
+    // The host kernel keeps three pointers into this thread's glibc data, which the kernel is
+    // about to unmap: without them it would write the exit's tid and robust futexes into the
+    // instance's memory, and fail every signal delivery on the rseq area.
+    if (__rseq_size > 0) {
+        auto* area = reinterpret_cast<char*>(__builtin_thread_pointer()) + __rseq_offset;
+        // glibc registers sizeof(struct rseq) (32 bytes); __rseq_size may name fewer.
+        if (::syscall(SYS_rseq, area, sizeof(struct rseq), RSEQ_FLAG_UNREGISTER, RSEQ_SIG) != 0 &&
+            ::syscall(SYS_rseq, area, __rseq_size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) != 0)
+            instance_failed("unregistering rseq");
+    }
+    ::syscall(SYS_set_robust_list, nullptr, 0);
+    ::syscall(SYS_set_tid_address, nullptr);
+
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    const uint64_t entry = *kernel_->proc_entry();
+    asm volatile("jmp *%2" : : "D"(start_info_), "S"(abi::kProcHandoffPhys), "r"(entry) : "memory");
+    __builtin_unreachable();
+}
+
+int Tender::supervise(pid_t instance) const {
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    UniqueFd signals(::signalfd(-1, &stop_signals, SFD_CLOEXEC));
+    UniqueFd exited(static_cast<int>(::syscall(SYS_pidfd_open, instance, 0)));
+    if (!signals.valid() || !exited.valid()) {
+        ::kill(instance, SIGKILL);
+        throw system_error("supervising the instance");
+    }
+    const int timeout_ms = options_.timeout ? static_cast<int>(options_.timeout->count()) : -1;
+    pollfd fds[2] = {{exited.get(), POLLIN, 0}, {signals.get(), POLLIN, 0}};
+    int ready;
+    do ready = ::poll(fds, 2, timeout_ms);
+    while (ready < 0 && errno == EINTR);
+
+    int outcome = -1;
+    std::string reason;
+    if (ready == 0) {
+        outcome = abi::kExitTimeout;
+        reason = "watchdog: timed out after " + std::to_string(timeout_ms / 1000.0).substr(0, 5) + " s";
+    } else if (fds[1].revents & POLLIN) {
+        signalfd_siginfo info{};
+        (void)!::read(signals.get(), &info, sizeof(info));
+        outcome = 128 + static_cast<int>(info.ssi_signo);
+        reason = info.ssi_signo == SIGTERM ? "terminated (SIGTERM)" : "interrupted (SIGINT)";
+    }
+    if (outcome >= 0) ::kill(instance, SIGKILL);
+    int status = 0;
+    while (::waitpid(instance, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (outcome < 0) {
+        if (WIFEXITED(status)) return WEXITSTATUS(status);
+        outcome = abi::kExitGuestCrash;
+        reason = "the instance was killed by " + signal_name(WTERMSIG(status));
+    }
+    std::cerr << "kiln-proc: " << reason << "\n";
+    return outcome;
+}
+
+}  // namespace kiln::proc

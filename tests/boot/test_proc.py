@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""kiln-proc: the Kiln kernel's proc build as a Linux process (no virtualization needed).
+
+The same promises as kiln-vmm's (test_boot.KilnVmmBoot and BadInput): the console, the exit
+status, the watchdog, the signals, clear refusals of bad input. The programs themselves are in
+test_apps.AppsUnderKilnProc.
+Usage: test_proc.py BUILD_DIR [unittest args]
+"""
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+BUILD = os.path.abspath(os.environ.get("KILN_BUILD_DIR") or
+                        (sys.argv.pop(1) if __name__ == "__main__" and len(sys.argv) > 1 else "build"))
+PROC = os.path.join(BUILD, "bin", "kiln-proc")
+VMM = os.path.join(BUILD, "bin", "kiln-vmm")
+PROC_KERNEL = os.path.join(BUILD, "kernel", "kiln-proc.elf")
+HW_KERNEL = os.path.join(BUILD, "kernel", "kiln.elf")
+INITRD = os.path.join(BUILD, "tests", "guest-apps", "apps.cpio")
+HELLO = "Hello from the Kiln kernel"
+TIMEOUT = 60
+EXIT_TIMEOUT, EXIT_VMM_ERROR, EXIT_GUEST_CRASH = 124, 125, 126
+
+
+def proc(*args, timeout=TIMEOUT):
+    p = subprocess.run([PROC, "--timeout", str(timeout), *args], capture_output=True, text=True, timeout=timeout + 30)
+    return p.returncode, p.stdout, p.stderr
+
+
+def children_of(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+class ProcBoot(unittest.TestCase):
+    def test_boots_prints_a_line_and_exits_zero(self):
+        status, out, err = proc()
+        self.assertEqual(status, 0, err)
+        self.assertIn(HELLO, out)
+        self.assertRegex(out, r"platform proc, monitor kiln-proc, \d+ MiB, tsc \d+ kHz \(monitor\)")
+
+    def test_the_kernel_named_explicitly_boots_too(self):
+        status, out, err = proc("--kernel", PROC_KERNEL)
+        self.assertEqual(status, 0, err)
+        self.assertIn(HELLO, out)
+
+    def test_selftest_passes(self):
+        # Exceptions through the host's signals, the timer through a host POSIX timer.
+        status, out, err = proc("--cmdline", "kiln.selftest=1")
+        self.assertEqual(status, 0, out + err)
+        self.assertIn("selftest: passed", out)
+        self.assertIn("#PF delivered through the IDT and recovered", out)
+        self.assertNotIn("FAIL", out)
+
+    def test_console_goes_to_a_file(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "console.log")
+            status, out, err = proc("--console", path)
+            self.assertEqual(status, 0, err)
+            self.assertEqual(out, "")
+            with open(path) as f:
+                self.assertIn(HELLO, f.read())
+
+    def test_exit_status_is_the_kernels(self):
+        for wanted in (3, 77, 255):
+            status, _, err = proc("--cmdline", f"kiln.exit_status={wanted}")
+            self.assertEqual(status, wanted, err)
+
+    def test_memory_size_reaches_the_kernel(self):
+        status, out, err = proc("--memory", "256M")
+        self.assertEqual(status, 0, err)
+        mib = int(re.search(r"(\d+) MiB", out).group(1))
+        self.assertTrue(250 <= mib <= 256, out)
+
+    def test_status_file(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "status")
+            status, _, err = proc("--cmdline", "kiln.exit_status=9", "--status-file", path)
+            self.assertEqual(status, 9, err)
+            with open(path) as f:
+                self.assertEqual(f.read(), "9\n")
+
+    def test_kernel_faults_dump_registers_and_fail(self):
+        for kind, name in (("ud", "#UD"), ("pf", "#PF")):
+            status, out, err = proc("--cmdline", f"kiln.test.fault={kind}")
+            self.assertEqual(status, EXIT_GUEST_CRASH, out + err)
+            self.assertIn(name, out)
+            self.assertRegex(out, r"rip 0x[0-9a-f]{16}")
+            self.assertIn("guest kernel panic", err)
+
+    def test_watchdog_ends_a_hung_kernel(self):
+        # Interrupts off and spinning: only the supervisor can end it.
+        status, _, err = proc("--cmdline", "kiln.test.fault=hang", timeout=1)
+        self.assertEqual(status, EXIT_TIMEOUT, err)
+        self.assertIn("watchdog", err)
+
+    def test_sigterm_ends_the_instance(self):
+        p = subprocess.Popen([PROC, "--timeout", "60", "--initrd", INITRD, "--cmdline", "-- /bin/busybox sleep 50"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 10
+            while not children_of(p.pid) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            instance = children_of(p.pid)
+            self.assertEqual(len(instance), 1, "the instance process did not start")
+            p.send_signal(signal.SIGTERM)
+            status = p.wait(timeout=10)
+            self.assertEqual(status, 128 + signal.SIGTERM, p.stderr.read())
+            self.assertFalse(alive(instance[0]))
+        finally:
+            p.kill()
+            p.wait()
+            p.stdout.close()
+            p.stderr.close()
+
+    def test_killing_the_started_pid_ends_the_whole_instance(self):
+        p = subprocess.Popen([PROC, "--timeout", "60", "--initrd", INITRD, "--cmdline", "-- /bin/busybox sleep 50"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not children_of(p.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        instance = children_of(p.pid)
+        self.assertEqual(len(instance), 1, "the instance process did not start")
+        p.kill()
+        p.wait()
+        deadline = time.monotonic() + 5
+        while alive(instance[0]) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertFalse(alive(instance[0]), "the instance outlived kiln-proc")
+
+
+class ProcBadInput(unittest.TestCase):
+    """Refused before anything runs, with one clear line."""
+
+    def refuse(self, args, message):
+        p = subprocess.run([PROC, *args], capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, EXIT_VMM_ERROR, p.stderr)
+        self.assertIn(message, p.stderr)
+        self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
+
+    def test_missing_image(self):
+        self.refuse(["--kernel", "/nonexistent/kiln-proc.elf"], "No such file or directory")
+
+    def test_not_an_elf(self):
+        with tempfile.NamedTemporaryFile() as f:
+            f.write(b"#!/bin/sh\necho not a kernel\n" * 10)
+            f.flush()
+            self.refuse(["--kernel", f.name], "not an ELF file")
+
+    def test_truncated_kernel(self):
+        with open(PROC_KERNEL, "rb") as k, tempfile.NamedTemporaryFile() as f:
+            f.write(k.read(3000))
+            f.flush()
+            self.refuse(["--kernel", f.name], "truncated")
+
+    def test_a_host_program_is_not_a_kernel(self):
+        self.refuse(["--kernel", "/bin/true"], "not an executable")
+
+    def test_the_vm_kernel_is_not_the_proc_kernel(self):
+        self.refuse(["--kernel", HW_KERNEL], "not the proc build of the Kiln kernel")
+
+    def test_kiln_vmm_refuses_the_proc_kernel(self):
+        p = subprocess.run([VMM, "--kernel", PROC_KERNEL], capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, EXIT_VMM_ERROR, p.stderr)
+        self.assertIn("run it with kiln-proc", p.stderr)
+
+    def test_too_little_memory(self):
+        self.refuse(["--memory", "2M"], "too little memory")
+
+    def test_bad_memory_size(self):
+        self.refuse(["--memory", "lots"], "not a memory size")
+
+    def test_missing_initrd(self):
+        self.refuse(["--initrd", "/nonexistent/apps.cpio"], "No such file or directory")
+
+    def test_what_is_not_built_yet_is_refused(self):
+        for args, flag in ((["--net", "tap=kt0"], "--net"), (["--control", "/tmp/x.sock"], "--control"),
+                           (["--restore", "/tmp"], "--restore")):
+            with self.subTest(flag=flag):
+                self.refuse(args, f"{flag} is not supported by kiln-proc yet")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
