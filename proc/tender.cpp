@@ -79,12 +79,22 @@ Tender::Tender(const vmm::Options& options) : options_(options) {
                                              "kiln.tsc_khz=" + std::to_string(clock.tsc_khz)};
     const vmm::BootPayload payload{vmm::compose_cmdline(options.cmdline, params), initrd_file_.bytes(), 0};
     start_info_ = vmm::load_kernel(*memory_, *kernel_, payload);
+    const std::vector<sock_filter> filter = instance_filter({memory_->fd(), console_fd_});
+    if (filter.size() > abi::kProcFilterMaxInstructions)
+        throw VmmError("the seccomp filter has " + std::to_string(filter.size()) + " instructions, more than " +
+                       std::to_string(abi::kProcFilterMaxInstructions));
+    memory_->write(abi::kProcFilterPhys,
+                   {reinterpret_cast<const uint8_t*>(filter.data()), filter.size() * sizeof(sock_filter)});
+    const Identity own = instance_identity(::getpid());
+    identity_ = {options.uid.value_or(own.uid), options.gid.value_or(own.gid)};
+
     abi::ProcHandoff handoff{};
     handoff.magic = abi::kProcHandoffMagic;
     handoff.version = 1;
     handoff.memory_fd = memory_->fd();
     handoff.console_fd = console_fd_;
     handoff.memory_size = memory_->size();
+    handoff.filter_instructions = static_cast<uint32_t>(filter.size());
     memory_->write_object(abi::kProcHandoffPhys, handoff);
 }
 
@@ -107,6 +117,9 @@ int Tender::run() {
 // In the child. Nothing here may throw: a failure ends the child with kExitVmmError.
 void Tender::enter_instance() const {
     const pid_t supervisor = ::getppid();
+    const std::string failed = confine(identity_, {memory_->fd(), console_fd_});
+    if (!failed.empty()) instance_failed(failed.c_str());
+    // After the change of uid, which clears it.
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) instance_failed("PR_SET_PDEATHSIG");
     if (::getppid() != supervisor) _exit(abi::kExitVmmError);  // the supervisor is already gone
 
@@ -181,6 +194,7 @@ int Tender::supervise(pid_t instance) const {
         if (WIFEXITED(status)) return WEXITSTATUS(status);
         outcome = abi::kExitGuestCrash;
         reason = "the instance was killed by " + signal_name(WTERMSIG(status));
+        if (WTERMSIG(status) == SIGSYS) reason += ": a host system call outside kiln-proc's seccomp allowlist";
     }
     std::cerr << "kiln-proc: " << reason << "\n";
     return outcome;

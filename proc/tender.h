@@ -19,6 +19,7 @@
 #include "host/unique_fd.h"
 #include "kvm/guest_memory.h"
 #include "options.h"
+#include "sandbox.h"
 #include "util/mapped_file.h"
 
 namespace kiln::proc {
@@ -43,6 +44,7 @@ class Tender {
     UniqueFd console_file_;
     int console_fd_ = 1;
     uint64_t start_info_ = 0;
+    Identity identity_{};
 };
 
 // The proc kernel kiln-proc runs without --kernel: kiln-proc.elf beside the binary, or in the

@@ -162,6 +162,10 @@ Options parse_options(int argc, char** argv, Monitor monitor) {
     app.add_option("--control", o.control, "unix socket for JSON control (pause, resume, snapshot, stats, stop)");
     app.add_option("--status-file", o.status_file,
                    std::string("write the exit status to this file when ") + name + " ends");
+    if (proc) {
+        app.add_option("--uid", o.uid, "the instance's uid when run as root (default: one of its own)");
+        app.add_option("--gid", o.gid, "the instance's gid when run as root (default: one of its own)");
+    }
     std::vector<std::string> nets;
     app.add_option("--net", nets,
                    "a network card on a tap device: tap=NAME[,mac=MAC]; faults for tests: "

@@ -40,6 +40,9 @@ struct Options {
     // a supervisor that is not its parent (kilnd after a restart) and so cannot wait for it.
     std::string status_file;
     std::vector<NetOptions> nets;
+    // kiln-proc only: the instance's uid and gid when kiln-proc runs as root (default: one of
+    // its own per instance, proc/sandbox.h).
+    std::optional<uint32_t> uid, gid;
 };
 
 // "64M", "512m", "1G", "65536K", "64" (MiB). Throws VmmError naming `flag`.

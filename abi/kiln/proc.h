@@ -19,6 +19,8 @@ namespace kiln::abi {
 inline constexpr uint64_t kProcMemoryBase = 0x100000000000;  // 16 TiB (KILN_KERNEL_BASE on proc)
 inline constexpr uint32_t kKilnElfNoteProcEntry = 0x4b02;    // note name "Kiln", desc: u64 virtual entry
 inline constexpr uint64_t kProcHandoffPhys = 0x5000;         // a free page below 1 MiB (vmm/boot/layout.h)
+inline constexpr uint64_t kProcFilterPhys = 0x8000;           // the seccomp program, up to a page
+inline constexpr uint32_t kProcFilterMaxInstructions = 4096 / 8;
 inline constexpr uint32_t kProcHandoffMagic = 0x636f7270;    // "proc"
 
 struct ProcHandoff {
@@ -27,7 +29,11 @@ struct ProcHandoff {
     int32_t memory_fd;     // the memfd behind all of the instance's memory
     int32_t console_fd;    // where the console goes (the kernel's writes are whole lines)
     uint64_t memory_size;  // bytes of the memfd
-    uint64_t reserved;     // 0
+    // kiln-proc's seccomp allowlist (struct sock_filter[filter_instructions] at kProcFilterPhys),
+    // which the kernel loads once its own set-up is done, before the application's first
+    // instruction.
+    uint32_t filter_instructions;
+    uint32_t reserved;  // 0
 };
 static_assert(sizeof(ProcHandoff) == 32);
 

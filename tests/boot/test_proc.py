@@ -145,6 +145,69 @@ class ProcBoot(unittest.TestCase):
         self.assertFalse(alive(instance[0]), "the instance outlived kiln-proc")
 
 
+def instance_status(pid):
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.split()
+    return fields
+
+
+class ProcSandbox(unittest.TestCase):
+    """What confines the instance: its own uid, no_new_privs, its own fds only, seccomp."""
+
+    def running_instance(self, *args):
+        p = subprocess.Popen([PROC, "--timeout", "60", "--initrd", INITRD, *args, "--cmdline",
+                              "-- /bin/busybox sleep 50"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: (p.kill(), p.wait()))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            children = children_of(p.pid)
+            # Confined once the kernel has loaded the filter.
+            if children and instance_status(children[0]).get("Seccomp") == ["2"]:
+                return p.pid, children[0]
+            time.sleep(0.01)
+        self.fail("the instance did not start")
+
+    def test_the_instance_is_confined(self):
+        supervisor, instance = self.running_instance()
+        status = instance_status(instance)
+        own = str(0x4b000000 + supervisor)  # proc/sandbox.cpp instance_identity
+        self.assertEqual(status["Uid"], [own] * 4)
+        self.assertEqual(status["Gid"], [own] * 4)
+        self.assertEqual(status["Groups"], [])
+        self.assertEqual(status["NoNewPrivs"], ["1"])
+        self.assertEqual(status["Seccomp"], ["2"])  # a filter
+        fds = sorted(int(fd) for fd in os.listdir(f"/proc/{instance}/fd"))
+        self.assertEqual(fds[:3], [0, 1, 2])
+        self.assertEqual(len(fds), 4, fds)  # and the memfd
+        self.assertIn("memfd:", os.readlink(f"/proc/{instance}/fd/{fds[3]}"))
+
+    def test_uid_and_gid_can_be_chosen(self):
+        _, instance = self.running_instance("--uid", "123456", "--gid", "654321")
+        status = instance_status(instance)
+        self.assertEqual(status["Uid"], ["123456"] * 4)
+        self.assertEqual(status["Gid"], ["654321"] * 4)
+
+    def test_the_host_sees_only_the_instance_memory(self):
+        # Nothing of kiln-proc's own mappings (its code, heap, stack, the vDSO) is left.
+        _, instance = self.running_instance()
+        with open(f"/proc/{instance}/maps") as f:
+            maps = f.read()
+        for name in ("kiln-proc", "[heap]", "[stack]", "[vdso]"):
+            self.assertNotIn(name, maps)
+        self.assertIn("memfd:", maps)
+
+    def test_a_jump_into_the_kernels_host_call_meets_the_allowlist(self):
+        p = subprocess.run([PROC, "--timeout", "30", "--initrd", INITRD, "--cmdline", "-- /bin/sandbox_escape"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertIn("write to the console is allowed", p.stdout)  # allowed: fd 1 is the console
+        self.assertNotIn("ESCAPED", p.stdout)
+        self.assertEqual(p.returncode, EXIT_GUEST_CRASH, p.stdout + p.stderr)
+        self.assertIn("killed by SIGSYS: a host system call outside kiln-proc's seccomp allowlist", p.stderr)
+
+
 class ProcBadInput(unittest.TestCase):
     """Refused before anything runs, with one clear line."""
 

@@ -197,6 +197,27 @@ void dispatch_application_syscalls() {
 
 }  // namespace
 
+namespace {
+
+// The instance's one host timer, made before the seccomp filter, which allows only arming it.
+void create_host_timer() {
+    struct {
+        uint64_t value;
+        int32_t signal, notify;
+        int32_t pad[12];
+    } event{0, host::kSigAlrm, 0 /* SIGEV_SIGNAL */, {}};
+    int32_t id = -1;
+    if (host_syscall(host::kTimerCreate, 1 /* CLOCK_MONOTONIC */, reinterpret_cast<long>(&event),
+                     reinterpret_cast<long>(&id), 0, 0, 0) != 0) {
+        static const char message[] = "kiln: proc: timer_create failed\n";
+        host::write(2, message, sizeof(message) - 1);
+        host::exit_group(abi::kExitVmmError);
+    }
+    host_timer = id;
+}
+
+}  // namespace
+
 void install_signal_handlers() {
     struct {
         void* base;
@@ -208,6 +229,7 @@ void install_signal_handlers() {
     install(host::kSigSys, on_syscall_signal);
     constexpr int kExceptions[] = {host::kSigSegv, host::kSigBus, host::kSigIll, host::kSigFpe, host::kSigTrap};
     for (int signal : kExceptions) install(signal, on_exception_signal);
+    create_host_timer();
     dispatch_application_syscalls();
 }
 
@@ -249,19 +271,6 @@ void wait_for_interrupt() {
 }
 
 void timer_init(uint64_t tsc_khz) {
-    struct {
-        uint64_t value;
-        int32_t signal, notify;
-        int32_t pad[12];
-    } event{0, host::kSigAlrm, 0 /* SIGEV_SIGNAL */, {}};
-    int32_t id = -1;
-    if (host_syscall(host::kTimerCreate, 1 /* CLOCK_MONOTONIC */, reinterpret_cast<long>(&event),
-                     reinterpret_cast<long>(&id), 0, 0, 0) != 0) {
-        static const char message[] = "kiln: proc: timer_create failed\n";
-        host::write(2, message, sizeof(message) - 1);
-        host::exit_group(abi::kExitVmmError);
-    }
-    host_timer = id;
     ns_per_tick_mult = (1000000ull << 32) / tsc_khz;
     tsc_at_init = cpu::rdtsc();
     monotonic_at_init = host::monotonic_ns();

@@ -68,6 +68,28 @@ void release_host_address_space() {
                  0);
 }
 
+// From here on, only kiln-proc's allowlist reaches the host (its list: proc/sandbox.cpp). The
+// kernel loads it itself so that its set-up calls (rt_sigaction, sigaltstack, timer_create, prctl)
+// need not be on it; kiln-proc set no_new_privs, which lets an unprivileged process load it.
+void enter_sandbox() {
+    constexpr long kSeccomp = 317, kSetModeFilter = 1;
+    const uint32_t length = the_handoff.filter_instructions;
+    if (length == 0 || length > abi::kProcFilterMaxInstructions) {
+        static const char message[] = "kiln: proc: no seccomp allowlist from kiln-proc; refusing to run unconfined\n";
+        write_all(2, message, sizeof(message) - 1);
+        host::exit_group(abi::kExitVmmError);
+    }
+    struct {
+        uint16_t length;
+        void* filter;
+    } program{static_cast<uint16_t>(length), mm::phys_to_virt(abi::kProcFilterPhys)};
+    if (host_syscall(kSeccomp, kSetModeFilter, 0, reinterpret_cast<long>(&program), 0, 0, 0) != 0) {
+        static const char message[] = "kiln: proc: the host refused kiln-proc's seccomp allowlist\n";
+        write_all(2, message, sizeof(message) - 1);
+        host::exit_group(abi::kExitVmmError);
+    }
+}
+
 }  // namespace kiln::proc
 
 namespace kiln::platform {
@@ -174,5 +196,6 @@ extern "C" [[noreturn]] void kiln_proc_start(uint64_t start_info_phys, uint64_t 
     proc::the_handoff = h;
     proc::release_host_address_space();
     proc::install_signal_handlers();
+    proc::enter_sandbox();
     kiln_start(static_cast<uint32_t>(start_info_phys), KILN_BOOT_PLATFORM_PROC);
 }

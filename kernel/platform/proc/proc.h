@@ -74,6 +74,8 @@ void release_host_address_space();
 // Installs the host signal handlers on their own stack, and Syscall User Dispatch for the
 // application's system calls (interrupts.cpp).
 void install_signal_handlers();
+// Loads kiln-proc's seccomp allowlist (proc.cpp).
+void enter_sandbox();
 // The host page fault address of the exception being handled.
 uint64_t current_fault_address();
 
