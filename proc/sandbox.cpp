@@ -37,19 +37,19 @@ std::vector<sock_filter> instance_filter(const InstanceFds& fds) {
     if (!ctx) throw vmm::VmmError("seccomp_init failed");
     scmp_filter_ctx c = ctx.get();
     const auto fd = [](int n) { return static_cast<scmp_datum_t>(n); };
-    allow(c, SCMP_SYS(write), {SCMP_A0(SCMP_CMP_EQ, fd(fds.console))});  // console lines
+    allow(c, SCMP_SYS(write), {SCMP_A0(SCMP_CMP_EQ, fd(fds.console))});    // console lines
     allow(c, SCMP_SYS(write), {SCMP_A0(SCMP_CMP_EQ, fd(STDERR_FILENO))});  // a panic's one line
     // The application's pages: the instance's memfd, shared, at the address the kernel chose.
     allow(c, SCMP_SYS(mmap), {SCMP_A3(SCMP_CMP_EQ, MAP_SHARED | MAP_FIXED), SCMP_A4(SCMP_CMP_EQ, fd(fds.memory))});
-    allow(c, SCMP_SYS(mprotect));       // mprotect of the application's pages
-    allow(c, SCMP_SYS(munmap));         // munmap, MADV_DONTNEED, mremap of them
-    allow(c, SCMP_SYS(rt_sigreturn));   // the end of every host signal (system calls, faults, timer)
+    allow(c, SCMP_SYS(mprotect));        // mprotect of the application's pages
+    allow(c, SCMP_SYS(munmap));          // munmap, MADV_DONTNEED, mremap of them
+    allow(c, SCMP_SYS(rt_sigreturn));    // the end of every host signal (system calls, faults, timer)
     allow(c, SCMP_SYS(rt_sigprocmask));  // idle: SIGALRM blocked between the check and ppoll
-    allow(c, SCMP_SYS(ppoll));          // idle: the one blocking wait
-    allow(c, SCMP_SYS(timer_settime));  // the timer (its only timer, made before the filter)
+    allow(c, SCMP_SYS(ppoll));           // idle: the one blocking wait
+    allow(c, SCMP_SYS(timer_settime));   // the timer (its only timer, made before the filter)
     allow(c, SCMP_SYS(clock_gettime), {SCMP_A0(SCMP_CMP_EQ, CLOCK_MONOTONIC)});  // the timer's deadlines
-    allow(c, SCMP_SYS(arch_prctl), {SCMP_A0(SCMP_CMP_EQ, ARCH_SET_FS)});        // the application's TLS
-    allow(c, SCMP_SYS(exit_group));     // the end
+    allow(c, SCMP_SYS(arch_prctl), {SCMP_A0(SCMP_CMP_EQ, ARCH_SET_FS)});         // the application's TLS
+    allow(c, SCMP_SYS(exit_group));                                              // the end
     // libseccomp writes the program to a file descriptor; a memfd gives it back.
     UniqueFd out(::memfd_create("kiln-proc-filter", MFD_CLOEXEC));
     if (!out.valid()) throw vmm::system_error("memfd_create for the seccomp filter");
@@ -95,8 +95,7 @@ std::string confine(const Identity& identity, const InstanceFds& fds) {
         return ::setrlimit(resource, &r) == 0;
     };
     if (!limit(RLIMIT_NOFILE, static_cast<rlim_t>(highest) + 1)) return "RLIMIT_NOFILE";
-    if (!limit(RLIMIT_NPROC, 0) || !limit(RLIMIT_CORE, 0) || !limit(RLIMIT_MEMLOCK, 0) ||
-        !limit(RLIMIT_MSGQUEUE, 0))
+    if (!limit(RLIMIT_NPROC, 0) || !limit(RLIMIT_CORE, 0) || !limit(RLIMIT_MEMLOCK, 0) || !limit(RLIMIT_MSGQUEUE, 0))
         return "rlimits";
     return {};
 }

@@ -112,6 +112,49 @@ int64_t AddressSpace::find_free(uint64_t length, uint64_t hint) const {
     return -ENOMEM;
 }
 
+int64_t AddressSpace::map_near(uint64_t address, uint64_t reach, uint64_t length, uint32_t prot) {
+    length = align_up(length, kPage);
+    constexpr uint64_t kLowest = 0x10000;  // the host's vm.mmap_min_addr
+    const uint64_t low = address > kLowest + reach ? align_up(address - reach, kPage) : kLowest;
+    const uint64_t high = min(kUserEnd, align_down(address + reach, kPage));
+    uint64_t best = 0, best_distance = UINT64_MAX;
+    // Each gap between occupied ranges, clipped to [low, high): its end nearest to `address`.
+    auto consider_gap = [&](uint64_t start, uint64_t end) {
+        start = max(start, low);
+        end = min(end, high);
+        if (end <= start || end - start < length) return;
+        const uint64_t at = end <= address ? end - length : (start >= address ? start : align_down(address, kPage));
+        const uint64_t candidate = min(max(at, start), end - length);
+        const uint64_t distance = candidate > address ? candidate - address : address - candidate;
+        if (distance < best_distance) best = candidate, best_distance = distance;
+    };
+    uint64_t free_from = 0;
+    bool kernel_seen = kernel_range.end == 0;
+    for (size_t i = 0; i <= vmas_.size(); ++i) {
+        const bool last = i == vmas_.size();
+        if (!kernel_seen && (last || kernel_range.start < vmas_[i].start)) {
+            consider_gap(free_from, kernel_range.start);
+            free_from = kernel_range.end;
+            kernel_seen = true;
+        }
+        if (last) break;
+        consider_gap(free_from, vmas_[i].start);
+        free_from = max(free_from, vmas_[i].end);
+    }
+    consider_gap(free_from, kUserEnd);
+    if (best_distance == UINT64_MAX) return -ENOMEM;
+    if (!insert_vma(best, best + length, prot)) return -ENOMEM;
+    return static_cast<int64_t>(best);
+}
+
+bool AddressSpace::physical_page(uint64_t va, uint64_t& phys) {
+    if (va >= kUserEnd) return false;
+    const uint64_t* pte = walk(align_down(va, kPage), false);
+    if (pte == nullptr || !(*pte & kPresent)) return false;
+    phys = *pte & kAddressMask;
+    return true;
+}
+
 bool AddressSpace::insert_vma(uint64_t start, uint64_t end, uint32_t prot) {
     size_t at = 0;
     while (at < vmas_.size() && vmas_[at].start < start) ++at;

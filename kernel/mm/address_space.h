@@ -52,6 +52,12 @@ class AddressSpace {
     // real fault (no mapping, or a forbidden access).
     bool handle_fault(uint64_t address, bool write, bool exec);
 
+    // A fresh mapping within `reach` bytes of `address` (either side), as near as there is room:
+    // for code that must be reached with a 32-bit displacement. The address or a negative errno.
+    int64_t map_near(uint64_t address, uint64_t reach, uint64_t length, uint32_t prot);
+    // The physical page behind a present page of the application; false if there is none.
+    bool physical_page(uint64_t va, uint64_t& phys);
+
     // True if [start, start+length) is all mapped with at least `prot`.
     bool check(uint64_t start, uint64_t length, uint32_t prot) const;
     const Vector<Vma>& vmas() const { return vmas_; }

@@ -208,6 +208,33 @@ class ProcSandbox(unittest.TestCase):
         self.assertIn("killed by SIGSYS: a host system call outside kiln-proc's seccomp allowlist", p.stderr)
 
 
+class ProcSyscallRewriting(unittest.TestCase):
+    """The fast path: a `mov $nr,%eax; syscall` site becomes a jump after its first trap."""
+
+    def run_app(self, cmdline):
+        p = subprocess.run([PROC, "--timeout", "30", "--initrd", INITRD, "--cmdline", cmdline],
+                           capture_output=True, text=True, timeout=60)
+        return p.returncode, p.stdout + p.stderr
+
+    def test_a_libc_site_is_rewritten_and_keeps_working(self):
+        status, out = self.run_app("-- /bin/rewrite_check")
+        self.assertEqual(status, 0, out)
+        self.assertIn("rewrite_check: rewritten", out)
+
+    def test_rewriting_can_be_turned_off(self):
+        status, out = self.run_app("kiln.syscall_rewrite=off -- /bin/rewrite_check")
+        self.assertEqual(status, 1, out)
+        self.assertIn("rewrite_check: not rewritten", out)
+
+    def test_programs_run_the_same_on_the_trap_path_alone(self):
+        for program, text in (("signals", "signals: ok"), ("threads", "threads: sum=50005000"),
+                              ("raw_syscalls", "raw_syscalls: ok"), ("gohello", "goroutines ok")):
+            with self.subTest(program=program):
+                status, out = self.run_app(f"kiln.syscall_rewrite=off -- /bin/{program}")
+                self.assertEqual(status, 0, out)
+                self.assertIn(text, out)
+
+
 class ProcBadInput(unittest.TestCase):
     """Refused before anything runs, with one clear line."""
 

@@ -91,6 +91,11 @@ void Backend::set_fs_base(uint64_t) {}
 void Backend::load_gdt(const void*, uint16_t) {}
 void Backend::load_idt(const void*, uint16_t) {}
 void Backend::load_task_register(uint16_t) {}
+void Backend::timer_init(uint64_t) {}
+void Backend::timer_arm(uint64_t) {}
+void Backend::timer_disarm() {}
+void Backend::end_of_interrupt() {}
+const char* Backend::timer_description() { return "none"; }
 }  // namespace platform
 
 namespace sched {

@@ -58,6 +58,41 @@ return_to_user:
         .globl proc_syscall_entry
 proc_syscall_entry:
         cld
+        call proc_trapped_syscall       // rewrites the site (syscall_rewrite.cpp), then the call
+        jmp return_to_user
+
+// A rewritten site's stub jumps here (syscall_rewrite.cpp): EAX = the number, RCX = the return
+// address, everything else the application's, on the application's stack, which is left as it
+// is. The same frame as the SYSCALL entry of the other backends.
+        .globl proc_fast_syscall
+proc_fast_syscall:
+        mov %rsp, cpu_user_rsp(%rip)
+        mov cpu_kernel_rsp(%rip), %rsp
+        pushq $0x2b                     // ss
+        pushq cpu_user_rsp(%rip)        // rsp
+        pushfq                          // rflags: SYSCALL would leave them in R11
+        mov (%rsp), %r11
+        pushq $0x33                     // cs
+        pushq %rcx                      // rip
+        pushq $0                        // error code
+        pushq $0x100                    // vector: a system call
+        pushq %rax
+        pushq %rbx
+        pushq %rcx
+        pushq %rdx
+        pushq %rsi
+        pushq %rdi
+        pushq %rbp
+        pushq %r8
+        pushq %r9
+        pushq %r10
+        pushq %r11
+        pushq %r12
+        pushq %r13
+        pushq %r14
+        pushq %r15
+        cld
+        mov %rsp, %rdi
         call syscall_dispatch
         jmp return_to_user
 
