@@ -19,9 +19,9 @@ namespace kiln::abi {
 inline constexpr uint64_t kProcMemoryBase = 0x100000000000;  // 16 TiB (KILN_KERNEL_BASE on proc)
 inline constexpr uint32_t kKilnElfNoteProcEntry = 0x4b02;    // note name "Kiln", desc: u64 virtual entry
 inline constexpr uint64_t kProcHandoffPhys = 0x5000;         // a free page below 1 MiB (vmm/boot/layout.h)
-inline constexpr uint64_t kProcFilterPhys = 0x8000;           // the seccomp program, up to a page
+inline constexpr uint64_t kProcFilterPhys = 0x8000;          // the seccomp program, up to a page
 inline constexpr uint32_t kProcFilterMaxInstructions = 4096 / 8;
-inline constexpr uint32_t kProcHandoffMagic = 0x636f7270;    // "proc"
+inline constexpr uint32_t kProcHandoffMagic = 0x636f7270;  // "proc"
 
 struct ProcHandoff {
     uint32_t magic;        // kProcHandoffMagic
