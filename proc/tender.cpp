@@ -16,6 +16,7 @@
 #include <iostream>
 
 #include "boot/cmdline.h"
+#include "boot/layout.h"
 #include "boot/loader.h"
 #include "host_clock.h"
 #include "kiln/hostcall.h"
@@ -59,13 +60,25 @@ Tender::Tender(const vmm::Options& options) : options_(options) {
     if (!options.control.empty()) throw VmmError("--control is not supported by kiln-proc yet");
     const std::string kernel_path = options.kernel.empty() ? default_kernel_path() : options.kernel;
     kernel_file_ = vmm::MappedFile(kernel_path, "--kernel");
+    kernel_fd_.reset(::open(kernel_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!kernel_fd_.valid()) throw system_error("--kernel " + kernel_path);
     kernel_ = vmm::ElfImage::parse(kernel_file_.bytes(), "--kernel " + kernel_path);
     if (!kernel_->proc_entry())
         throw VmmError("--kernel " + kernel_path +
                        ": not the proc build of the Kiln kernel (no Kiln proc entry note); "
                        "kiln-vmm runs this one");
-    if (!options.initrd.empty()) initrd_file_ = vmm::MappedFile(options.initrd, "--initrd");
-    vmm::check_memory_fits(*kernel_, initrd_file_.bytes().size(), options.memory_bytes);
+    for (const auto& segment : kernel_->segments())
+        if (!segment.writable &&
+            (segment.phys_addr % kPage != segment.file_offset % kPage || segment.mem_size != segment.file_size))
+            throw VmmError("--kernel " + kernel_path + ": a read-only segment that cannot be mapped from the file");
+    if (!options.initrd.empty()) {
+        initrd_file_ = vmm::MappedFile(options.initrd, "--initrd");
+        initrd_fd_.reset(::open(options.initrd.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!initrd_fd_.valid()) throw system_error("--initrd " + options.initrd);
+    }
+    initrd_mapped_ = initrd_file_.bytes().size() > 0 && initrd_file_.bytes().size() <= vmm::layout::kInitrdMappedMax &&
+                     options.memory_bytes <= vmm::layout::kInitrdMapped;
+    vmm::check_memory_fits(*kernel_, initrd_mapped_ ? 0 : initrd_file_.bytes().size(), options.memory_bytes);
 
     if (!options.console.empty()) {
         console_file_.reset(::open(options.console.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
@@ -77,7 +90,9 @@ Tender::Tender(const vmm::Options& options) : options_(options) {
     const HostClock clock = read_host_clock();
     const std::vector<std::string> params = {"kiln.vmm=kiln-proc", "kiln.epoch_ns=" + std::to_string(clock.epoch_ns),
                                              "kiln.tsc_khz=" + std::to_string(clock.tsc_khz)};
-    const vmm::BootPayload payload{vmm::compose_cmdline(options.cmdline, params), initrd_file_.bytes(), 0};
+    vmm::BootPayload payload{vmm::compose_cmdline(options.cmdline, params), initrd_file_.bytes(),
+                             initrd_mapped_ ? vmm::layout::kInitrdMapped : 0};
+    payload.read_only_segments_mapped = true;
     start_info_ = vmm::load_kernel(*memory_, *kernel_, payload);
     const std::vector<sock_filter> filter = instance_filter({memory_->fd(), console_fd_});
     if (filter.size() > abi::kProcFilterMaxInstructions)
@@ -117,25 +132,19 @@ int Tender::run() {
 // In the child. Nothing here may throw: a failure ends the child with kExitVmmError.
 void Tender::enter_instance() const {
     const pid_t supervisor = ::getppid();
+    // The instance's memory at the address the kernel is linked for, and the files mapped over
+    // and above it, before confine() closes their descriptors.
+    auto* base =
+        static_cast<uint8_t*>(::mmap(reinterpret_cast<void*>(abi::kProcMemoryBase), memory_->size(),
+                                     PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, memory_->fd(), 0));
+    if (base != reinterpret_cast<uint8_t*>(abi::kProcMemoryBase)) instance_failed("mapping the instance's memory");
+    map_files(base);
+
     const std::string failed = confine(identity_, {memory_->fd(), console_fd_});
     if (!failed.empty()) instance_failed(failed.c_str());
     // After the change of uid, which clears it.
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) instance_failed("PR_SET_PDEATHSIG");
     if (::getppid() != supervisor) _exit(abi::kExitVmmError);  // the supervisor is already gone
-
-    // The instance's memory at the address the kernel is linked for, each kernel segment with
-    // its own protection (text R+X, read-only data R, the rest R+W), never W+X.
-    auto* base =
-        static_cast<uint8_t*>(::mmap(reinterpret_cast<void*>(abi::kProcMemoryBase), memory_->size(),
-                                     PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, memory_->fd(), 0));
-    if (base != reinterpret_cast<uint8_t*>(abi::kProcMemoryBase)) instance_failed("mapping the instance's memory");
-    for (const auto& segment : kernel_->segments()) {
-        if (segment.writable) continue;
-        const uint64_t start = segment.phys_addr & ~(kPage - 1);
-        const uint64_t end = (segment.phys_addr + segment.mem_size + kPage - 1) & ~(kPage - 1);
-        const int prot = PROT_READ | (segment.executable ? PROT_EXEC : 0);
-        if (::mprotect(base + start, end - start, prot) != 0) instance_failed("protecting the kernel's segments");
-    }
 
     // The host kernel keeps three pointers into this thread's glibc data, which the kernel is
     // about to unmap: without them it would write the exit's tid and robust futexes into the
@@ -156,6 +165,23 @@ void Tender::enter_instance() const {
     const uint64_t entry = *kernel_->proc_entry();
     asm volatile("jmp *%2" : : "D"(start_info_), "S"(abi::kProcHandoffPhys), "r"(entry) : "memory");
     __builtin_unreachable();
+}
+
+// In the child: the kernel's read-only segments over the memory (text R+X, read-only data R;
+// never W+X), and the initrd above it, from their files.
+void Tender::map_files(uint8_t* base) const {
+    for (const auto& segment : kernel_->segments()) {
+        if (segment.writable) continue;
+        const uint64_t start = segment.phys_addr & ~(kPage - 1);
+        const uint64_t end = (segment.phys_addr + segment.mem_size + kPage - 1) & ~(kPage - 1);
+        const int prot = PROT_READ | (segment.executable ? PROT_EXEC : 0);
+        if (::mmap(base + start, end - start, prot, MAP_PRIVATE | MAP_FIXED, kernel_fd_.get(),
+                   static_cast<off_t>(segment.file_offset & ~(kPage - 1))) == MAP_FAILED)
+            instance_failed("mapping the kernel's segments");
+    }
+    if (initrd_mapped_ && ::mmap(base + vmm::layout::kInitrdMapped, initrd_file_.bytes().size(), PROT_READ,
+                                 MAP_PRIVATE | MAP_FIXED_NOREPLACE, initrd_fd_.get(), 0) == MAP_FAILED)
+        instance_failed("mapping the initrd");
 }
 
 int Tender::supervise(pid_t instance) const {

@@ -34,11 +34,17 @@ class Tender {
 
   private:
     [[noreturn]] void enter_instance() const;
+    void map_files(uint8_t* base) const;
     int supervise(pid_t instance) const;
 
     vmm::Options options_;
     vmm::MappedFile kernel_file_;
     vmm::MappedFile initrd_file_;
+    // Mapped into the instance rather than copied (the page cache shares them between
+    // instances): the kernel's read-only segments, and the initrd at layout::kInitrdMapped.
+    UniqueFd kernel_fd_;
+    UniqueFd initrd_fd_;
+    bool initrd_mapped_ = false;
     std::optional<vmm::ElfImage> kernel_;
     std::unique_ptr<vmm::GuestMemory> memory_;
     UniqueFd console_file_;

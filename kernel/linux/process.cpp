@@ -79,6 +79,7 @@ bool load_segments(const AppImage& image, const uint8_t* file, uint64_t base, ui
         const uint64_t end = align_up(base + s.vaddr + s.mem_size, 4096);
         // Writable while the bytes go in; the segment's own protection afterwards.
         if (space.map(start, end - start, mm::kProtRead | mm::kProtWrite, true) < 0) return false;
+        space.populate(start, align_up(base + s.vaddr + s.file_size, 4096));  // written right away
         if (copy_to_user(base + s.vaddr, file + s.file_offset, s.file_size) != 0) return false;
         break_start = max(break_start, end);
     }
@@ -249,6 +250,7 @@ bool start_application(const Cmdline& cmdline) {
         console::print("kiln: cannot run {}: no room for its stack\n", path.view());
         return false;
     }
+    space.populate(mm::kStackTop - 4 * 4096, mm::kStackTop);  // the arguments go there next
     const uint64_t sp = build_stack(cmdline, image, base, path.view());
     if (sp == 0) {
         console::print("kiln: cannot run {}: its arguments do not fit on the stack\n", path.view());

@@ -225,21 +225,33 @@ void AddressSpace::flush(uint64_t start, uint64_t end) {
 
 void AddressSpace::set_pte_prot(uint64_t start, uint64_t end, uint32_t prot) {
     bool changed = false;
+    // The host (proc) is told once per run of pages that have one: a host call per page would
+    // cost a TLB flush per page.
+    uint64_t run_start = 0;
+    auto end_run = [&](uint64_t at) {
+        if (run_start != 0) platform::current().user_pages_protected(run_start, at, prot);
+        run_start = 0;
+    };
     for (uint64_t va = start; va < end; va += kPage) {
         uint64_t* pte = walk(va, false);
         if (pte == nullptr) {
+            end_run(va);
             va = align_up(va + 1, 2ull << 20) - kPage;
             continue;
         }
-        if (!(*pte & (kPresent | kKept))) continue;
+        if (!(*pte & (kPresent | kKept))) {
+            end_run(va);
+            continue;
+        }
         if (prot == 0) {  // PROT_NONE keeps the page, unreachable
             *pte = (*pte & ~kPresent) | kKept;
         } else {
             *pte = (*pte & kAddressMask) | leaf_flags(prot);
         }
-        platform::current().user_pages_protected(va, va + kPage, prot);
+        if (run_start == 0) run_start = va;
         changed = true;
     }
+    end_run(min(end, kUserEnd));
     if (changed) flush(start, end);
 }
 
@@ -342,7 +354,7 @@ int64_t AddressSpace::remap(uint64_t old_start, uint64_t old_length, uint64_t ne
         *to = *from;
         *from = 0;
         if (*to & kPresent)
-            platform::current().user_page_mapped(t + off, *to & kAddressMask, prot);
+            platform::current().user_pages_mapped(t + off, *to & kAddressMask, kPage, prot);
         else  // kept through PROT_NONE: the host maps it when it is made accessible again
             platform::current().user_range_unmapped(t + off, t + off + kPage);
     }
@@ -388,15 +400,45 @@ bool AddressSpace::handle_fault(uint64_t address, bool write, bool exec) {
     }
     if (*pte & kKept) {  // a page kept through PROT_NONE
         *pte = (*pte & kAddressMask) | leaf_flags(vma->prot);
-        platform.user_page_mapped(page, *pte & kAddressMask, vma->prot);
+        platform.user_pages_mapped(page, *pte & kAddressMask, kPage, vma->prot);
         return true;
     }
     const uint64_t phys = page_allocator().allocate_zeroed();
     if (phys == 0) return false;
     *pte = phys | leaf_flags(vma->prot);
     ++resident_pages_;
-    platform.user_page_mapped(page, phys, vma->prot);
+    platform.user_pages_mapped(page, phys, kPage, vma->prot);
     return true;
+}
+
+void AddressSpace::populate(uint64_t start, uint64_t end) {
+    constexpr uint64_t kMaxRun = 16;
+    auto& platform = platform::current();
+    for (uint64_t va = align_down(start, kPage); va < end;) {
+        const Vma* vma = nullptr;
+        for (const Vma& v : vmas_)
+            if (v.start <= va && va < v.end) vma = &v;
+        uint64_t* pte = vma != nullptr && vma->prot != 0 ? walk(va, true) : nullptr;
+        if (pte == nullptr || (*pte & (kPresent | kKept))) {
+            va += kPage;
+            continue;
+        }
+        // The run of absent pages from here, in this VMA and this page table (512 entries).
+        uint64_t run = 1;
+        while (run < kMaxRun && va + run * kPage < min(end, vma->end) && ((va >> 12) + run) % 512 != 0 &&
+               !(pte[run] & (kPresent | kKept)))
+            ++run;
+        uint64_t phys = page_allocator().allocate_zeroed(run);
+        if (phys == 0) {
+            run = 1;
+            phys = page_allocator().allocate_zeroed();
+            if (phys == 0) return;  // out of memory: what is left faults in, or fails, later
+        }
+        for (uint64_t i = 0; i < run; ++i) pte[i] = (phys + i * kPage) | leaf_flags(vma->prot);
+        resident_pages_ += run;
+        platform.user_pages_mapped(va, phys, run * kPage, vma->prot);
+        va += run * kPage;
+    }
 }
 
 bool AddressSpace::check(uint64_t start, uint64_t length, uint32_t prot) const {

@@ -58,6 +58,11 @@ class AddressSpace {
     // The physical page behind a present page of the application; false if there is none.
     bool physical_page(uint64_t va, uint64_t& phys);
 
+    // Makes the absent pages of [start, end) present now, in physically contiguous runs where
+    // the allocator has them: on proc one host mapping per run instead of one fault per page.
+    // For what is about to be written anyway (an ELF's segments, the initial stack).
+    void populate(uint64_t start, uint64_t end);
+
     // True if [start, start+length) is all mapped with at least `prot`.
     bool check(uint64_t start, uint64_t length, uint32_t prot) const;
     const Vector<Vma>& vmas() const { return vmas_; }

@@ -83,12 +83,13 @@ uint64_t PageAllocator::allocate(size_t count) {
     return 0;
 }
 
-uint64_t PageAllocator::allocate_zeroed() {
-    const uint64_t phys = allocate(1);
+uint64_t PageAllocator::allocate_zeroed(size_t count) {
+    const uint64_t phys = allocate(count);
     if (phys == 0) return 0;
-    const size_t page = phys / 4096;
-    const uint64_t mask = 1ull << (page % 64);
-    if (dirty_[page / 64] & mask) memset(phys_to_virt(phys), 0, 4096);
+    for (size_t page = phys / 4096; page < phys / 4096 + count; ++page) {
+        const uint64_t mask = 1ull << (page % 64);
+        if (dirty_[page / 64] & mask) memset(phys_to_virt(page * 4096), 0, 4096);
+    }
     return phys;
 }
 

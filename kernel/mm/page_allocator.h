@@ -18,9 +18,10 @@ class PageAllocator {
 
     // `count` physically contiguous pages; 0 if none. Pages come back with whatever they held.
     uint64_t allocate(size_t count = 1);
-    // One page of zeros. Pages never handed out before are still as the loader left them, zero,
-    // and are not written again: on PVM each first touch costs a host fault.
-    uint64_t allocate_zeroed();
+    // `count` contiguous pages of zeros. Pages never handed out before are still as the loader
+    // left them, zero, and are not written again: on PVM and on proc each first touch costs a
+    // host fault.
+    uint64_t allocate_zeroed(size_t count = 1);
     void free(uint64_t phys, size_t count = 1);
 
     size_t free_pages() const { return free_pages_; }

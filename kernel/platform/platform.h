@@ -54,7 +54,7 @@ class Backend {
     // The application's mappings where the host keeps them (proc): mm::AddressSpace's page
     // tables are the record, and every change to a present page is told here. `prot` is
     // mm::kProt* (Linux's PROT_* values). hw and pvm read the page tables and need nothing.
-    virtual void user_page_mapped(uint64_t, uint64_t, uint32_t) {}
+    virtual void user_pages_mapped(uint64_t /*va*/, uint64_t /*phys*/, uint64_t /*length*/, uint32_t /*prot*/) {}
     virtual void user_pages_protected(uint64_t, uint64_t, uint32_t) {}
     virtual void user_range_unmapped(uint64_t, uint64_t) {}
     // A part of the application's half that the kernel itself occupies (proc), which the

@@ -4,6 +4,7 @@ Names carry the owner's pid ("kt<pid>...") and stale ones from dead test process
 start, so a crashed test leaves nothing behind for long.
 """
 import os
+import signal
 import re
 import subprocess
 import time
@@ -50,7 +51,15 @@ class TestNetwork:
     def __exit__(self, *exc):
         for p in self.vms + self.helpers:
             if p.poll() is None:
-                p.kill()
+                # The whole process group: `timeout` (start_qemu) makes one of its own, and its
+                # QEMU child would outlive a kill of `timeout` alone.
+                try:
+                    if os.getpgid(p.pid) == p.pid:
+                        os.killpg(p.pid, signal.SIGKILL)
+                    else:
+                        p.kill()
+                except ProcessLookupError:
+                    pass
             p.wait()
             for stream in (getattr(p, "log", None), p.stdout):
                 if stream:
@@ -133,5 +142,10 @@ class TestNetwork:
 
     @staticmethod
     def output(p):
+        """What the VM printed, and how it ended if it has (a silent end says more this way)."""
         p.log.seek(0)
-        return p.log.read()
+        text = p.log.read()
+        status = p.poll()
+        if status is not None:
+            text += f"\n[{'killed by signal ' + str(-status) if status < 0 else 'exited with status ' + str(status)}]"
+        return text

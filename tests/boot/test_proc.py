@@ -195,9 +195,12 @@ class ProcSandbox(unittest.TestCase):
         _, instance = self.running_instance()
         with open(f"/proc/{instance}/maps") as f:
             maps = f.read()
-        for name in ("kiln-proc", "[heap]", "[stack]", "[vdso]"):
+        for name in (PROC, "[heap]", "[stack]", "[vdso]"):
             self.assertNotIn(name, maps)
         self.assertIn("memfd:", maps)
+        # The kernel's text and the initrd come from their files (shared page cache), not copies.
+        self.assertRegex(maps, r"r-xp [0-9a-f]+ \S+ \d+ +\S*/kiln-proc.elf")
+        self.assertRegex(maps, r"r--p 00000000 \S+ \d+ +\S*/apps.cpio")
 
     def test_a_jump_into_the_kernels_host_call_meets_the_allowlist(self):
         p = subprocess.run([PROC, "--timeout", "30", "--initrd", INITRD, "--cmdline", "-- /bin/sandbox_escape"],

@@ -37,7 +37,8 @@ uint64_t load_kernel(GuestMemory& memory, const ElfImage& kernel, const BootPayl
     // Fresh memfd pages are zero, so only the file part of each segment is copied: .bss is
     // already clear, and pages never touched are never faulted in.
     for (const ElfSegment& s : kernel.segments())
-        memory.write(s.phys_addr, kernel.file().subspan(s.file_offset, s.file_size));
+        if (!(payload.read_only_segments_mapped && !s.writable))
+            memory.write(s.phys_addr, kernel.file().subspan(s.file_offset, s.file_size));
 
     abi::StartInfo info{};
     info.magic = abi::kStartInfoMagic;

@@ -16,6 +16,9 @@ struct BootPayload {
     // Where the initrd is already mapped (a read-only memory slot of its file, no copy), or 0 to
     // copy it to the top of RAM.
     uint64_t initrd_mapped_at = 0;
+    // The kernel's read-only segments are mapped from its file by the monitor (kiln-proc), not
+    // copied into memory.
+    bool read_only_segments_mapped = false;
 };
 
 // The guest memory a kernel and initrd need at least: everything below the kernel's end, the

@@ -27,7 +27,14 @@ thread_start_user:
         .globl return_to_user
 return_to_user:
         mov %rsp, %rdi
-        call prepare_return_to_user
+        call prepare_return_to_user     // returns with interrupts off
+// From here to proc_return_jump, a host signal that finds interrupts off is not lost: the
+// handler notes it and restarts here (interrupts.cpp), where it is seen and delivered before the
+// application runs. The frame is always at the top of the thread's kernel stack.
+        .globl proc_return_restart
+proc_return_restart:
+        cmpb $0, proc_interrupt_flag+1(%rip)    // a timer signal pending?
+        jne return_to_user
         popq %r15
         popq %r14
         popq %r13
@@ -48,9 +55,10 @@ return_to_user:
         mov 16(%rsp), %r11
         pushq %r11
         popfq
-        // Interrupts stay off to the last instruction: a signal here is remembered and comes
-        // again once the application runs (platform/proc/interrupts.cpp).
         mov 24(%rsp), %rsp
+// A signal here finds the application's registers but RIP, which is in RCX.
+        .globl proc_return_jump
+proc_return_jump:
         jmp *%rcx
 
 // Where the host signal handlers send the application's events (interrupts.cpp enter_kernel):

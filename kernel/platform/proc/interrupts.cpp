@@ -14,6 +14,7 @@ extern "C" void interrupt_dispatch(kiln::arch::InterruptFrame* frame);
 extern "C" char proc_syscall_entry[], proc_interrupt_entry[];  // entry.S
 extern "C" char __proc_text_start[], __proc_text_end[];        // kernel-proc.ld
 extern "C" char user_return_trampoline[], user_return_trampoline_end[];
+extern "C" char proc_return_restart[], proc_return_jump[];
 extern "C" uint64_t cpu_kernel_rsp;  // the running thread's kernel stack top (gdt.cpp)
 
 namespace kiln::proc {
@@ -44,7 +45,6 @@ constinit int host_timer = -1;
 constinit uint64_t ns_per_tick_mult = 0;  // ns = (ticks * mult) >> 32, as in time/clock.cpp
 constinit uint64_t tsc_at_init = 0;
 constinit uint64_t monotonic_at_init = 0;
-constexpr uint64_t kPendingRetryNs = 50000;
 constexpr uint64_t linux_syscall_vector = 0x100;  // linux/syscall.h's kSyscallVector
 
 inline void compiler_barrier() { asm volatile("" ::: "memory"); }
@@ -111,17 +111,29 @@ void enter_kernel(host::Ucontext& context, uint64_t vector, uint64_t error_code,
     flag.enabled = 0;
 }
 
+// The last instruction before the application, `jmp *%rcx`, has every register of the
+// application but RIP: a signal there belongs to the application at RCX.
+void step_into_application(host::Ucontext& context) {
+    if (context.mcontext.rip == reinterpret_cast<uint64_t>(proc_return_jump))
+        context.mcontext.rip = context.mcontext.rcx;
+}
+
 void on_timer_signal(int, host::Siginfo*, host::Ucontext* context) {
+    step_into_application(*context);
     if (in_application(context->mcontext.rip)) {
         enter_kernel(*context, arch::kTimerVector, 0, proc_interrupt_entry);
         return;
     }
     if (!flag.enabled) {
-        // Delivered at the kernel's next irq_enable. In case that is only after the way back to
-        // the application has begun (interrupts off to the last instruction), the host timer
-        // comes again shortly: a tick that finds nothing due re-arms the real deadline.
-        flag.timer_pending = 1;
-        set_host_timer(host::monotonic_ns() + kPendingRetryNs);
+        flag.timer_pending = 1;  // delivered at the kernel's next irq_enable
+        // On the way back to the application (entry.S): start that way again, where the pending
+        // signal is seen and delivered before the application runs.
+        const uint64_t rip = context->mcontext.rip;
+        if (rip >= reinterpret_cast<uint64_t>(proc_return_restart) &&
+            rip < reinterpret_cast<uint64_t>(proc_return_jump)) {
+            context->mcontext.rip = reinterpret_cast<uint64_t>(proc_return_restart);
+            context->mcontext.rsp = cpu_kernel_rsp - sizeof(arch::InterruptFrame);
+        }
         return;
     }
     deliver_timer();
@@ -148,6 +160,7 @@ void on_syscall_signal(int, host::Siginfo* info, host::Ucontext* context) {
 void on_exception_signal(int, host::Siginfo* info, host::Ucontext* context) {
     if (info->code <= 0) return;  // sent by kill(), not raised by an instruction
     fault_address = context->mcontext.cr2;
+    step_into_application(*context);  // a jump to a non-canonical address faults on the jump
     if (in_application(context->mcontext.rip)) {
         enter_kernel(*context, context->mcontext.trapno, context->mcontext.err, proc_interrupt_entry);
         return;

@@ -57,11 +57,12 @@ constexpr uint64_t kHostUserEnd = 0x00007ffffffff000;  // TASK_SIZE on x86-64 wi
 
 const abi::ProcHandoff& handoff() { return the_handoff; }
 
-// Everything kiln-proc left in the process but the instance's memory (its own code, heap and
-// stack, the vDSO) goes: the application gets the whole low half but the kernel's window, with
-// its usual addresses (a static binary at 0x400000, its stack near the top).
+// Everything kiln-proc left in the process outside the kernel's 4 GiB window (its own code, heap
+// and stack, the vDSO) goes: the application gets the whole low half but that window, with its
+// usual addresses (a static binary at 0x400000, its stack near the top). In the window: the
+// instance's memory, the initrd above it.
 void release_host_address_space() {
-    const uint64_t window_end = abi::kProcMemoryBase + the_handoff.memory_size;
+    const uint64_t window_end = abi::kProcMemoryBase + mm::kDirectMapSize;
     host_syscall(host::kMunmap, kMinimumHostAddress, static_cast<long>(abi::kProcMemoryBase - kMinimumHostAddress), 0,
                  0, 0, 0);
     host_syscall(host::kMunmap, static_cast<long>(window_end), static_cast<long>(kHostUserEnd - window_end), 0, 0, 0,
@@ -155,9 +156,9 @@ long host_mmap(uint64_t va, uint64_t length, uint32_t prot, long flags, int fd, 
 }  // namespace
 
 // MAP_SHARED of the memfd: the page the kernel allocated is the page the application sees.
-void ProcBackend::user_page_mapped(uint64_t va, uint64_t phys, uint32_t prot) {
+void ProcBackend::user_pages_mapped(uint64_t va, uint64_t phys, uint64_t length, uint32_t prot) {
     constexpr long kMapShared = 0x01, kMapFixed = 0x10;
-    const long result = host_mmap(va, 4096, prot, kMapShared | kMapFixed, proc::handoff().memory_fd, phys);
+    const long result = host_mmap(va, length, prot, kMapShared | kMapFixed, proc::handoff().memory_fd, phys);
     if (result != static_cast<long>(va)) panic("proc: mapping the application's page {:#x}: error {}", va, -result);
 }
 

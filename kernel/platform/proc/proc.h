@@ -14,7 +14,7 @@
 //   interrupts the application (SIGSYS, SIGSEGV, SIGALRM...) enters the kernel as a CPU would:
 //   a frame on the thread's kernel stack, the handler, then return_to_user (entry.S);
 // - the application's pages are the instance's memfd mapped where the application wants them
-//   (mm/address_space.cpp tells each change through user_page_mapped and friends).
+//   (mm/address_space.cpp tells each change through user_pages_mapped and friends).
 // There are no descriptor tables, MSRs or page tables to load.
 #pragma once
 
@@ -51,7 +51,7 @@ class ProcBackend final : public Backend {
     void load_idt(const void*, uint16_t) override {}
     void load_task_register(uint16_t) override {}
 
-    void user_page_mapped(uint64_t va, uint64_t phys, uint32_t prot) override;
+    void user_pages_mapped(uint64_t va, uint64_t phys, uint64_t length, uint32_t prot) override;
     void user_pages_protected(uint64_t start, uint64_t end, uint32_t prot) override;
     void user_range_unmapped(uint64_t start, uint64_t end) override;
     bool kernel_range_in_user_half(uint64_t& start, uint64_t& end) const override;
