@@ -40,7 +40,8 @@ std::vector<sock_filter> instance_filter(const InstanceFds& fds) {
     allow(c, SCMP_SYS(write), {SCMP_A0(SCMP_CMP_EQ, fd(fds.console))});    // console lines
     allow(c, SCMP_SYS(write), {SCMP_A0(SCMP_CMP_EQ, fd(STDERR_FILENO))});  // a panic's one line
     // The application's pages: the instance's memfd, shared, at the address the kernel chose.
-    allow(c, SCMP_SYS(mmap), {SCMP_A3(SCMP_CMP_EQ, MAP_SHARED | MAP_FIXED), SCMP_A4(SCMP_CMP_EQ, fd(fds.memory))});
+    allow(c, SCMP_SYS(mmap),
+          {SCMP_A3(SCMP_CMP_EQ, MAP_SHARED | MAP_FIXED | MAP_POPULATE), SCMP_A4(SCMP_CMP_EQ, fd(fds.memory))});
     allow(c, SCMP_SYS(mprotect));        // mprotect of the application's pages
     allow(c, SCMP_SYS(munmap));          // munmap, MADV_DONTNEED, mremap of them
     allow(c, SCMP_SYS(rt_sigreturn));    // the end of every host signal (system calls, faults, timer)

@@ -22,6 +22,8 @@ class RamFile final : public Node {
     int64_t truncate(uint64_t size) override;
     // The bytes, for the ELF loader; valid until the next write.
     const uint8_t* data() const { return borrowed_ ? borrowed_ : owned_; }
+    // True while the bytes are still the initrd's, which outlive every file and mapping.
+    bool borrowed() const { return borrowed_ != nullptr; }
 
     ~RamFile() override;
 

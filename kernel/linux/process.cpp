@@ -70,18 +70,53 @@ RefPtr<fs::Node> find_program(StringView name, String& path) {
     return {};
 }
 
-bool load_segments(const AppImage& image, const uint8_t* file, uint64_t base, uint64_t& break_start) {
+// `file` is the executable's bytes. If they outlive the process (`lasting`: the initrd), a
+// segment's pages are filled from them on first touch, so only the pages the application uses
+// are ever copied; a page shared with the neighbouring segment is copied now, whole.
+bool load_segments(const AppImage& image, const uint8_t* file, bool lasting, uint64_t base, uint64_t& break_start) {
     auto& space = mm::address_space();
     break_start = 0;
+    auto page_range = [&](const ElfSegment& s, uint64_t& start, uint64_t& end) {
+        start = align_down(base + s.vaddr, 4096);
+        end = align_up(base + s.vaddr + s.mem_size, 4096);
+    };
+    auto shares_page = [&](size_t i, uint64_t page) {
+        for (size_t j = 0; j < image.segment_count; ++j) {
+            uint64_t start, end;
+            page_range(image.segments[j], start, end);
+            if (j != i && start <= page && page < end) return true;
+        }
+        return false;
+    };
     for (size_t i = 0; i < image.segment_count; ++i) {
         const ElfSegment& s = image.segments[i];
-        const uint64_t start = align_down(base + s.vaddr, 4096);
-        const uint64_t end = align_up(base + s.vaddr + s.mem_size, 4096);
+        uint64_t start, end;
+        page_range(s, start, end);
         // Writable while the bytes go in; the segment's own protection afterwards.
         if (space.map(start, end - start, mm::kProtRead | mm::kProtWrite, true) < 0) return false;
-        space.populate(start, align_up(base + s.vaddr + s.file_size, 4096));  // written right away
-        if (copy_to_user(base + s.vaddr, file + s.file_offset, s.file_size) != 0) return false;
         break_start = max(break_start, end);
+    }
+    for (size_t i = 0; i < image.segment_count; ++i) {
+        const ElfSegment& s = image.segments[i];
+        uint64_t start, end;
+        page_range(s, start, end);
+        const uint64_t bytes_start = base + s.vaddr, bytes_end = bytes_start + s.file_size;
+        auto copy = [&](uint64_t from, uint64_t to) {
+            if (to <= from) return true;
+            space.populate(align_down(from, 4096), align_up(to, 4096));  // written right away
+            return copy_to_user(from, file + s.file_offset + (from - bytes_start), to - from) == 0;
+        };
+        if (!lasting || s.file_size == 0) {
+            if (!copy(bytes_start, bytes_end)) return false;
+            continue;
+        }
+        // The pages in between are filled when touched; a page shared with the neighbouring
+        // segment is copied now, since it can have only one source.
+        if (space.attach_source(start, end, {file + s.file_offset, bytes_start, s.file_size}) < 0) return false;
+        const uint64_t last = align_down(bytes_end - 1, 4096);
+        const bool first_shared = shares_page(i, start), last_shared = shares_page(i, last);
+        if (first_shared && !copy(bytes_start, min(bytes_end, start + 4096))) return false;
+        if (last_shared && (last != start || !first_shared) && !copy(max(bytes_start, last), bytes_end)) return false;
     }
     for (size_t i = 0; i < image.segment_count; ++i) {
         const ElfSegment& s = image.segments[i];
@@ -241,7 +276,7 @@ bool start_application(const Cmdline& cmdline) {
     const uint64_t base = image.position_independent ? kPieBase : 0;
     uint64_t break_start = 0;
     auto& space = mm::address_space();
-    if (!load_segments(image, file->data(), base, break_start)) {
+    if (!load_segments(image, file->data(), file->borrowed(), base, break_start)) {
         console::print("kiln: cannot run {}: out of memory loading it\n", path.view());
         return false;
     }

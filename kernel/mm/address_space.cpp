@@ -155,23 +155,55 @@ bool AddressSpace::physical_page(uint64_t va, uint64_t& phys) {
     return true;
 }
 
-bool AddressSpace::insert_vma(uint64_t start, uint64_t end, uint32_t prot) {
+bool AddressSpace::insert_vma(uint64_t start, uint64_t end, uint32_t prot, const Source& source) {
     size_t at = 0;
     while (at < vmas_.size() && vmas_[at].start < start) ++at;
     // Merge with equal neighbours so that a stream of small mmaps stays one VMA.
-    if (at > 0 && vmas_[at - 1].end == start && vmas_[at - 1].prot == prot) {
+    auto same = [&](const Vma& v) { return v.prot == prot && v.source == source; };
+    if (at > 0 && vmas_[at - 1].end == start && same(vmas_[at - 1])) {
         vmas_[at - 1].end = end;
-        if (at < vmas_.size() && vmas_[at].start == end && vmas_[at].prot == prot) {
+        if (at < vmas_.size() && vmas_[at].start == end && same(vmas_[at])) {
             vmas_[at - 1].end = vmas_[at].end;
             vmas_.erase(at);
         }
         return true;
     }
-    if (at < vmas_.size() && vmas_[at].start == end && vmas_[at].prot == prot) {
+    if (at < vmas_.size() && vmas_[at].start == end && same(vmas_[at])) {
         vmas_[at].start = start;
         return true;
     }
-    return vmas_.insert(at, {start, end, prot});
+    return vmas_.insert(at, {start, end, prot, source});
+}
+
+bool AddressSpace::split_at(uint64_t at) {
+    for (size_t i = 0; i < vmas_.size(); ++i) {
+        Vma v = vmas_[i];
+        if (v.start < at && at < v.end) {
+            vmas_[i].end = at;
+            return vmas_.insert(i + 1, {at, v.end, v.prot, v.source});
+        }
+    }
+    return true;
+}
+
+int64_t AddressSpace::attach_source(uint64_t start, uint64_t end, const Source& source) {
+    if (!valid_range(start, end - start) || !check(start, end - start, 0)) return -EINVAL;
+    if (!split_at(start) || !split_at(end)) return -ENOMEM;
+    for (Vma& v : vmas_)
+        if (v.start >= start && v.end <= end) v.source = source;
+    return 0;
+}
+
+void AddressSpace::fill_page(uint64_t phys, uint64_t va, const Source& source) {
+    auto* page = static_cast<uint8_t*>(phys_to_virt(phys));
+    const uint64_t from = max(va, source.va), to = min(va + kPage, source.va + source.size);
+    if (source.data == nullptr || from >= to) {
+        memset(page, 0, kPage);
+        return;
+    }
+    memset(page, 0, from - va);
+    memcpy(page + (from - va), source.data + (from - source.va), to - from);
+    memset(page + (to - va), 0, va + kPage - to);
 }
 
 void AddressSpace::remove_range(uint64_t start, uint64_t end, bool free_pages) {
@@ -183,7 +215,8 @@ void AddressSpace::remove_range(uint64_t start, uint64_t end, bool free_pages) {
         }
         if (v.start < start && v.end > end) {  // a hole in the middle: split in two
             vmas_[i].end = start;
-            if (!vmas_.insert(i + 1, {end, v.end, v.prot})) panic("address space: out of memory splitting a VMA");
+            if (!vmas_.insert(i + 1, {end, v.end, v.prot, v.source}))
+                panic("address space: out of memory splitting a VMA");
             break;
         }
         if (v.start < start) {
@@ -288,8 +321,20 @@ int64_t AddressSpace::protect(uint64_t start, uint64_t length, uint32_t prot) {
     for (const Vma& v : vmas_)
         if (v.start <= covered && v.end > covered) covered = v.end;
     if (covered < end) return -ENOMEM;
-    remove_range(start, end, false);
-    if (!insert_vma(start, end, prot)) return -ENOMEM;
+    // The VMAs of the range get the new protection and keep their sources.
+    if (!split_at(start) || !split_at(end)) return -ENOMEM;
+    for (Vma& v : vmas_)
+        if (v.start >= start && v.end <= end) v.prot = prot;
+    for (size_t i = 1; i < vmas_.size();) {  // equal neighbours become one again
+        Vma& a = vmas_[i - 1];
+        const Vma& b = vmas_[i];
+        if (a.end == b.start && a.prot == b.prot && a.source == b.source) {
+            a.end = b.end;
+            vmas_.erase(i);
+        } else {
+            ++i;
+        }
+    }
     set_pte_prot(start, end, prot);
     // A PROT_NONE page made accessible again comes back through the fault handler.
     return 0;
@@ -325,6 +370,7 @@ int64_t AddressSpace::remap(uint64_t old_start, uint64_t old_length, uint64_t ne
         if (v.start <= old_start && v.end >= old_start + old_length) vma = &v;
     if (vma == nullptr) return -EFAULT;
     const uint32_t prot = vma->prot;
+    const Source source = vma->source;
     if (!fixed && new_length <= old_length) {
         if (new_length < old_length) remove_range(old_start + new_length, old_start + old_length, true);
         return static_cast<int64_t>(old_start);
@@ -332,7 +378,7 @@ int64_t AddressSpace::remap(uint64_t old_start, uint64_t old_length, uint64_t ne
     const uint64_t old_end = old_start + old_length;
     if (!fixed && !overlaps(old_end, old_start + new_length) && old_start + new_length <= kUserEnd) {
         remove_range(old_start, old_end, false);
-        if (!insert_vma(old_start, old_start + new_length, prot)) return -ENOMEM;
+        if (!insert_vma(old_start, old_start + new_length, prot, source)) return -ENOMEM;
         return static_cast<int64_t>(old_start);
     }
     if (!may_move) return -ENOMEM;
@@ -343,7 +389,9 @@ int64_t AddressSpace::remap(uint64_t old_start, uint64_t old_length, uint64_t ne
         if (!valid_range(t, new_length) || (t < old_end && old_start < t + new_length)) return -EINVAL;
         remove_range(t, t + new_length, true);
     }
-    if (!insert_vma(t, t + new_length, prot)) return -ENOMEM;
+    Source moved_source = source;  // the same bytes at the same offsets of the moved range
+    if (source.data) moved_source.va = source.va + t - old_start;
+    if (!insert_vma(t, t + new_length, prot, moved_source)) return -ENOMEM;
     // Move the pages themselves: relink each present PTE, no copying.
     const uint64_t moved = min(old_length, new_length);
     for (uint64_t off = 0; off < moved; off += kPage) {
@@ -403,6 +451,13 @@ bool AddressSpace::handle_fault(uint64_t address, bool write, bool exec) {
         platform.user_pages_mapped(page, *pte & kAddressMask, kPage, vma->prot);
         return true;
     }
+    if (vma->source.data) {
+        // A file's pages around this one are likely next (code runs on): fill a few at once,
+        // as Linux's fault-around does for file mappings.
+        constexpr uint64_t kAround = 8 * kPage;
+        populate(max(vma->start, align_down(page, kAround)), min(vma->end, align_down(page, kAround) + kAround));
+        return (*walk(page, false) & kPresent) != 0;
+    }
     const uint64_t phys = page_allocator().allocate_zeroed();
     if (phys == 0) return false;
     *pte = phys | leaf_flags(vma->prot);
@@ -434,7 +489,10 @@ void AddressSpace::populate(uint64_t start, uint64_t end) {
             phys = page_allocator().allocate_zeroed();
             if (phys == 0) return;  // out of memory: what is left faults in, or fails, later
         }
-        for (uint64_t i = 0; i < run; ++i) pte[i] = (phys + i * kPage) | leaf_flags(vma->prot);
+        for (uint64_t i = 0; i < run; ++i) {
+            if (vma->source.data) fill_page(phys + i * kPage, va + i * kPage, vma->source);
+            pte[i] = (phys + i * kPage) | leaf_flags(vma->prot);
+        }
         resident_pages_ += run;
         platform.user_pages_mapped(va, phys, run * kPage, vma->prot);
         va += run * kPage;

@@ -22,10 +22,21 @@ inline constexpr uint64_t kStackSize = 8ull << 20;
 inline constexpr uint64_t kMmapTop = kStackTop - kStackSize - (1ull << 30);
 inline constexpr uint64_t kMmapBottom = 0x0000000100000000;
 
+// Where a mapping's pages come from when first touched: the bytes at [va, va + size) are
+// data[0..size) (an ELF segment's file bytes, in the initrd, which outlives every mapping); the
+// rest of the mapping reads as zeros. Empty for anonymous memory.
+struct Source {
+    const uint8_t* data = nullptr;
+    uint64_t va = 0;
+    uint64_t size = 0;
+    bool operator==(const Source&) const = default;
+};
+
 struct Vma {
     uint64_t start;
     uint64_t end;
     uint32_t prot;
+    Source source = {};
 };
 
 class AddressSpace {
@@ -58,6 +69,11 @@ class AddressSpace {
     // The physical page behind a present page of the application; false if there is none.
     bool physical_page(uint64_t va, uint64_t& phys);
 
+    // Pages of [start, end) not yet present will be filled from `source` when first touched
+    // instead of zeroed, so only the pages an application uses are ever copied. The range must
+    // be mapped. Returns 0 or a negative errno.
+    int64_t attach_source(uint64_t start, uint64_t end, const Source& source);
+
     // Makes the absent pages of [start, end) present now, in physically contiguous runs where
     // the allocator has them: on proc one host mapping per run instead of one fault per page.
     // For what is about to be written anyway (an ELF's segments, the initial stack).
@@ -71,7 +87,11 @@ class AddressSpace {
   private:
     uint64_t* walk(uint64_t va, bool create);
     int64_t find_free(uint64_t length, uint64_t hint) const;
-    bool insert_vma(uint64_t start, uint64_t end, uint32_t prot);
+    bool insert_vma(uint64_t start, uint64_t end, uint32_t prot, const Source& source = {});
+    // Splits the VMA that holds `at` (if any) so that one ends and the next begins there.
+    bool split_at(uint64_t at);
+    // A new page's bytes: the source's where it has them, zeros elsewhere.
+    static void fill_page(uint64_t phys, uint64_t va, const Source& source);
     // Removes [start, end) from the VMA list, splitting at the edges, and frees its pages.
     void remove_range(uint64_t start, uint64_t end, bool free_pages);
     void set_pte_prot(uint64_t start, uint64_t end, uint32_t prot);

@@ -156,9 +156,12 @@ long host_mmap(uint64_t va, uint64_t length, uint32_t prot, long flags, int fd, 
 }  // namespace
 
 // MAP_SHARED of the memfd: the page the kernel allocated is the page the application sees.
+// MAP_POPULATE sets the host's page table entries now: the page exists already (the kernel
+// wrote it), and the application's next access would otherwise fault once more to find it.
 void ProcBackend::user_pages_mapped(uint64_t va, uint64_t phys, uint64_t length, uint32_t prot) {
-    constexpr long kMapShared = 0x01, kMapFixed = 0x10;
-    const long result = host_mmap(va, length, prot, kMapShared | kMapFixed, proc::handoff().memory_fd, phys);
+    constexpr long kMapShared = 0x01, kMapFixed = 0x10, kMapPopulate = 0x8000;
+    const long result =
+        host_mmap(va, length, prot, kMapShared | kMapFixed | kMapPopulate, proc::handoff().memory_fd, phys);
     if (result != static_cast<long>(va)) panic("proc: mapping the application's page {:#x}: error {}", va, -result);
 }
 
