@@ -123,15 +123,17 @@ int Tender::run() {
     sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
     std::cout.flush();
     std::cerr.flush();
+    const pid_t supervisor = ::getpid();
     const pid_t instance = ::fork();
     if (instance < 0) throw system_error("fork");
-    if (instance == 0) enter_instance();
+    if (instance == 0) enter_instance(supervisor);
     return supervise(instance);
 }
 
 // In the child. Nothing here may throw: a failure ends the child with kExitVmmError.
-void Tender::enter_instance() const {
-    const pid_t supervisor = ::getppid();
+// `supervisor` is taken before the fork: were it read here, a supervisor killed meanwhile would
+// leave the instance its new parent's pid, and it would run on, orphaned.
+void Tender::enter_instance(pid_t supervisor) const {
     // The instance's memory at the address the kernel is linked for, and the files mapped over
     // and above it, before confine() closes their descriptors.
     auto* base =

@@ -33,7 +33,7 @@ class Tender {
     int run();
 
   private:
-    [[noreturn]] void enter_instance() const;
+    [[noreturn]] void enter_instance(pid_t supervisor) const;
     void map_files(uint8_t* base) const;
     int supervise(pid_t instance) const;
 

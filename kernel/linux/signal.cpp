@@ -1,4 +1,5 @@
 #include "linux/signal.h"
+#include "linux/signal_frame.h"
 
 #include "arch/x86_64/fpu.h"
 #include "console/console.h"
@@ -39,29 +40,6 @@ bool ignored_by_default(int signo) {
     exit_application(128 + signo);
 }
 
-// The kernel's sigcontext and ucontext layouts (arch/x86/include/uapi/asm/sigcontext.h).
-struct SigContext {
-    uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
-    uint64_t rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, eflags;
-    uint16_t cs, gs, fs, ss;
-    uint64_t err, trapno, oldmask, cr2;
-    uint64_t fpstate;
-    uint64_t reserved[8];
-};
-static_assert(sizeof(SigContext) == 256);
-
-struct UContext {
-    uint64_t flags;
-    uint64_t link;
-    uint64_t ss_sp;
-    int32_t ss_flags;
-    int32_t pad;
-    uint64_t ss_size;
-    SigContext mcontext;
-    uint64_t sigmask;
-};
-static_assert(sizeof(UContext) == 304);
-
 struct SigInfo {
     int32_t signo;
     int32_t errno_;
@@ -79,9 +57,7 @@ struct RtSigFrame {
 
 void fill_context(SigContext& c, const arch::InterruptFrame& f) {
     c = {};
-    c.r8 = f.r8, c.r9 = f.r9, c.r10 = f.r10, c.r11 = f.r11, c.r12 = f.r12, c.r13 = f.r13, c.r14 = f.r14, c.r15 = f.r15;
-    c.rdi = f.rdi, c.rsi = f.rsi, c.rbp = f.rbp, c.rbx = f.rbx, c.rdx = f.rdx, c.rax = f.rax, c.rcx = f.rcx;
-    c.rsp = f.rsp, c.rip = f.rip, c.eflags = f.rflags;
+    registers_to_context(f, c);
     c.cs = static_cast<uint16_t>(f.cs);
     c.ss = static_cast<uint16_t>(f.ss);
     c.err = f.vector < 32 ? f.error_code : 0;
@@ -367,12 +343,11 @@ int64_t sys_rt_sigreturn(SyscallArgs& a) {
     RtSigFrame f;
     if (copy_from_user(&f, frame_at, sizeof(f)) != 0) terminate(kSigSegv, nullptr, nullptr);
     const SigContext& c = f.uc.mcontext;
-    frame.r8 = c.r8, frame.r9 = c.r9, frame.r10 = c.r10, frame.r11 = c.r11, frame.r12 = c.r12, frame.r13 = c.r13;
-    frame.r14 = c.r14, frame.r15 = c.r15, frame.rdi = c.rdi, frame.rsi = c.rsi, frame.rbp = c.rbp, frame.rbx = c.rbx;
-    frame.rdx = c.rdx, frame.rcx = c.rcx, frame.rsp = c.rsp, frame.rip = c.rip;
+    const uint64_t flags = frame.rflags;
+    registers_from_context(c, frame);
     // User-controllable flags only: CF PF AF ZF SF TF DF OF AC RF... never IOPL or VM; IF stays on.
     constexpr uint64_t kUserFlags = 0x40dd5;
-    frame.rflags = (frame.rflags & ~kUserFlags) | (c.eflags & kUserFlags) | 0x200;
+    frame.rflags = (flags & ~kUserFlags) | (c.eflags & kUserFlags) | 0x200;
     if (frame.rip >= mm::kUserEnd || frame.rsp >= mm::kUserEnd) terminate(kSigSegv, nullptr, nullptr);
     t.signal_mask = f.uc.sigmask & ~kUnblockable;
     if (c.fpstate != 0 && !restore_fpu_from_user(c.fpstate)) terminate(kSigSegv, nullptr, nullptr);

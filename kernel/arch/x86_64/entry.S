@@ -4,6 +4,8 @@
 //
 // The kernel is built without SSE/x87 code, so interrupt entry saves no FPU state.
 
+#include "arch/x86_64/frame.inc"
+
         .section .text
         .p2align 4
         .globl interrupt_stubs
@@ -21,21 +23,7 @@ interrupt_stubs:
         .endr
 
 interrupt_common:
-        pushq %rax
-        pushq %rbx
-        pushq %rcx
-        pushq %rdx
-        pushq %rsi
-        pushq %rdi
-        pushq %rbp
-        pushq %r8
-        pushq %r9
-        pushq %r10
-        pushq %r11
-        pushq %r12
-        pushq %r13
-        pushq %r14
-        pushq %r15
+        PUSH_GENERAL_REGISTERS
         cld
         mov %rsp, %rdi
         mov %rsp, %rbx                  // callee-saved: the frame, across an aligned call
@@ -44,21 +32,7 @@ interrupt_common:
         mov %rbx, %rsp
         testb $3, 18*8(%rsp)            // the frame's CS: back to user mode?
         jnz return_to_user
-        popq %r15
-        popq %r14
-        popq %r13
-        popq %r12
-        popq %r11
-        popq %r10
-        popq %r9
-        popq %r8
-        popq %rbp
-        popq %rdi
-        popq %rsi
-        popq %rdx
-        popq %rcx
-        popq %rbx
-        popq %rax
+        POP_GENERAL_REGISTERS
         add $16, %rsp                   // vector and error code
         iretq
 
@@ -80,21 +54,7 @@ syscall_entry:
         pushq %rcx                      // rip
         pushq $0                        // error code
         pushq $SYSCALL_VECTOR
-        pushq %rax
-        pushq %rbx
-        pushq %rcx
-        pushq %rdx
-        pushq %rsi
-        pushq %rdi
-        pushq %rbp
-        pushq %r8
-        pushq %r9
-        pushq %r10
-        pushq %r11
-        pushq %r12
-        pushq %r13
-        pushq %r14
-        pushq %r15
+        PUSH_GENERAL_REGISTERS
         cld
         mov %rsp, %rdi
         call syscall_dispatch
@@ -109,42 +69,14 @@ return_to_user:
         call prepare_return_to_user
         test %eax, %eax
         jnz 1f
-        popq %r15
-        popq %r14
-        popq %r13
-        popq %r12
-        add $8, %rsp                    // r11: becomes RFLAGS
-        popq %r10
-        popq %r9
-        popq %r8
-        popq %rbp
-        popq %rdi
-        popq %rsi
-        popq %rdx
-        add $8, %rsp                    // rcx: becomes RIP
-        popq %rbx
-        popq %rax
+        POP_GENERAL_REGISTERS_BUT_RCX_R11
         add $16, %rsp                   // vector, error code
         mov (%rsp), %rcx
         mov 16(%rsp), %r11
         movb $1, pvm_vif_page(%rip)     // PVM: interrupts on, while still on the kernel stack
         mov 24(%rsp), %rsp
         sysretq
-1:      popq %r15
-        popq %r14
-        popq %r13
-        popq %r12
-        popq %r11
-        popq %r10
-        popq %r9
-        popq %r8
-        popq %rbp
-        popq %rdi
-        popq %rsi
-        popq %rdx
-        popq %rcx
-        popq %rbx
-        popq %rax
+1:      POP_GENERAL_REGISTERS
         add $16, %rsp
         iretq
 

@@ -1,5 +1,7 @@
 // The proc build's entry code: kiln-proc's jump into the kernel, and the way back to the
 // application, which on proc is a plain jump (no privilege level to drop).
+
+#include "arch/x86_64/frame.inc"
 #include "arch/x86_64/layout.h"
 
 // The entry point kiln-proc jumps to (abi/kiln/proc.h): its virtual address, in a note.
@@ -35,21 +37,7 @@ return_to_user:
 proc_return_restart:
         cmpb $0, proc_interrupt_flag+1(%rip)    // a timer signal pending?
         jne return_to_user
-        popq %r15
-        popq %r14
-        popq %r13
-        popq %r12
-        add $8, %rsp                    // r11: becomes RFLAGS
-        popq %r10
-        popq %r9
-        popq %r8
-        popq %rbp
-        popq %rdi
-        popq %rsi
-        popq %rdx
-        add $8, %rsp                    // rcx: becomes RIP
-        popq %rbx
-        popq %rax
+        POP_GENERAL_REGISTERS_BUT_RCX_R11
         add $16, %rsp                   // vector, error code
         mov (%rsp), %rcx
         mov 16(%rsp), %r11
@@ -84,21 +72,7 @@ proc_fast_syscall:
         pushq %rcx                      // rip
         pushq $0                        // error code
         pushq $0x100                    // vector: a system call
-        pushq %rax
-        pushq %rbx
-        pushq %rcx
-        pushq %rdx
-        pushq %rsi
-        pushq %rdi
-        pushq %rbp
-        pushq %r8
-        pushq %r9
-        pushq %r10
-        pushq %r11
-        pushq %r12
-        pushq %r13
-        pushq %r14
-        pushq %r15
+        PUSH_GENERAL_REGISTERS
         cld
         mov %rsp, %rdi
         call syscall_dispatch

@@ -2,12 +2,14 @@
 // host.S. Each wrapper names the one Linux call it makes; kiln-proc's seccomp filter allows these
 // and nothing else (docs/architecture.md lists them with their reasons).
 //
-// Freestanding: no libc, so the few host structures the kernel reads are spelled out here in the
-// x86-64 Linux layout (uapi asm/sigcontext.h, asm/ucontext.h, asm-generic/siginfo.h).
+// Freestanding: no libc, so the host structures the kernel reads are spelled out in the x86-64
+// Linux layout: the signal context in linux/signal_frame.h, siginfo here (asm-generic/siginfo.h).
 #pragma once
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "linux/signal_frame.h"
 
 extern "C" long host_syscall(long number, long a0, long a1, long a2, long a3, long a4, long a5);
 extern "C" char host_signal_restorer[];
@@ -33,24 +35,9 @@ enum : long {
 
 enum : int { kSigIll = 4, kSigTrap = 5, kSigBus = 7, kSigFpe = 8, kSigSegv = 11, kSigAlrm = 14, kSigSys = 31 };
 
-struct Sigcontext {
-    uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
-    uint64_t rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, eflags;
-    uint16_t cs, gs, fs, ss;
-    uint64_t err, trapno, oldmask, cr2;
-    uint64_t fpstate;
-    uint64_t reserved[8];
-};
-
-struct Ucontext {
-    uint64_t flags;
-    Ucontext* link;
-    void* stack_base;
-    int32_t stack_flags;
-    uint64_t stack_size;
-    Sigcontext mcontext;
-    uint64_t sigmask;
-};
+// The host's signal context has the layout the kernel gives its own applications.
+using Sigcontext = linux::SigContext;
+using Ucontext = linux::UContext;
 
 struct Siginfo {
     int32_t signo, error, code, pad;

@@ -63,20 +63,12 @@ void deliver_timer() {
 
 arch::InterruptFrame frame_from(const host::Sigcontext& c) {
     arch::InterruptFrame f{};
-    f.r15 = c.r15, f.r14 = c.r14, f.r13 = c.r13, f.r12 = c.r12, f.r11 = c.r11, f.r10 = c.r10, f.r9 = c.r9;
-    f.r8 = c.r8, f.rbp = c.rbp, f.rdi = c.rdi, f.rsi = c.rsi, f.rdx = c.rdx, f.rcx = c.rcx, f.rbx = c.rbx;
-    f.rax = c.rax, f.rip = c.rip, f.rflags = c.eflags, f.rsp = c.rsp;
+    linux::registers_from_context(c, f);
     f.vector = c.trapno;
     f.error_code = c.err;
     f.cs = KILN_SEL_KERNEL_CS;
     f.ss = KILN_SEL_KERNEL_DS;
     return f;
-}
-
-void frame_to(const arch::InterruptFrame& f, host::Sigcontext& c) {
-    c.r15 = f.r15, c.r14 = f.r14, c.r13 = f.r13, c.r12 = f.r12, c.r11 = f.r11, c.r10 = f.r10, c.r9 = f.r9;
-    c.r8 = f.r8, c.rbp = f.rbp, c.rdi = f.rdi, c.rsi = f.rsi, c.rdx = f.rdx, c.rcx = f.rcx, c.rbx = f.rbx;
-    c.rax = f.rax, c.rip = f.rip, c.eflags = f.rflags, c.rsp = f.rsp;
 }
 
 void set_host_timer(uint64_t deadline_monotonic_ns) {
@@ -172,7 +164,7 @@ void on_exception_signal(int, host::Siginfo* info, host::Ucontext* context) {
     interrupt_dispatch(&frame);
     compiler_barrier();
     flag.enabled = was_enabled;
-    frame_to(frame, context->mcontext);
+    linux::registers_to_context(frame, context->mcontext);
 }
 
 struct HostSigaction {
