@@ -33,7 +33,7 @@ KVM_RETRIES := $(abspath $(BUILD))/with-kvm-retries.log
 export WITH_KVM_RETRY_LOG := $(KVM_RETRIES)
 retry_summary = echo "with-kvm: $$(cat $(KVM_RETRIES) 2>/dev/null | wc -l) retries of a nested VM that TCG froze or reset in this run$$(test -s $(KVM_RETRIES) && echo ': $(KVM_RETRIES)')"
 
-# What CI runs (about 12 minutes on 2 cores, builds included): unit, host-side and fuzz-corpus
+# What CI runs (about 13 minutes on 2 cores, builds included): unit, host-side and fuzz-corpus
 # tests, the kernel under QEMU TCG, and the nested-KVM smoke set; then the host code sanitized.
 test: build build-asan
 	@rm -f $(KVM_RETRIES)

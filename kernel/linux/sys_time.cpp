@@ -109,6 +109,14 @@ int64_t sys_clock_nanosleep(SyscallArgs& a) {
     return sleep_until(time::now_ns() + delta, 0);
 }
 
+// pause(2): waits for a signal, with no deadline. The handler runs on the way out, as Linux does.
+int64_t sys_pause(SyscallArgs&) {
+    sched::WaitQueue nobody;
+    while (sched::wait(nobody, 0, true) != sched::WakeReason::kInterrupted) {
+    }
+    return -EINTR;
+}
+
 }  // namespace
 
 void register_time_syscalls(SyscallHandler* t) {
@@ -116,6 +124,7 @@ void register_time_syscalls(SyscallHandler* t) {
     t[229] = sys_clock_getres;
     t[230] = sys_clock_nanosleep;
     t[35] = sys_nanosleep;
+    t[34] = sys_pause;
     t[96] = sys_gettimeofday;
     t[201] = sys_time;
 }

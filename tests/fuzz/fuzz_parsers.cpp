@@ -57,6 +57,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (size_t i = 0; i < cmdline->param_count(); ++i) cmdline->param(i);
     try {
         kiln::vmm::compose_cmdline(text, {"kiln.vmm=kiln-vmm"});
+        (void)kiln::vmm::guest_ipv4(text);
     } catch (const kiln::vmm::VmmError&) {
     }
 

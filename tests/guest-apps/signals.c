@@ -1,5 +1,8 @@
 // Signal handlers: tgkill to self, SIGSEGV caught and survived with siglongjmp, sigaltstack,
-// masks, and the FPU state a handler clobbers coming back intact.
+// masks, the FPU state a handler clobbers coming back intact, and pause() ended by a signal
+// another thread sends.
+#include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +28,28 @@ static void on_segv(int sig, siginfo_t* info, void* uc) {
     siglongjmp(jump, 1);
 }
 
+static pid_t main_tid;
+
+static void* send_usr1_later(void* unused) {
+    (void)unused;
+    struct timespec wait = {.tv_sec = 0, .tv_nsec = 20 * 1000 * 1000};
+    nanosleep(&wait, NULL);
+    syscall(SYS_tgkill, getpid(), main_tid, SIGUSR1);
+    return NULL;
+}
+
+// pause() returns only after a handler ran, with EINTR.
+static int pause_until_signalled(void) {
+    got_usr1 = 0;
+    main_tid = (pid_t)syscall(SYS_gettid);
+    pthread_t sender;
+    if (pthread_create(&sender, NULL, send_usr1_later, NULL) != 0) return 0;
+    const int r = pause();
+    const int saved_errno = errno;
+    pthread_join(sender, NULL);
+    return r == -1 && saved_errno == EINTR && got_usr1 == SIGUSR1;
+}
+
 int main(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -43,6 +68,8 @@ int main(void) {
     if (got_usr1) return 2;  // blocked: not yet
     sigprocmask(SIG_UNBLOCK, &block, NULL);
     if (got_usr1 != SIGUSR1) return 3;  // delivered on unblock
+
+    if (!pause_until_signalled()) return 6;
 
     static char altstack[65536];
     stack_t ss = {.ss_sp = altstack, .ss_size = sizeof(altstack), .ss_flags = 0};

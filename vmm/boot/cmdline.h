@@ -13,6 +13,7 @@ std::string compose_cmdline(const std::string& user, const std::vector<std::stri
 
 // The guest's IPv4 address from the kernel parameters (`kiln.ip=A.B.C.D[/N]` before any `--`),
 // in network byte order; 0 if there is none or it is not an address (the kernel says why).
+// Throws VmmError on an unterminated double quote, as compose_cmdline does.
 uint32_t guest_ipv4(const std::string& user);
 
 }  // namespace kiln::vmm

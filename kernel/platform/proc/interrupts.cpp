@@ -24,6 +24,9 @@ struct VirtualInterruptFlag {
     volatile uint8_t timer_pending;  // SIGALRM came while `enabled` was 0
     volatile uint32_t deliveries;    // interrupts delivered so far: wait_for_interrupt's progress
 };
+// entry.S reads these two bytes by offset.
+static_assert(__builtin_offsetof(VirtualInterruptFlag, enabled) == 0);
+static_assert(__builtin_offsetof(VirtualInterruptFlag, timer_pending) == 1);
 
 }  // namespace kiln::proc
 
