@@ -38,7 +38,11 @@ std::vector<sock_filter> instance_filter(const InstanceFds& fds) {
     scmp_filter_ctx c = ctx.get();
     const auto fd = [](int n) { return static_cast<scmp_datum_t>(n); };
     allow(c, SCMP_SYS(write), {SCMP_A0(SCMP_CMP_EQ, fd(fds.console))});    // console lines
-    allow(c, SCMP_SYS(write), {SCMP_A0(SCMP_CMP_EQ, fd(STDERR_FILENO))});  // a panic's one line
+    allow(c, SCMP_SYS(write), {SCMP_A0(SCMP_CMP_EQ, fd(STDERR_FILENO))});  // a panic's one line, ready lines
+    if (fds.net >= 0) {
+        allow(c, SCMP_SYS(read), {SCMP_A0(SCMP_CMP_EQ, fd(fds.net))});   // frames received
+        allow(c, SCMP_SYS(write), {SCMP_A0(SCMP_CMP_EQ, fd(fds.net))});  // frames sent
+    }
     // The application's pages: the instance's memfd, shared, at the address the kernel chose.
     allow(c, SCMP_SYS(mmap),
           {SCMP_A3(SCMP_CMP_EQ, MAP_SHARED | MAP_FIXED | MAP_POPULATE), SCMP_A4(SCMP_CMP_EQ, fd(fds.memory))});
@@ -72,7 +76,7 @@ Identity instance_identity(pid_t supervisor) {
 
 std::string confine(const Identity& identity, const InstanceFds& fds) {
     // Only the instance's own descriptors cross into it: close the gaps between them.
-    int keep[] = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, fds.memory, fds.console};
+    int keep[] = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, fds.memory, fds.console, fds.net};
     std::sort(std::begin(keep), std::end(keep));
     int previous = -1;
     for (int fd : keep) {

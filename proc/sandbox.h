@@ -17,6 +17,7 @@ namespace kiln::proc {
 struct InstanceFds {
     int memory;   // the memfd: the application's pages are mapped from it
     int console;  // the console's writes
+    int net;      // the tap, or -1
 };
 
 // Throws VmmError if libseccomp fails.

@@ -1,6 +1,7 @@
 #include "tender.h"
 
 #include <fcntl.h>
+#include <linux/if_tun.h>
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -56,7 +57,9 @@ std::string default_kernel_path() {
 
 Tender::Tender(const vmm::Options& options) : options_(options) {
     if (!options.restore.empty()) throw VmmError("--restore is not supported by kiln-proc yet");
-    if (!options.nets.empty()) throw VmmError("--net is not supported by kiln-proc yet");
+    if (options.nets.size() > 1)
+        throw VmmError("--net: kiln-proc gives an instance one network card, not " +
+                       std::to_string(options.nets.size()));
     if (!options.control.empty()) throw VmmError("--control is not supported by kiln-proc yet");
     const std::string kernel_path = options.kernel.empty() ? default_kernel_path() : options.kernel;
     kernel_file_ = vmm::MappedFile(kernel_path, "--kernel");
@@ -86,6 +89,8 @@ Tender::Tender(const vmm::Options& options) : options_(options) {
         console_fd_ = console_file_.get();
     }
 
+    if (!options.nets.empty()) open_tap(options.nets.front());
+
     memory_ = std::make_unique<vmm::GuestMemory>(options.memory_bytes);
     const HostClock clock = read_host_clock();
     const std::vector<std::string> params = {"kiln.vmm=kiln-proc", "kiln.epoch_ns=" + std::to_string(clock.epoch_ns),
@@ -94,7 +99,7 @@ Tender::Tender(const vmm::Options& options) : options_(options) {
                              initrd_mapped_ ? vmm::layout::kInitrdMapped : 0};
     payload.read_only_segments_mapped = true;
     start_info_ = vmm::load_kernel(*memory_, *kernel_, payload);
-    const std::vector<sock_filter> filter = instance_filter({memory_->fd(), console_fd_});
+    const std::vector<sock_filter> filter = instance_filter(instance_fds());
     if (filter.size() > abi::kProcFilterMaxInstructions)
         throw VmmError("the seccomp filter has " + std::to_string(filter.size()) + " instructions, more than " +
                        std::to_string(abi::kProcFilterMaxInstructions));
@@ -105,13 +110,28 @@ Tender::Tender(const vmm::Options& options) : options_(options) {
 
     abi::ProcHandoff handoff{};
     handoff.magic = abi::kProcHandoffMagic;
-    handoff.version = 1;
+    handoff.version = abi::kProcHandoffVersion;
     handoff.memory_fd = memory_->fd();
     handoff.console_fd = console_fd_;
     handoff.memory_size = memory_->size();
     handoff.filter_instructions = static_cast<uint32_t>(filter.size());
+    handoff.net_fd = tap_ ? tap_->fd() : -1;
+    if (tap_) std::memcpy(handoff.mac, options.nets.front().mac.data(), sizeof(handoff.mac));
     memory_->write_object(abi::kProcHandoffPhys, handoff);
 }
+
+// The tap, with the offloads the kernel's card uses: the host fills in checksums for frames it
+// sends (TUN_F_CSUM) but never sends a GSO frame bigger than the card's 2 KiB buffers. The faults
+// of kiln-vmm's device model are not here: the frames go straight from the kernel to the tap.
+void Tender::open_tap(const vmm::NetOptions& net) {
+    if (net.faults.active())
+        throw VmmError("--net tap=" + net.tap + ": loss, reorder and delay are kiln-vmm's (" + net.faults.describe() +
+                       "), not kiln-proc's");
+    tap_ = vmm::Tap::open(net.tap);
+    tap_->set_offload(TUN_F_CSUM);
+}
+
+InstanceFds Tender::instance_fds() const { return {memory_->fd(), console_fd_, tap_ ? tap_->fd() : -1}; }
 
 int Tender::run() {
     // SIGTERM and SIGINT are the supervisor's to handle (through a signalfd); the instance
@@ -141,8 +161,12 @@ void Tender::enter_instance(pid_t supervisor) const {
                                      PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, memory_->fd(), 0));
     if (base != reinterpret_cast<uint8_t*>(abi::kProcMemoryBase)) instance_failed("mapping the instance's memory");
     map_files(base);
+    // Each frame that reaches the tap raises SIGIO in this process: the card's interrupt.
+    if (tap_ &&
+        (::fcntl(tap_->fd(), F_SETOWN, ::getpid()) != 0 || ::fcntl(tap_->fd(), F_SETFL, O_NONBLOCK | O_ASYNC) != 0))
+        instance_failed("O_ASYNC on the tap");
 
-    const std::string failed = confine(identity_, {memory_->fd(), console_fd_});
+    const std::string failed = confine(identity_, instance_fds());
     if (!failed.empty()) instance_failed(failed.c_str());
     // After the change of uid, which clears it.
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) instance_failed("PR_SET_PDEATHSIG");

@@ -18,6 +18,7 @@
 #include "boot/elf_image.h"
 #include "host/unique_fd.h"
 #include "kvm/guest_memory.h"
+#include "net/tap.h"
 #include "options.h"
 #include "sandbox.h"
 #include "util/mapped_file.h"
@@ -34,6 +35,8 @@ class Tender {
 
   private:
     [[noreturn]] void enter_instance(pid_t supervisor) const;
+    void open_tap(const vmm::NetOptions& net);
+    InstanceFds instance_fds() const;
     void map_files(uint8_t* base) const;
     int supervise(pid_t instance) const;
 
@@ -47,6 +50,7 @@ class Tender {
     bool initrd_mapped_ = false;
     std::optional<vmm::ElfImage> kernel_;
     std::unique_ptr<vmm::GuestMemory> memory_;
+    std::optional<vmm::Tap> tap_;  // --net: the instance's network card
     UniqueFd console_file_;
     int console_fd_ = 1;
     uint64_t start_info_ = 0;

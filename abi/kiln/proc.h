@@ -22,10 +22,11 @@ inline constexpr uint64_t kProcHandoffPhys = 0x5000;         // a free page belo
 inline constexpr uint64_t kProcFilterPhys = 0x8000;          // the seccomp program, up to a page
 inline constexpr uint32_t kProcFilterMaxInstructions = 4096 / 8;
 inline constexpr uint32_t kProcHandoffMagic = 0x636f7270;  // "proc"
+inline constexpr uint32_t kProcHandoffVersion = 2;
 
 struct ProcHandoff {
     uint32_t magic;        // kProcHandoffMagic
-    uint32_t version;      // 1
+    uint32_t version;      // kProcHandoffVersion
     int32_t memory_fd;     // the memfd behind all of the instance's memory
     int32_t console_fd;    // where the console goes (the kernel's writes are whole lines)
     uint64_t memory_size;  // bytes of the memfd
@@ -33,8 +34,12 @@ struct ProcHandoff {
     // which the kernel loads once its own set-up is done, before the application's first
     // instruction.
     uint32_t filter_instructions;
-    uint32_t reserved;  // 0
+    // The network card: a tap (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, non-blocking, O_ASYNC with
+    // SIGIO to the instance), or -1 for none; and the card's MAC address.
+    int32_t net_fd;
+    uint8_t mac[6];
+    uint8_t reserved[10];  // 0
 };
-static_assert(sizeof(ProcHandoff) == 32);
+static_assert(sizeof(ProcHandoff) == 48);
 
 }  // namespace kiln::abi

@@ -124,7 +124,7 @@ bool init(const Cmdline& cmdline) {
         return false;
     c.netmask = prefix == 0 ? 0 : ~0u << (32 - prefix);
     set_config(c);
-    start_virtio_net(cmdline);
+    if (!platform::current().start_network_device()) start_virtio_net(cmdline);
     StringView search;
     cmdline.find("kiln.search", search);
     write_resolver_files(c, search);

@@ -69,6 +69,10 @@ class Backend {
     virtual void end_of_interrupt();
     virtual const char* timer_description();
 
+    // A network card of the backend's own (proc: the tap kiln-proc opened), attached to the
+    // stack; false where the cards are virtio devices found on the command line.
+    virtual bool start_network_device() { return false; }
+
   protected:
     ~Backend() = default;
 };

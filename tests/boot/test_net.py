@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Networking: the Kiln kernel's TCP/IP stack behind virtio-net and a tap, with real clients
-(ping, curl, Python sockets) in a network namespace the test creates. Needs root; the kiln-vmm
-suites need /dev/kvm (run them through scripts/with-kvm), the *UnderQemuTcg ones run anywhere.
+"""Networking: the Kiln kernel's TCP/IP stack behind a tap (virtio-net under kiln-vmm and QEMU,
+host reads and writes under kiln-proc), with real clients (ping, curl, Python sockets) in a
+network namespace the test creates. Needs root; the kiln-vmm suites need /dev/kvm (run them
+through scripts/with-kvm), the *UnderQemuTcg and *UnderKilnProc ones run anywhere.
 """
 import concurrent.futures
 import hashlib
 import os
 import random
+import signal
 import socket
 import struct
 import subprocess
@@ -22,6 +24,9 @@ BUILD = os.path.abspath(os.environ.get("KILN_BUILD_DIR") or
                         (sys.argv.pop(1) if __name__ == "__main__" and len(sys.argv) > 1 else "build"))
 VMM = [os.path.join(BUILD, "bin", "kiln-vmm"), "--kernel", os.path.join(BUILD, "kernel", "kiln.elf"),
        "--initrd", os.path.join(BUILD, "tests", "guest-apps", "apps.cpio"), "--memory", "512M", "--timeout", "600"]
+# The proc platform: the same kernel as a confined Linux process, no virtualization.
+PROC = [os.path.join(BUILD, "bin", "kiln-proc"), "--initrd", os.path.join(BUILD, "tests", "guest-apps", "apps.cpio"),
+        "--memory", "512M", "--timeout", "600"]
 KERNEL = os.path.join(BUILD, "kernel", "kiln.elf")
 INITRD = os.path.join(BUILD, "tests", "guest-apps", "apps.cpio")
 GUEST = "10.77.0.5"
@@ -33,11 +38,13 @@ def random_file(dest, size):
 
 
 class Http(unittest.TestCase):
+    monitor = VMM
+
     @classmethod
     def setUpClass(cls):
         cls.net = TestNetwork("http").__enter__()
-        cls.vm = cls.net.start_vm(VMM, GUEST, "-- /bin/http-server 8080 /www")
-        cls.go_vm = cls.net.start_vm(VMM, "10.77.0.6", "-- /bin/gohttp 8081")
+        cls.vm = cls.net.start_vm(cls.monitor, GUEST, "-- /bin/http-server 8080 /www")
+        cls.go_vm = cls.net.start_vm(cls.monitor, "10.77.0.6", "-- /bin/gohttp 8081")
 
     @classmethod
     def tearDownClass(cls):
@@ -152,10 +159,11 @@ class HttpUnderQemuTcg(Http):
 
 class TcpIntegrity(unittest.TestCase):
     SIZE = int(os.environ.get("KILN_TEST_ECHO_BYTES", str(1 << 30)))
+    monitor = VMM
 
     def run_echo(self, net_extra, size, connections, connection_bytes):
         with TestNetwork("echo") as net:
-            vm = net.start_vm(VMM, GUEST, "-- /bin/echo_server 7", net_extra=net_extra)
+            vm = net.start_vm(self.monitor, GUEST, "-- /bin/echo_server 7", net_extra=net_extra)
             r = net.run([sys.executable, "-c", ECHO_CLIENT, GUEST, str(size), "1"], timeout=900)
             self.assertEqual(r.stdout.strip(), "identical", r.stderr + TestNetwork.output(vm))
             r = net.run([sys.executable, "-c", MANY_CLIENTS, GUEST, str(connections), str(connection_bytes)], timeout=600)
@@ -193,6 +201,8 @@ DNS_SERVER = textwrap.dedent("""
 
 
 class GuestAsClient(unittest.TestCase):
+    monitor = VMM
+
     def test_dns_lookup_and_connect(self):
         with TestNetwork("client") as net:
             dns = net.popen([sys.executable, "-c", DNS_SERVER, "server.test", net.host_ip, net.host_ip],
@@ -208,7 +218,7 @@ class GuestAsClient(unittest.TestCase):
                 c.sendall(b"echo: " + data); c.close()
             """)], stdout=subprocess.PIPE, text=True)
             self.assertEqual(reply.stdout.readline().strip(), "ready")
-            vm = net.start_vm(VMM, GUEST, "-- /bin/net_client server.test 9000 hello-from-guest", ready_timeout=5)
+            vm = net.start_vm(self.monitor, GUEST, "-- /bin/net_client server.test 9000 hello-from-guest", ready_timeout=5)
             self.assertEqual(vm.wait(timeout=60), 0, TestNetwork.output(vm))
             out = TestNetwork.output(vm)
             self.assertIn(f"server.test is {net.host_ip}", out)
@@ -222,9 +232,10 @@ class MalformedPackets(unittest.TestCase):
     stopped answering after a flood, one run in several."""
 
     rounds = int(os.environ.get("KILN_REPEAT", "50"))
+    monitor = VMM
 
     def start(self, net):
-        return net.start_vm(VMM, GUEST, "-- /bin/http-server 8080 /www")
+        return net.start_vm(self.monitor, GUEST, "-- /bin/http-server 8080 /www")
 
     def test_server_survives_garbage(self):
         with TestNetwork("junk") as net:
@@ -291,6 +302,44 @@ class MalformedPacketsUnderQemuTcg(MalformedPackets):
         vm = net.start_qemu(KERNEL, INITRD, GUEST, "-- /bin/http-server 8080 /www")
         self.assertTrue(net.wait_for_http(f"http://{GUEST}:8080/hello", vm), TestNetwork.output(vm))
         return vm
+
+
+# The proc platform: every suite above, in `make test` (no VM, so they are quick).
+class HttpUnderKilnProc(Http):
+    monitor = PROC
+
+
+class TcpIntegrityUnderKilnProc(TcpIntegrity):
+    SIZE = int(os.environ.get("KILN_TEST_ECHO_BYTES", str(256 << 20)))
+    monitor = PROC
+    test_lossy_link = None  # loss, reorder and delay are kiln-vmm's device model
+
+
+class GuestAsClientUnderKilnProc(GuestAsClient):
+    monitor = PROC
+
+
+class MalformedPacketsUnderKilnProc(MalformedPackets):
+    rounds = int(os.environ.get("KILN_REPEAT", "10"))
+    monitor = PROC
+
+
+class ProcTapLifetime(unittest.TestCase):
+    def test_killing_the_started_pid_frees_the_tap(self):
+        with TestNetwork("tapkill") as net:
+            vm = net.start_vm(PROC, GUEST, "-- /bin/http-server 8080 /www")
+            self.assertIsNone(vm.poll(), TestNetwork.output(vm))
+            self.assertEqual(net.run(["ping", "-c", "1", "-W", "2", GUEST]).returncode, 0, TestNetwork.output(vm))
+            tap = "tap0"
+            self.assertNotIn("NO-CARRIER", net.run(["ip", "link", "show", tap]).stdout)
+            # `ip netns exec` execs kiln-proc: vm.pid is the supervisor, the pid that was started.
+            os.kill(vm.pid, signal.SIGKILL)
+            vm.wait(timeout=10)
+            deadline = time.time() + 10
+            while time.time() < deadline and "NO-CARRIER" not in net.run(["ip", "link", "show", tap]).stdout:
+                time.sleep(0.05)
+            self.assertIn("NO-CARRIER", net.run(["ip", "link", "show", tap]).stdout, "the tap is still held open")
+            self.assertNotEqual(net.run(["ping", "-c", "1", "-W", "1", GUEST]).returncode, 0)
 
 
 if __name__ == "__main__":

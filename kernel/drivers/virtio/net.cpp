@@ -11,6 +11,7 @@
 #include "mm/layout.h"
 #include "net/interface.h"
 #include "net/stack.h"
+#include "net/virtio_header.h"
 #include "platform/platform.h"
 
 namespace kiln::net {
@@ -22,7 +23,6 @@ constexpr uint16_t kRxQueue = 0, kTxQueue = 1;
 constexpr uint16_t kQueueSize = 256;
 constexpr size_t kHeader = sizeof(abi::NetHeader);
 constexpr size_t kRxBuffer = kHeader + 1514;
-constexpr uint8_t kDataValid = 2;
 
 class VirtioNet final : public NetDevice {
   public:
@@ -64,19 +64,7 @@ class VirtioNet final : public NetDevice {
             free_packet(p);
             return;
         }
-        abi::NetHeader h{};
-        if (p->needs_checksum) {
-            h.flags = abi::kNetHeaderNeedsCsum;
-            h.csum_start = p->checksum_start;
-            h.csum_offset = p->checksum_offset;
-            if (p->segment_size) {
-                // Everything up to the end of the TCP header, whose length is in the header.
-                const uint8_t* tcp = p->data() + p->checksum_start;
-                h.gso_type = abi::kNetGsoTcpV4;
-                h.gso_size = p->segment_size;
-                h.hdr_len = static_cast<uint16_t>(p->checksum_start + (tcp[12] >> 4) * 4);
-            }
-        }
+        const abi::NetHeader h = transmit_header(*p);
         memcpy(p->push(kHeader), &h, kHeader);
         const virtio::Buffer b{mm::virt_to_phys(p->data()), static_cast<uint32_t>(p->length), false};
         platform::IrqGuard guard;
@@ -99,7 +87,7 @@ class VirtioNet final : public NetDevice {
                 abi::NetHeader h;
                 memcpy(&h, p->data(), kHeader);
                 p->length = written;
-                p->checksum_verified = (h.flags & (abi::kNetHeaderNeedsCsum | kDataValid)) != 0;
+                p->checksum_verified = received_checksum_verified(h);
                 p->pull(kHeader);
                 deliver_frame(p);
             }

@@ -35,7 +35,7 @@ return_to_user:
 // application runs. The frame is always at the top of the thread's kernel stack.
         .globl proc_return_restart
 proc_return_restart:
-        cmpb $0, proc_interrupt_flag+1(%rip)    // a timer signal pending?
+        cmpb $0, proc_interrupt_flag+1(%rip)    // a device signal pending?
         jne return_to_user
         POP_GENERAL_REGISTERS_BUT_RCX_R11
         add $16, %rsp                   // vector, error code

@@ -17,6 +17,7 @@ extern "C" char host_signal_restorer[];
 namespace kiln::proc::host {
 
 enum : long {
+    kRead = 0,
     kWrite = 1,
     kMmap = 9,
     kMprotect = 10,
@@ -33,7 +34,16 @@ enum : long {
     kPpoll = 271,
 };
 
-enum : int { kSigIll = 4, kSigTrap = 5, kSigBus = 7, kSigFpe = 8, kSigSegv = 11, kSigAlrm = 14, kSigSys = 31 };
+enum : int {
+    kSigIll = 4,
+    kSigTrap = 5,
+    kSigBus = 7,
+    kSigFpe = 8,
+    kSigSegv = 11,
+    kSigAlrm = 14,
+    kSigIo = 29,
+    kSigSys = 31
+};
 
 // The host's signal context has the layout the kernel gives its own applications.
 using Sigcontext = linux::SigContext;
@@ -49,6 +59,10 @@ struct Siginfo {
 struct Timespec {
     int64_t seconds, nanoseconds;
 };
+
+inline long read(int fd, void* data, size_t size) {
+    return host_syscall(kRead, fd, reinterpret_cast<long>(data), static_cast<long>(size), 0, 0, 0);
+}
 
 inline long write(int fd, const void* data, size_t size) {
     return host_syscall(kWrite, fd, reinterpret_cast<long>(data), static_cast<long>(size), 0, 0, 0);

@@ -21,12 +21,12 @@ namespace kiln::proc {
 
 struct VirtualInterruptFlag {
     volatile uint8_t enabled;
-    volatile uint8_t timer_pending;  // SIGALRM came while `enabled` was 0
-    volatile uint32_t deliveries;    // interrupts delivered so far: wait_for_interrupt's progress
+    volatile uint8_t pending;      // device signals (kDeviceSignals' bits) that came while `enabled` was 0
+    volatile uint32_t deliveries;  // interrupts delivered so far: wait_for_interrupt's progress
 };
 // entry.S reads these two bytes by offset.
 static_assert(__builtin_offsetof(VirtualInterruptFlag, enabled) == 0);
-static_assert(__builtin_offsetof(VirtualInterruptFlag, timer_pending) == 1);
+static_assert(__builtin_offsetof(VirtualInterruptFlag, pending) == 1);
 
 }  // namespace kiln::proc
 
@@ -50,11 +50,23 @@ constinit uint64_t tsc_at_init = 0;
 constinit uint64_t monotonic_at_init = 0;
 constexpr uint64_t linux_syscall_vector = 0x100;  // linux/syscall.h's kSyscallVector
 
+// The host signals that are this backend's interrupt lines: the timer, and the tap (O_ASYNC).
+struct DeviceSignal {
+    int signal;
+    uint8_t vector;
+    uint8_t pending_bit;
+};
+constexpr DeviceSignal kDeviceSignals[] = {
+    {host::kSigAlrm, arch::kTimerVector, 1},
+    {host::kSigIo, kTapVector, 2},
+};
+constexpr uint64_t kDeviceSignalMask = host::signal_bit(host::kSigAlrm) | host::signal_bit(host::kSigIo);
+
 inline void compiler_barrier() { asm volatile("" ::: "memory"); }
 
-void deliver_timer() {
+void deliver(uint8_t vector) {
     arch::InterruptFrame frame{};
-    frame.vector = arch::kTimerVector;
+    frame.vector = vector;
     frame.cs = KILN_SEL_KERNEL_CS;
     flag.enabled = 0;
     compiler_barrier();
@@ -113,14 +125,21 @@ void step_into_application(host::Ucontext& context) {
         context.mcontext.rip = context.mcontext.rcx;
 }
 
-void on_timer_signal(int, host::Siginfo*, host::Ucontext* context) {
+const DeviceSignal& device_signal(int signal) {
+    for (const DeviceSignal& d : kDeviceSignals)
+        if (d.signal == signal) return d;
+    return kDeviceSignals[0];
+}
+
+void on_device_signal(int signal, host::Siginfo*, host::Ucontext* context) {
+    const DeviceSignal& device = device_signal(signal);
     step_into_application(*context);
     if (in_application(context->mcontext.rip)) {
-        enter_kernel(*context, arch::kTimerVector, 0, proc_interrupt_entry);
+        enter_kernel(*context, device.vector, 0, proc_interrupt_entry);
         return;
     }
     if (!flag.enabled) {
-        flag.timer_pending = 1;  // delivered at the kernel's next irq_enable
+        flag.pending = flag.pending | device.pending_bit;  // delivered at the kernel's next irq_enable
         // On the way back to the application (entry.S): start that way again, where the pending
         // signal is seen and delivered before the application runs.
         const uint64_t rip = context->mcontext.rip;
@@ -131,7 +150,7 @@ void on_timer_signal(int, host::Siginfo*, host::Ucontext* context) {
         }
         return;
     }
-    deliver_timer();
+    deliver(device.vector);
 }
 
 // A system call of the application, caught by Syscall User Dispatch (rax holds its number, rip
@@ -179,9 +198,8 @@ struct HostSigaction {
 constexpr uint64_t kSaSiginfo = 4, kSaOnstack = 0x08000000, kSaRestorer = 0x04000000;
 
 void install(int signal, void (*handler)(int, host::Siginfo*, host::Ucontext*)) {
-    // The timer never interrupts a handler; exceptions inside one are handled like any other.
-    const HostSigaction action{handler, kSaSiginfo | kSaOnstack | kSaRestorer, host_signal_restorer,
-                               host::signal_bit(host::kSigAlrm)};
+    // A device signal never interrupts a handler; exceptions inside one are handled like any other.
+    const HostSigaction action{handler, kSaSiginfo | kSaOnstack | kSaRestorer, host_signal_restorer, kDeviceSignalMask};
     if (host_syscall(host::kRtSigaction, signal, reinterpret_cast<long>(&action), 0, 8, 0, 0) != 0) {
         static const char message[] = "kiln: proc: rt_sigaction failed\n";
         host::write(2, message, sizeof(message) - 1);
@@ -233,7 +251,7 @@ void install_signal_handlers() {
         uint64_t size;
     } stack{signal_stack, 0, sizeof(signal_stack)};
     host_syscall(host::kSigaltstack, reinterpret_cast<long>(&stack), 0, 0, 0, 0, 0);
-    install(host::kSigAlrm, on_timer_signal);
+    for (const DeviceSignal& device : kDeviceSignals) install(device.signal, on_device_signal);
     install(host::kSigSys, on_syscall_signal);
     constexpr int kExceptions[] = {host::kSigSegv, host::kSigBus, host::kSigIll, host::kSigFpe, host::kSigTrap};
     for (int signal : kExceptions) install(signal, on_exception_signal);
@@ -252,27 +270,29 @@ void enable_interrupts() {
     compiler_barrier();
     flag.enabled = 1;
     compiler_barrier();
-    // A SIGALRM that came while the flag was off is delivered now. One arriving after this
-    // test finds the flag on and is delivered by its handler.
-    while (flag.timer_pending) {
-        flag.timer_pending = 0;
-        deliver_timer();
+    // A device signal that came while the flag was off is delivered now. One arriving after this
+    // test finds the flag on and is delivered by its handler, which leaves `pending` alone.
+    while (flag.pending) {
+        const uint8_t bits = flag.pending;
+        flag.pending = 0;
+        for (const DeviceSignal& device : kDeviceSignals)
+            if (bits & device.pending_bit) deliver(device.vector);
     }
 }
 
 bool interrupts_enabled() { return flag.enabled != 0; }
 
-// Returns once an interrupt was delivered, with the flag on. SIGALRM is blocked in the host
-// between the test and the sleep, and ppoll unblocks it atomically: none is lost in between.
+// Returns once an interrupt was delivered, with the flag on. The device signals are blocked in
+// the host between the test and the sleep, and ppoll unblocks them atomically: none is lost in
+// between.
 void wait_for_interrupt() {
-    const uint64_t timer_signal = host::signal_bit(host::kSigAlrm);
     uint64_t old_mask = 0;
-    host_syscall(host::kRtSigprocmask, 0 /* SIG_BLOCK */, reinterpret_cast<long>(&timer_signal),
+    host_syscall(host::kRtSigprocmask, 0 /* SIG_BLOCK */, reinterpret_cast<long>(&kDeviceSignalMask),
                  reinterpret_cast<long>(&old_mask), 8, 0, 0);
     const uint32_t before = flag.deliveries;
     enable_interrupts();
     if (flag.deliveries == before) {
-        const uint64_t sleep_mask = old_mask & ~timer_signal;
+        const uint64_t sleep_mask = old_mask & ~kDeviceSignalMask;
         host_syscall(host::kPpoll, 0, 0, 0, reinterpret_cast<long>(&sleep_mask), 8, 0);
     }
     host_syscall(host::kRtSigprocmask, 2 /* SIG_SETMASK */, reinterpret_cast<long>(&old_mask), 0, 8, 0, 0);

@@ -6,6 +6,7 @@
 #include "core/boot_env.h"
 #include "core/panic.h"
 #include "kiln/hostcall.h"
+#include "lib/format.h"
 #include "mm/layout.h"
 #include "platform/proc/host.h"
 
@@ -31,6 +32,15 @@ void write_all(int fd, const char* data, size_t size) {
     }
 }
 
+// The line kiln-vmm prints when the application listens, which tests and scripts wait for.
+int32_t announce_ready(uint64_t protocol, uint64_t port) {
+    char line[64];
+    const size_t length = format_buffer(line, sizeof(line), "kiln-proc: guest ready on {}/{}\n",
+                                        protocol == 17 ? "udp" : "tcp", static_cast<uint32_t>(port));
+    write_all(2, line, length);
+    return 0;
+}
+
 // kiln-vmm's control port (abi/kiln/hostcall.h), answered in the process.
 int32_t hostcall(abi::Hostcall& call) {
     switch (static_cast<abi::HostcallOp>(call.op)) {
@@ -44,7 +54,7 @@ int32_t hostcall(abi::Hostcall& call) {
             write_all(2, message, sizeof(message) - 1);
             host::exit_group(abi::kExitGuestCrash);
         }
-        case abi::HostcallOp::kReady:
+        case abi::HostcallOp::kReady: return announce_ready(call.arg0, call.arg1);
         case abi::HostcallOp::kBootTimestamp: return 0;
     }
     return -38;  // ENOSYS
@@ -192,7 +202,7 @@ void ProcBackend::timer_disarm() { proc::timer_disarm(); }
 extern "C" [[noreturn]] void kiln_proc_start(uint64_t start_info_phys, uint64_t handoff_phys) {
     using namespace kiln;
     const auto& h = *static_cast<const abi::ProcHandoff*>(mm::phys_to_virt(handoff_phys));
-    if (h.magic != abi::kProcHandoffMagic || h.version != 1) {
+    if (h.magic != abi::kProcHandoffMagic || h.version != abi::kProcHandoffVersion) {
         static const char message[] = "kiln: not started by a matching kiln-proc (bad handoff)\n";
         proc::write_all(2, message, sizeof(message) - 1);
         proc::host::exit_group(abi::kExitVmmError);

@@ -7,6 +7,8 @@
 // - the timer is a POSIX timer on CLOCK_MONOTONIC that raises SIGALRM at the TSC deadline;
 // - exceptions are SIGSEGV, SIGILL, SIGFPE, SIGBUS and SIGTRAP, turned into the same
 //   InterruptFrame the IDT would have built, so fixups and demand paging work unchanged;
+// - the network card is kiln-proc's tap, read and written with host calls; O_ASYNC makes each
+//   frame that arrives a SIGIO, the card's interrupt (tap.cpp);
 // - idle is one ppoll that sleeps until a signal;
 // - kiln-vmm's control port and serial port are served here, in the process: the console is a
 //   write to the console fd, exit is exit_group.
@@ -61,11 +63,16 @@ class ProcBackend final : public Backend {
     void timer_disarm() override;
     void end_of_interrupt() override {}
     const char* timer_description() override { return "host POSIX timer (SIGALRM)"; }
+
+    bool start_network_device() override;
 };
 
 }  // namespace kiln::platform
 
 namespace kiln::proc {
+
+// The tap's interrupt vector: the first device vector, which no IOAPIC routes on this backend.
+inline constexpr uint8_t kTapVector = 0x30;
 
 // Set up by kiln_proc_start from kiln-proc's handoff, before any other kernel code runs.
 const abi::ProcHandoff& handoff();
