@@ -21,6 +21,7 @@ constexpr uint16_t kOurMss = 1460;
 constexpr uint64_t kMinRto = 200'000'000, kMaxRto = 60'000'000'000, kInitialRto = 1'000'000'000;
 constexpr uint64_t kDelayedAck = 40'000'000;
 constexpr uint64_t kTimeWait = 30'000'000'000;
+constexpr size_t kMaxTimeWait = 8192;
 constexpr int kMaxRetries = 12;
 constexpr size_t kMaxOutOfOrder = 512;
 constexpr size_t kMaxTsoPayload = 62 * 1024;
@@ -38,8 +39,11 @@ Vector<RefPtr<Connection>>* buckets = nullptr;
 Vector<RefPtr<Connection>>* listeners = nullptr;
 constinit uint16_t next_ephemeral = 32768;
 
+// Fibonacci hashing of the whole (address, ports) key, taking the product's high bits: one client
+// talking to one port differs only in its port, and each port must still land in its own bucket.
 size_t bucket_of(uint32_t rip, uint16_t rport, uint16_t lport) {
-    return (rip * 2654435761u ^ (uint32_t{rport} << 16 | lport) * 40503u) % kBuckets;
+    const uint64_t key = (uint64_t{rip} << 32) | (uint32_t{rport} << 16) | lport;
+    return static_cast<size_t>((key * 0x9e3779b97f4a7c15ull) >> 40) % kBuckets;
 }
 
 void ensure_tables() {
@@ -86,6 +90,37 @@ void notify(Connection& c) {
         sched::wake(fs::poll_waiters());
 }
 
+// The connections a tick must look at. Under a load of short connections the table fills with
+// thousands in TIME_WAIT (kTimeWait each); walking them all at every wake of the network thread
+// cost more than the requests. All TIME_WAITs last the same, so their list is in order of expiry.
+using TimerList = IntrusiveList<Connection, &Connection::timer_link>;
+using TimeWaitList = IntrusiveList<Connection, &Connection::time_wait_link>;
+
+TimerList& timed() {
+    static TimerList list;
+    return list;
+}
+
+TimeWaitList& time_waiting() {
+    static TimeWaitList list;
+    return list;
+}
+
+constinit size_t time_wait_count = 0;
+
+void leave_time_wait(Connection& c) {
+    if (!c.time_wait_link.linked()) return;
+    TimeWaitList::remove(c);
+    --time_wait_count;
+}
+
+// Sets one of c's deadlines (retransmit_at, persist_at, ack_at) and puts c on the timer list.
+void arm(Connection& c, uint64_t& deadline, uint64_t when) {
+    deadline = when;
+    if (!c.timer_link.linked()) timed().push_back(c);
+    schedule_timer(when);
+}
+
 void free_out_of_order(Connection& c) {
     while (Packet* p = c.out_of_order.pop_front()) free_packet(p);
     c.out_of_order_count = 0;
@@ -100,6 +135,8 @@ void finish(Connection& c, int error) {
     c.listener = nullptr;
     c.state = State::kClosed;
     c.retransmit_at = c.persist_at = c.ack_at = c.time_wait_until = 0;
+    TimerList::remove(c);
+    leave_time_wait(c);
     free_out_of_order(c);
     notify(c);
     RefPtr<Connection> keep(&c);  // removal may drop the table's last reference
@@ -173,8 +210,7 @@ void send_reset(uint32_t lip, uint16_t lport, uint32_t rip, uint16_t rport, uint
 
 void arm_retransmit(Connection& c) {
     if (c.retransmit_at != 0) return;
-    c.retransmit_at = now() + c.rto;
-    schedule_timer(c.retransmit_at);
+    arm(c, c.retransmit_at, now() + c.rto);
 }
 
 void sample_rtt(Connection& c, uint64_t measured) {
@@ -194,7 +230,11 @@ void sample_rtt(Connection& c, uint64_t measured) {
 
 Connection::Connection() : send_buffer(kBufferLimit), receive_buffer(kBufferLimit) {}
 
-Connection::~Connection() { free_out_of_order(*this); }
+Connection::~Connection() {
+    TimerList::remove(*this);
+    leave_time_wait(*this);
+    free_out_of_order(*this);
+}
 
 uint32_t Connection::receive_window() const { return static_cast<uint32_t>(receive_buffer.space()); }
 
@@ -251,8 +291,7 @@ void output(Connection& c) {
     }
     // Data waits on a closed window: probe it now and then (persist timer).
     if (c.unsent() > 0 && c.snd_wnd == 0 && c.snd_nxt == c.snd_una && c.persist_at == 0) {
-        c.persist_at = now() + c.rto;
-        schedule_timer(c.persist_at);
+        arm(c, c.persist_at, now() + c.rto);
     }
 }
 
@@ -260,6 +299,15 @@ void enter_time_wait(Connection& c) {
     c.state = State::kTimeWait;
     c.retransmit_at = c.persist_at = 0;
     c.time_wait_until = now() + kTimeWait;
+    if (c.time_wait_link.linked()) {
+        TimeWaitList::remove(c);  // entered again (a retransmitted FIN): to the end, the latest expiry
+    } else if (++time_wait_count > kMaxTimeWait) {
+        // As Linux's tcp_max_tw_buckets: the oldest ends early rather than the table growing
+        // without bound under a flood of short connections.
+        RefPtr<Connection> oldest(time_waiting().front());
+        finish(*oldest, 0);
+    }
+    time_waiting().push_back(c);
     schedule_timer(c.time_wait_until);
     c.send_buffer.release();
     free_out_of_order(c);
@@ -390,7 +438,10 @@ void process_ack(Connection& c, uint32_t ack, uint32_t seq, uint32_t window, siz
             c.timing = false;
         }
         c.retries = 0;
-        c.retransmit_at = c.snd_una == c.snd_max ? 0 : now() + c.rto;
+        if (c.snd_una == c.snd_max)
+            c.retransmit_at = 0;
+        else
+            arm(c, c.retransmit_at, now() + c.rto);
         // Congestion control (RFC 5681): slow start, avoidance, the end of fast recovery.
         if (c.in_recovery) {
             if (ge(ack, c.recover)) {
@@ -550,6 +601,20 @@ void receive_tcp(Packet* p, const Ipv4Info& ip) {
         return;
     }
     hold = RefPtr<Connection>(c);
+    if (c->state == State::kTimeWait && (flags & (kSyn | kAck | kRst)) == kSyn && gt(seq, c->rcv_nxt)) {
+        // A new connection from the same port while this side still waits out the old one
+        // (RFC 1122 4.2.2.13): its sequence numbers start beyond the old ones, so no old
+        // segment can be taken for new data. Clients reuse ports quickly; answering with the
+        // old connection's ACK would cost each such connect a SYN retransmission (1 s).
+        finish(*c, 0);
+        if (Connection* l = lookup_listener(ip.destination, dport); l && l->state == State::kListen) {
+            hold = RefPtr<Connection>(l);
+            handle_listen(*l, p, ip, sport, dport, seq, ack, flags, options, options_length);
+        } else {
+            free_packet(p);
+        }
+        return;
+    }
     if (c->state == State::kSynSent) {
         handle_syn_sent(*c, p, seq, ack, flags, window, options, options_length);
         return;
@@ -649,8 +714,7 @@ void receive_tcp(Packet* p, const Ipv4Info& ip) {
     if (ack_now) {
         send_ack(*c);
     } else if (payload > 0 && c->ack_at == 0) {
-        c->ack_at = now() + kDelayedAck;
-        schedule_timer(c->ack_at);
+        arm(*c, c->ack_at, now() + kDelayedAck);
     }
     output(*c);
 }
@@ -768,65 +832,73 @@ void abort(Connection& c) {
     finish(c, ECONNRESET);
 }
 
+namespace {
+
+// What c's due deadlines ask for: a delayed ACK, a retransmission (or the end), a window probe.
+void fire_timers(Connection& c, uint64_t t) {
+    if (c.ack_at && t >= c.ack_at) send_ack(c);
+    if (c.retransmit_at && t >= c.retransmit_at) {
+        if (++c.retries > kMaxRetries) {
+            abort(c);
+            c.error = ETIMEDOUT;
+        } else {
+            // RFC 6298 5.4-5.6: back off and resend from the first unacknowledged byte.
+            c.rto = clamp_rto(c.rto * 2);
+            c.retransmit_at = 0;
+            c.timing = false;
+            c.in_recovery = false;
+            c.dup_acks = 0;
+            if (c.state == State::kSynSent) {
+                send_segment(c, c.iss, kSyn, 0);
+            } else if (c.state == State::kSynReceived) {
+                send_segment(c, c.iss, kSyn | kAck, 0);
+            } else {
+                const uint32_t flight = c.snd_max - c.snd_una;
+                c.ssthresh = max<uint32_t>(flight / 2, 2u * c.mss);
+                c.cwnd = c.mss;
+                c.snd_nxt = c.snd_una;
+                c.fin_sent = false;
+                output(c);
+            }
+            arm_retransmit(c);
+        }
+    }
+    if (c.persist_at && t >= c.persist_at) {
+        // One byte into the closed window to learn when it opens.
+        c.persist_at = 0;
+        if (c.unsent() > 0 && c.snd_wnd == 0) {
+            send_segment(c, c.snd_nxt, kAck, 1);
+            c.persist_at = t + c.rto;
+        }
+    }
+}
+
+}  // namespace
+
 uint64_t tick(uint64_t t) {
     ensure_tables();
     uint64_t next = 0;
     auto consider = [&next](uint64_t deadline) {
         if (deadline != 0 && (next == 0 || deadline < next)) next = deadline;
     };
-    for (size_t b = 0; b < kBuckets; ++b) {
-        auto& bucket = buckets[b];
-        for (size_t i = 0; i < bucket.size();) {
-            RefPtr<Connection> keep = bucket[i];
-            Connection& c = *keep;
-            const size_t size_before = bucket.size();
-            if (c.time_wait_until && t >= c.time_wait_until) {
-                finish(c, 0);
-            } else {
-                if (c.ack_at && t >= c.ack_at) send_ack(c);
-                if (c.retransmit_at && t >= c.retransmit_at) {
-                    if (++c.retries > kMaxRetries) {
-                        abort(c);
-                        c.error = ETIMEDOUT;
-                    } else {
-                        // RFC 6298 5.4-5.6: back off and resend from the first unacknowledged byte.
-                        c.rto = clamp_rto(c.rto * 2);
-                        c.retransmit_at = 0;
-                        c.timing = false;
-                        c.in_recovery = false;
-                        c.dup_acks = 0;
-                        if (c.state == State::kSynSent) {
-                            send_segment(c, c.iss, kSyn, 0);
-                        } else if (c.state == State::kSynReceived) {
-                            send_segment(c, c.iss, kSyn | kAck, 0);
-                        } else {
-                            const uint32_t flight = c.snd_max - c.snd_una;
-                            c.ssthresh = max<uint32_t>(flight / 2, 2u * c.mss);
-                            c.cwnd = c.mss;
-                            c.snd_nxt = c.snd_una;
-                            c.fin_sent = false;
-                            output(c);
-                        }
-                        arm_retransmit(c);
-                    }
-                }
-                if (c.persist_at && t >= c.persist_at) {
-                    // One byte into the closed window to learn when it opens.
-                    c.persist_at = 0;
-                    if (c.unsent() > 0 && c.snd_wnd == 0) {
-                        send_segment(c, c.snd_nxt, kAck, 1);
-                        c.persist_at = t + c.rto;
-                    }
-                }
-            }
-            if (bucket.size() < size_before) continue;  // this one was removed
-            consider(c.ack_at);
-            consider(c.retransmit_at);
-            consider(c.persist_at);
-            consider(c.time_wait_until);
-            ++i;
-        }
+    while (Connection* c = time_waiting().front()) {
+        if (c->time_wait_until > t) break;
+        RefPtr<Connection> keep(c);  // removal may drop the table's last reference
+        finish(*c, 0);
     }
+    timed().for_each([&](Connection& c) {
+        RefPtr<Connection> keep(&c);
+        fire_timers(c, t);
+        if (!c.timer_link.linked()) return;  // finished
+        if (c.ack_at == 0 && c.retransmit_at == 0 && c.persist_at == 0) {
+            TimerList::remove(c);
+            return;
+        }
+        consider(c.ack_at);
+        consider(c.retransmit_at);
+        consider(c.persist_at);
+    });
+    if (Connection* c = time_waiting().front()) consider(c->time_wait_until);
     return next;
 }
 

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "fs/file.h"
+#include "lib/intrusive_list.h"
 #include "lib/ref_ptr.h"
 #include "lib/vector.h"
 #include "net/byte_ring.h"
@@ -70,6 +71,10 @@ struct Connection : RefCounted {
     uint64_t ack_at = 0;  // delayed ACK due; 0: none pending
     int segments_unacked = 0;
     uint64_t time_wait_until = 0;
+    // tcp.cpp's timer lists: connections with a retransmit, persist or delayed-ACK deadline,
+    // and those in TIME_WAIT (in order of expiry), so a tick never walks the idle ones.
+    ListNode timer_link;
+    ListNode time_wait_link;
 
     // Listening.
     Connection* listener = nullptr;  // of a child still in SYN_RECEIVED

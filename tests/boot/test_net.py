@@ -80,6 +80,20 @@ class Http(unittest.TestCase):
         self.assertEqual(self.curl("http://10.77.0.6:8081/hello").stdout, "hello from go on kiln\n")
         self.assertEqual(self.curl("http://10.77.0.6:8081/echo?q=kiln").stdout, "GET kiln\n")
 
+    def test_port_reused_while_the_guest_waits_out_the_old_connection(self):
+        # The server closes first, so the guest holds each connection in TIME_WAIT while the
+        # client may use the same port again at once (Linux clients do, under load). The new SYN
+        # must open a new connection, not draw the old one's ACK (a SYN retransmission: 1 s).
+        def syn_retransmissions():
+            lines = self.net.run(["cat", "/proc/net/netstat"]).stdout.splitlines()
+            names, values = next((a.split(), b.split()) for a, b in zip(lines, lines[1:])
+                                 if a.startswith("TcpExt:") and b.startswith("TcpExt:"))
+            return int(values[names.index("TCPSynRetrans")])
+        before = syn_retransmissions()
+        r = self.net.run([sys.executable, "-c", SAME_PORT_CLIENT, GUEST, "8080", "5"], timeout=120)
+        self.assertEqual(r.stdout.strip(), "5 of 5", r.stdout + r.stderr + TestNetwork.output(self.vm))
+        self.assertEqual(syn_retransmissions() - before, 0, "a SYN on a reused port went unanswered")
+
     def test_ready_event_reaches_kiln_vmm(self):
         self.assertIn("guest ready on tcp/8080", TestNetwork.output(self.vm))
 
@@ -114,6 +128,34 @@ ECHO_CLIENT = textwrap.dedent("""
                 h_in.update(b)
                 got += len(b)
     print("identical" if h_in.digest() == h_out.digest() else "DIFFERENT")
+""")
+
+SAME_PORT_CLIENT = textwrap.dedent("""
+    import errno, socket, sys, time
+    host, port, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    source, done = 0, 0
+    for _ in range(rounds):
+        for attempt in range(200):  # until this side's last socket on the port is gone (LAST_ACK)
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.settimeout(30)
+            s.bind(("", source))
+            source = s.getsockname()[1]
+            try:
+                s.connect((host, port))
+                break
+            except OSError as e:
+                s.close()
+                if e.errno != errno.EADDRNOTAVAIL:
+                    raise
+                time.sleep(0.01)
+        s.sendall(b"GET /hello HTTP/1.1\\r\\nHost: guest\\r\\nConnection: close\\r\\n\\r\\n")
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+        s.close()
+        done += b"hello from kiln" in data
+    print(f"{done} of {rounds}")
 """)
 
 MANY_CLIENTS = textwrap.dedent("""

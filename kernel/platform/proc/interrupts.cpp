@@ -48,7 +48,8 @@ constinit int host_timer = -1;
 constinit uint64_t ns_per_tick_mult = 0;  // ns = (ticks * mult) >> 32, as in time/clock.cpp
 constinit uint64_t tsc_at_init = 0;
 constinit uint64_t monotonic_at_init = 0;
-constexpr uint64_t linux_syscall_vector = 0x100;  // linux/syscall.h's kSyscallVector
+constinit volatile uint64_t armed_deadline_tsc = 0;  // the host timer's; 0: not armed, or it fired
+constexpr uint64_t linux_syscall_vector = 0x100;     // linux/syscall.h's kSyscallVector
 
 // The host signals that are this backend's interrupt lines: the timer, and the tap (O_ASYNC).
 struct DeviceSignal {
@@ -133,6 +134,7 @@ const DeviceSignal& device_signal(int signal) {
 
 void on_device_signal(int signal, host::Siginfo*, host::Ucontext* context) {
     const DeviceSignal& device = device_signal(signal);
+    if (signal == host::kSigAlrm) armed_deadline_tsc = 0;
     step_into_application(*context);
     if (in_application(context->mcontext.rip)) {
         enter_kernel(*context, device.vector, 0, proc_interrupt_entry);
@@ -304,12 +306,19 @@ void timer_init(uint64_t tsc_khz) {
     monotonic_at_init = host::monotonic_ns();
 }
 
+// The kernel has one deadline at a time and re-arms whenever it changes (at most context
+// switches and every wake), so the host calls are kept for the changes that matter: a host timer
+// already due no later than the new deadline stays, since the kernel's handler re-arms a timer
+// that fires early; and a disarm leaves it, since the handler ignores a timer nothing waits for
+// (one spare signal, where most disarms are followed at once by a new deadline).
 void timer_arm(uint64_t deadline_tsc) {
+    if (armed_deadline_tsc != 0 && armed_deadline_tsc <= deadline_tsc) return;
+    armed_deadline_tsc = deadline_tsc;
     const uint64_t ticks = deadline_tsc > tsc_at_init ? deadline_tsc - tsc_at_init : 0;
     const auto ns = static_cast<uint64_t>((static_cast<unsigned __int128>(ticks) * ns_per_tick_mult) >> 32);
     set_host_timer(monotonic_at_init + ns + 1);  // never 0, which would disarm it
 }
 
-void timer_disarm() { set_host_timer(0); }
+void timer_disarm() {}
 
 }  // namespace kiln::proc

@@ -154,7 +154,12 @@ uint64_t ProcBackend::enable_user_features(bool xsave, uint64_t, bool) {
     return (static_cast<uint64_t>(hi) << 32) | lo;
 }
 
+// Switches between the application's threads and the kernel's own (which need no FS) would set
+// the same base again and again: only a change goes to the host. Nothing else moves the host's FS.
 void ProcBackend::set_fs_base(uint64_t base) {
+    static constinit uint64_t host_fs_base = ~0ull;  // the tender's TLS until the first change
+    if (base == host_fs_base) return;
+    host_fs_base = base;
     host_syscall(proc::host::kArchPrctl, proc::kArchSetFs, static_cast<long>(base), 0, 0, 0, 0);
 }
 
