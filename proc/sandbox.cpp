@@ -46,6 +46,10 @@ std::vector<sock_filter> instance_filter(const InstanceFds& fds) {
     // The application's pages: the instance's memfd, shared, at the address the kernel chose.
     allow(c, SCMP_SYS(mmap),
           {SCMP_A3(SCMP_CMP_EQ, MAP_SHARED | MAP_FIXED | MAP_POPULATE), SCMP_A4(SCMP_CMP_EQ, fd(fds.memory))});
+    if (fds.initrd >= 0)  // the application's read-only file pages, from the initrd's file
+        allow(c, SCMP_SYS(mmap),
+              {SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_WRITE, 0), SCMP_A3(SCMP_CMP_EQ, MAP_PRIVATE | MAP_FIXED | MAP_POPULATE),
+               SCMP_A4(SCMP_CMP_EQ, fd(fds.initrd))});
     allow(c, SCMP_SYS(mprotect));        // mprotect of the application's pages
     allow(c, SCMP_SYS(munmap));          // munmap, MADV_DONTNEED, mremap of them
     allow(c, SCMP_SYS(rt_sigreturn));    // the end of every host signal (system calls, faults, timer)
@@ -76,7 +80,7 @@ Identity instance_identity(pid_t supervisor) {
 
 std::string confine(const Identity& identity, const InstanceFds& fds) {
     // Only the instance's own descriptors cross into it: close the gaps between them.
-    int keep[] = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, fds.memory, fds.console, fds.net};
+    int keep[] = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, fds.memory, fds.console, fds.net, fds.initrd};
     std::sort(std::begin(keep), std::end(keep));
     int previous = -1;
     for (int fd : keep) {

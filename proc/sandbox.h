@@ -18,6 +18,7 @@ struct InstanceFds {
     int memory;   // the memfd: the application's pages are mapped from it
     int console;  // the console's writes
     int net;      // the tap, or -1
+    int initrd;   // the initrd's file, mapped read-only, or -1
 };
 
 // Throws VmmError if libseccomp fails.

@@ -117,6 +117,9 @@ Tender::Tender(const vmm::Options& options) : options_(options) {
     handoff.filter_instructions = static_cast<uint32_t>(filter.size());
     handoff.net_fd = tap_ ? tap_->fd() : -1;
     if (tap_) std::memcpy(handoff.mac, options.nets.front().mac.data(), sizeof(handoff.mac));
+    handoff.initrd_fd = initrd_mapped_ ? initrd_fd_.get() : -1;
+    handoff.initrd_phys = vmm::layout::kInitrdMapped;
+    handoff.initrd_size = initrd_mapped_ ? initrd_file_.bytes().size() : 0;
     memory_->write_object(abi::kProcHandoffPhys, handoff);
 }
 
@@ -131,7 +134,9 @@ void Tender::open_tap(const vmm::NetOptions& net) {
     tap_->set_offload(TUN_F_CSUM);
 }
 
-InstanceFds Tender::instance_fds() const { return {memory_->fd(), console_fd_, tap_ ? tap_->fd() : -1}; }
+InstanceFds Tender::instance_fds() const {
+    return {memory_->fd(), console_fd_, tap_ ? tap_->fd() : -1, initrd_mapped_ ? initrd_fd_.get() : -1};
+}
 
 int Tender::run() {
     // SIGTERM and SIGINT are the supervisor's to handle (through a signalfd); the instance

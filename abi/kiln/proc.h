@@ -22,7 +22,7 @@ inline constexpr uint64_t kProcHandoffPhys = 0x5000;         // a free page belo
 inline constexpr uint64_t kProcFilterPhys = 0x8000;          // the seccomp program, up to a page
 inline constexpr uint32_t kProcFilterMaxInstructions = 4096 / 8;
 inline constexpr uint32_t kProcHandoffMagic = 0x636f7270;  // "proc"
-inline constexpr uint32_t kProcHandoffVersion = 2;
+inline constexpr uint32_t kProcHandoffVersion = 3;
 
 struct ProcHandoff {
     uint32_t magic;        // kProcHandoffMagic
@@ -38,8 +38,15 @@ struct ProcHandoff {
     // SIGIO to the instance), or -1 for none; and the card's MAC address.
     int32_t net_fd;
     uint8_t mac[6];
-    uint8_t reserved[10];  // 0
+    uint8_t pad[2];  // 0
+    // The initrd's file, mapped read-only at initrd_phys (above the memory): the application's
+    // read-only file pages are mapped from it too (MAP_PRIVATE), or -1 if the initrd was copied
+    // into the memory instead.
+    int32_t initrd_fd;
+    uint32_t reserved;  // 0
+    uint64_t initrd_phys;
+    uint64_t initrd_size;
 };
-static_assert(sizeof(ProcHandoff) == 48);
+static_assert(sizeof(ProcHandoff) == 64);
 
 }  // namespace kiln::abi

@@ -5,7 +5,7 @@ namespace {
 
 constexpr size_t kHeaderSize = 110;
 constexpr size_t kFieldCount = 13;
-constexpr size_t kMaxName = 4096;
+constexpr size_t kMaxName = 8192;  // a path of up to 4096 bytes, and its padding to a page
 
 size_t pad4(size_t v) { return (v + 3) & ~size_t{3}; }
 
@@ -66,9 +66,14 @@ bool CpioReader::next(CpioEntry& entry) {
     const size_t name_at = position_ + kHeaderSize;
     if (size_ - name_at < name_size) return fail(CpioError::kTruncated);
     if (data_[name_at + name_size - 1] != '\0') return fail(CpioError::kBadName);
-    StringView name(reinterpret_cast<const char*>(data_ + name_at), name_size - 1);
-    for (char c : name)
-        if (c == '\0') return fail(CpioError::kBadName);
+    // The name ends at its first NUL; more NULs may follow it, which writers use to start a
+    // file's data on a page boundary (kiln's initrds do: the kernel then maps those pages in
+    // place). Anything else after a NUL is not a name.
+    size_t name_length = 0;
+    while (data_[name_at + name_length] != '\0') ++name_length;
+    for (size_t i = name_length; i < name_size; ++i)
+        if (data_[name_at + i] != '\0') return fail(CpioError::kBadName);
+    StringView name(reinterpret_cast<const char*>(data_ + name_at), name_length);
     const size_t data_at = pad4(name_at + name_size);
     if (data_at > size_ || size_ - data_at < file_size) return fail(CpioError::kTruncated);
     position_ = pad4(data_at + file_size);

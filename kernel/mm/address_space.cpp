@@ -16,6 +16,9 @@ constinit AddressSpace instance;
 constexpr uint64_t kPresent = 1, kWritable = 2, kUser = 4, kLarge = 0x80;
 constexpr uint64_t kNoExecute = 1ull << 63;
 constexpr uint64_t kKept = 1ull << 9;  // software bit: a page lives here, made absent by PROT_NONE
+// Software bit: the page is the initrd's own (a read-only page of a file, used in place), not the
+// page allocator's: never freed, copied before anything writes to it.
+constexpr uint64_t kBorrowed = 1ull << 10;
 constexpr uint64_t kAddressMask = 0x000ffffffffff000;
 constexpr uint64_t kPage = 4096;
 // Beyond this many pages a whole-TLB flush (one CR3 write) beats one invlpg per page; both are
@@ -28,6 +31,9 @@ uint64_t leaf_flags(uint32_t prot) {
     if (!(prot & kProtExec)) flags |= kNoExecute;
     return flags;
 }
+
+// A leaf entry for `prot` that keeps the page and whether it is borrowed.
+uint64_t leaf_entry(uint64_t pte, uint32_t prot) { return (pte & (kAddressMask | kBorrowed)) | leaf_flags(prot); }
 
 uint64_t* table_at(uint64_t entry) { return static_cast<uint64_t*>(phys_to_virt(entry & kAddressMask)); }
 
@@ -155,6 +161,38 @@ bool AddressSpace::physical_page(uint64_t va, uint64_t& phys) {
     return true;
 }
 
+bool AddressSpace::writable_physical_page(uint64_t va, uint64_t& phys) {
+    if (va >= kUserEnd) return false;
+    const uint64_t page = align_down(va, kPage);
+    uint64_t* pte = walk(page, false);
+    if (pte == nullptr || !(*pte & kPresent)) return false;
+    if ((*pte & kBorrowed) && !make_private(page, *pte, pte_prot(*pte))) return false;
+    phys = *pte & kAddressMask;
+    return true;
+}
+
+uint32_t AddressSpace::pte_prot(uint64_t pte) {
+    return kProtRead | ((pte & kWritable) ? kProtWrite : 0) | ((pte & kNoExecute) ? 0 : kProtExec);
+}
+
+// Replaces the borrowed page behind `pte` (present or kept) with a copy of its own.
+bool AddressSpace::make_private(uint64_t va, uint64_t& pte, uint32_t prot) {
+    const uint64_t phys = page_allocator().allocate();
+    if (phys == 0) return false;
+    memcpy(phys_to_virt(phys), phys_to_virt(pte & kAddressMask), kPage);
+    pte = phys | leaf_flags(prot);
+    ++resident_pages_;
+    platform::current().user_pages_mapped(va, phys, kPage, prot);
+    platform::current().flush_tlb_page(va);
+    return true;
+}
+
+void AddressSpace::release(uint64_t pte) {
+    if (pte & kBorrowed) return;
+    page_allocator().free(pte & kAddressMask);
+    --resident_pages_;
+}
+
 bool AddressSpace::insert_vma(uint64_t start, uint64_t end, uint32_t prot, const Source& source) {
     size_t at = 0;
     while (at < vmas_.size() && vmas_[at].start < start) ++at;
@@ -206,6 +244,20 @@ void AddressSpace::fill_page(uint64_t phys, uint64_t va, const Source& source) {
     memset(page + (to - va), 0, va + kPage - to);
 }
 
+// A read-only page that lies whole within the file's bytes, page-aligned in the initrd (as
+// kiln's initrds lay out their files), is those bytes: no copy, and on proc the host maps the
+// initrd file's page itself, shared through the page cache by every instance. The application can
+// never write it (its VMA is not writable, and a change of protection or a write by the kernel
+// copies it first).
+uint64_t AddressSpace::borrowable_page(uint64_t va, const Vma& vma) {
+    const Source& s = vma.source;
+    if (s.data == nullptr || (vma.prot & kProtWrite) || va < s.va || va + kPage > s.va + s.size) return 0;
+    const auto* bytes = s.data + (va - s.va);
+    const auto address = reinterpret_cast<uint64_t>(bytes);
+    if (address % kPage != 0 || address < kDirectMapBase || address - kDirectMapBase >= kDirectMapSize) return 0;
+    return virt_to_phys(bytes);
+}
+
 void AddressSpace::remove_range(uint64_t start, uint64_t end, bool free_pages) {
     for (size_t i = 0; i < vmas_.size();) {
         Vma v = vmas_[i];
@@ -237,11 +289,8 @@ void AddressSpace::remove_range(uint64_t start, uint64_t end, bool free_pages) {
             va = align_up(va + 1, 2ull << 20) - kPage;
             continue;
         }
-        if (*pte & (kPresent | kKept)) {
-            page_allocator().free(*pte & kAddressMask);
-            *pte = 0;
-            --resident_pages_;
-        }
+        if (*pte & (kPresent | kKept)) release(*pte);
+        *pte = 0;
     }
     platform::current().user_range_unmapped(start, end);
     flush(start, end);
@@ -278,8 +327,14 @@ void AddressSpace::set_pte_prot(uint64_t start, uint64_t end, uint32_t prot) {
         }
         if (prot == 0) {  // PROT_NONE keeps the page, unreachable
             *pte = (*pte & ~kPresent) | kKept;
+        } else if ((prot & kProtWrite) && (*pte & kBorrowed)) {
+            // The initrd's page becomes the application's own copy, mapped anew in the host.
+            end_run(va);
+            if (!make_private(va, *pte, prot)) panic("address space: out of memory copying a file page");
+            changed = true;
+            continue;
         } else {
-            *pte = (*pte & kAddressMask) | leaf_flags(prot);
+            *pte = leaf_entry(*pte, prot);
         }
         if (run_start == 0) run_start = va;
         changed = true;
@@ -349,11 +404,8 @@ int64_t AddressSpace::discard(uint64_t start, uint64_t length) {
             va = align_up(va + 1, 2ull << 20) - kPage;
             continue;
         }
-        if (*pte & (kPresent | kKept)) {
-            page_allocator().free(*pte & kAddressMask);
-            *pte = 0;
-            --resident_pages_;
-        }
+        if (*pte & (kPresent | kKept)) release(*pte);
+        *pte = 0;
     }
     platform::current().user_range_unmapped(start, start + length);
     flush(start, start + length);
@@ -447,7 +499,8 @@ bool AddressSpace::handle_fault(uint64_t address, bool write, bool exec) {
         return true;
     }
     if (*pte & kKept) {  // a page kept through PROT_NONE
-        *pte = (*pte & kAddressMask) | leaf_flags(vma->prot);
+        if ((vma->prot & kProtWrite) && (*pte & kBorrowed)) return make_private(page, *pte, vma->prot);
+        *pte = leaf_entry(*pte, vma->prot);
         platform.user_pages_mapped(page, *pte & kAddressMask, kPage, vma->prot);
         return true;
     }
@@ -476,6 +529,18 @@ void AddressSpace::populate(uint64_t start, uint64_t end) {
         uint64_t* pte = vma != nullptr && vma->prot != 0 ? walk(va, true) : nullptr;
         if (pte == nullptr || (*pte & (kPresent | kKept))) {
             va += kPage;
+            continue;
+        }
+        if (const uint64_t borrowed = borrowable_page(va, *vma)) {
+            // The run of pages that are the file's own, contiguous in the initrd.
+            uint64_t run = 1;
+            while (va + run * kPage < min(end, vma->end) && ((va >> 12) + run) % 512 != 0 &&
+                   !(pte[run] & (kPresent | kKept)) &&
+                   borrowable_page(va + run * kPage, *vma) == borrowed + run * kPage)
+                ++run;
+            for (uint64_t i = 0; i < run; ++i) pte[i] = (borrowed + i * kPage) | kBorrowed | leaf_flags(vma->prot);
+            platform.user_pages_mapped(va, borrowed, run * kPage, vma->prot);
+            va += run * kPage;
             continue;
         }
         // The run of absent pages from here, in this VMA and this page table (512 entries).

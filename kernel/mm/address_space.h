@@ -68,6 +68,8 @@ class AddressSpace {
     int64_t map_near(uint64_t address, uint64_t reach, uint64_t length, uint32_t prot);
     // The physical page behind a present page of the application; false if there is none.
     bool physical_page(uint64_t va, uint64_t& phys);
+    // The same, for the kernel to write into: a page borrowed from the initrd is copied first.
+    bool writable_physical_page(uint64_t va, uint64_t& phys);
 
     // Pages of [start, end) not yet present will be filled from `source` when first touched
     // instead of zeroed, so only the pages an application uses are ever copied. The range must
@@ -92,6 +94,12 @@ class AddressSpace {
     bool split_at(uint64_t at);
     // A new page's bytes: the source's where it has them, zeros elsewhere.
     static void fill_page(uint64_t phys, uint64_t va, const Source& source);
+    // Where a page can be the source's own bytes rather than a copy: the physical page, or 0.
+    static uint64_t borrowable_page(uint64_t va, const Vma& vma);
+    bool make_private(uint64_t va, uint64_t& pte, uint32_t prot);
+    // Frees the page behind a leaf entry, unless it is borrowed.
+    void release(uint64_t pte);
+    static uint32_t pte_prot(uint64_t pte);
     // Removes [start, end) from the VMA list, splitting at the edges, and frees its pages.
     void remove_range(uint64_t start, uint64_t end, bool free_pages);
     void set_pte_prot(uint64_t start, uint64_t end, uint32_t prot);

@@ -159,7 +159,14 @@ void pad4(std::string& out) {
     while (out.size() % 4) out.push_back('\0');
 }
 
+// A file of a page or more starts on a page boundary of the archive, its name padded with NULs
+// (which cpio readers, the kernel's included, take as the name's end): the kernel then uses the
+// read-only pages of its programs in place instead of copying them (docs/architecture.md).
 void put_cpio_entry(std::string& out, uint64_t inode, const std::string& name, unsigned mode, const std::string& data) {
+    constexpr size_t kHeaderSize = 110, kPage = 4096;
+    size_t name_size = name.size() + 1;
+    if ((mode & S_IFMT) == S_IFREG && data.size() >= kPage)
+        name_size += (kPage - (out.size() + kHeaderSize + name_size) % kPage) % kPage;
     out += "070701";
     put_hex(out, inode);
     put_hex(out, mode);
@@ -169,10 +176,10 @@ void put_cpio_entry(std::string& out, uint64_t inode, const std::string& name, u
     put_hex(out, 0);  // mtime: zero, so archives are reproducible
     put_hex(out, data.size());
     for (int i = 0; i < 4; ++i) put_hex(out, 0);  // devmajor, devminor, rdevmajor, rdevminor
-    put_hex(out, name.size() + 1);
+    put_hex(out, name_size);
     put_hex(out, 0);  // check
     out += name;
-    out.push_back('\0');
+    out.append(name_size - name.size(), '\0');
     pad4(out);
     out += data;
     pad4(out);

@@ -181,8 +181,15 @@ class ProcSandbox(unittest.TestCase):
         self.assertEqual(status["Seccomp"], ["2"])  # a filter
         fds = sorted(int(fd) for fd in os.listdir(f"/proc/{instance}/fd"))
         self.assertEqual(fds[:3], [0, 1, 2])
-        self.assertEqual(len(fds), 4, fds)  # and the memfd
-        self.assertIn("memfd:", os.readlink(f"/proc/{instance}/fd/{fds[3]}"))
+        # And the memfd, and the initrd's file (read-only: its pages are mapped, never written).
+        targets = sorted(os.readlink(f"/proc/{instance}/fd/{fd}") for fd in fds[3:])
+        self.assertEqual(len(targets), 2, targets)
+        self.assertIn("memfd:", targets[0])
+        self.assertTrue(targets[1].endswith("apps.cpio"), targets)
+        for fd in fds[3:]:
+            if os.readlink(f"/proc/{instance}/fd/{fd}").endswith("apps.cpio"):
+                flags = int(open(f"/proc/{instance}/fdinfo/{fd}").read().split("flags:")[1].split()[0], 8)
+                self.assertEqual(flags & os.O_ACCMODE, os.O_RDONLY)
 
     def test_uid_and_gid_can_be_chosen(self):
         _, instance = self.running_instance("--uid", "123456", "--gid", "654321")

@@ -2,7 +2,9 @@
 """Writes a cpio "newc" archive (an initrd) from `DEST=SOURCE` pairs and `DEST:text` files.
 
 make_initrd.py OUT /bin/hello=build/hello /etc/motd:'hello' /bin/cut%head:1000:build/hello /bin/junk%random:4096
-Directories are created for every parent; files keep their source's executable bit.
+Directories are created for every parent; files keep their source's executable bit. Files of a
+page or more start on a page boundary (their names padded with NULs), so that the kernel can use
+their read-only pages in place (mm::AddressSpace::borrowable_page).
 `%head:N:SOURCE` is the first N bytes of SOURCE, `%random:N` N bytes of (seeded) garbage: test
 material for the kernel's ELF checks.
 """
@@ -11,9 +13,22 @@ import random
 import sys
 
 
-def header(ino, mode, size, name):
-    fields = [ino, mode, 0, 0, 1, 0, size, 0, 0, 0, 0, len(name) + 1, 0]
+PAGE = 4096
+HEADER = 110
+
+
+def header(ino, mode, size, name, name_size=None):
+    fields = [ino, mode, 0, 0, 1, 0, size, 0, 0, 0, 0, name_size or len(name) + 1, 0]
     return b"070701" + b"".join(b"%08X" % f for f in fields)
+
+
+def file_entry(offset, ino, mode, path, data):
+    """The entry at `offset` of the archive; a file of a page or more gets its data on a page."""
+    name = path.encode() + b"\0"
+    if len(data) >= PAGE:
+        start = offset + HEADER + len(name)
+        name += b"\0" * (-start % PAGE)
+    return pad(header(ino, mode, len(data), path, len(name)) + name) + pad(data)
 
 
 def pad(data):
@@ -53,8 +68,7 @@ def main():
         archive += pad(header(ino, 0o40755, 0, d) + d.encode() + b"\0")
         ino += 1
     for path, (mode, data) in sorted(entries.items()):
-        archive += pad(header(ino, mode, len(data), path) + path.encode() + b"\0")
-        archive += pad(data)
+        archive += file_entry(len(archive), ino, mode, path, data)
         ino += 1
     archive += pad(header(0, 0, 0, "TRAILER!!!") + b"TRAILER!!!\0")
     with open(out, "wb") as f:

@@ -11,12 +11,13 @@
 namespace kiln::fs {
 namespace {
 
-std::string entry(const std::string& name, uint32_t mode, const std::string& data) {
+// `padding` NULs after the name's own: how writers start a file's data on a page boundary.
+std::string entry(const std::string& name, uint32_t mode, const std::string& data, size_t padding = 0) {
     char header[111];
     std::snprintf(header, sizeof(header), "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X", 1u, mode, 0u,
                   0u, 1u, 0u, static_cast<unsigned>(data.size()), 0u, 0u, 0u, 0u,
-                  static_cast<unsigned>(name.size() + 1), 0u);
-    std::string out = std::string(header, 110) + name + '\0';
+                  static_cast<unsigned>(name.size() + 1 + padding), 0u);
+    std::string out = std::string(header, 110) + name + '\0' + std::string(padding, '\0');
     while (out.size() % 4) out += '\0';
     out += data;
     while (out.size() % 4) out += '\0';
@@ -46,6 +47,18 @@ TEST(KernelCpio, ReadsEntriesUpToTheTrailer) {
     EXPECT_EQ(std::string(reinterpret_cast<const char*>(entries[2].data), entries[2].size), "hi\n");
 }
 
+TEST(KernelCpio, NamesPaddedWithNulsPutDataOnAPage) {
+    // 110 header bytes + "bin/hello\0" + 3976 NULs: the data starts at 4096.
+    const std::string archive = entry("bin/hello", 0100755, std::string(5000, 'x'), 3976) + trailer();
+    CpioError error;
+    auto entries = read_all(archive, error);
+    EXPECT_EQ(error, CpioError::kNone);
+    ASSERT_EQ(entries.size(), 1u);
+    EXPECT_EQ(std::string(entries[0].name.data(), entries[0].name.size()), "bin/hello");
+    EXPECT_EQ(reinterpret_cast<const char*>(entries[0].data) - archive.data(), 4096);
+    EXPECT_EQ(entries[0].size, 5000u);
+}
+
 TEST(KernelCpio, RefusesDamagedArchives) {
     const std::string good = entry("bin/hello", 0100755, std::string(1000, 'x')) + trailer();
     CpioError error;
@@ -71,6 +84,10 @@ TEST(KernelCpio, RefusesDamagedArchives) {
     EXPECT_EQ(error, CpioError::kTruncated);
     bad = good;
     bad.replace(94, 8, "00000000");  // empty name
+    read_all(bad, error);
+    EXPECT_EQ(error, CpioError::kBadName);
+    bad = good;
+    bad[112] = '\0';  // a NUL inside the name, more of the name after it
     read_all(bad, error);
     EXPECT_EQ(error, CpioError::kBadName);
     read_all(good.substr(0, good.size() - trailer().size()), error);

@@ -173,10 +173,17 @@ long host_mmap(uint64_t va, uint64_t length, uint32_t prot, long flags, int fd, 
 // MAP_SHARED of the memfd: the page the kernel allocated is the page the application sees.
 // MAP_POPULATE sets the host's page table entries now: the page exists already (the kernel
 // wrote it), and the application's next access would otherwise fault once more to find it.
+// A page of the initrd itself (a read-only file page the application uses in place, see
+// mm::AddressSpace::borrowable_page) is mapped from the initrd's file, MAP_PRIVATE as the kernel's
+// own view of it is.
 void ProcBackend::user_pages_mapped(uint64_t va, uint64_t phys, uint64_t length, uint32_t prot) {
-    constexpr long kMapShared = 0x01, kMapFixed = 0x10, kMapPopulate = 0x8000;
+    constexpr long kMapShared = 0x01, kMapPrivate = 0x02, kMapFixed = 0x10, kMapPopulate = 0x8000;
+    const abi::ProcHandoff& h = proc::handoff();
+    const bool in_initrd = h.initrd_fd >= 0 && phys >= h.initrd_phys && phys - h.initrd_phys < h.initrd_size;
     const long result =
-        host_mmap(va, length, prot, kMapShared | kMapFixed | kMapPopulate, proc::handoff().memory_fd, phys);
+        in_initrd
+            ? host_mmap(va, length, prot, kMapPrivate | kMapFixed | kMapPopulate, h.initrd_fd, phys - h.initrd_phys)
+            : host_mmap(va, length, prot, kMapShared | kMapFixed | kMapPopulate, h.memory_fd, phys);
     if (result != static_cast<long>(va)) panic("proc: mapping the application's page {:#x}: error {}", va, -result);
 }
 

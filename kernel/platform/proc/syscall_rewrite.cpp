@@ -56,7 +56,8 @@ bool rewriting_enabled() {
 bool access_user(uint64_t va, uint8_t* bytes, size_t length, bool write) {
     while (length > 0) {
         uint64_t phys;
-        if (!mm::address_space().physical_page(va, phys)) return false;
+        auto& space = mm::address_space();
+        if (!(write ? space.writable_physical_page(va, phys) : space.physical_page(va, phys))) return false;
         const size_t in_page = kPage - va % kPage;
         const size_t n = length < in_page ? length : in_page;
         auto* mapped = static_cast<uint8_t*>(mm::phys_to_virt(phys + va % kPage));
