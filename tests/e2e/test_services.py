@@ -89,7 +89,13 @@ class ServiceCase(KilnCommand, unittest.TestCase):
             if self.state_of(name) == state:
                 return
             time.sleep(0.02)
-        self.fail(f"{name} never became {state}: {self.api('/v1/instances/' + name)}")
+        # What the instance and its monitor said (a crash's reason is in vmm.log's last lines).
+        instance = self.api("/v1/instances/" + name)
+        logs = ""
+        for log in ("console.log", "vmm.log"):
+            path = os.path.join(self.state, "instances", instance["uuid"], log)
+            logs += f"\n--- {log} ---\n" + (read(path)[-3000:] if os.path.exists(path) else "(none)")
+        self.fail(f"{name} never became {state}: {instance}{logs}")
 
     def scale_to_zero_service(self, cooldown="300ms", *extra):
         self.kiln("run", "-d", "-p", f"{self.port}:8080", "--scale-to-zero", "on", "--scale-to-zero-cooldown",
