@@ -43,6 +43,8 @@ std::vector<sock_filter> instance_filter(const InstanceFds& fds) {
         allow(c, SCMP_SYS(read), {SCMP_A0(SCMP_CMP_EQ, fd(fds.net))});   // frames received
         allow(c, SCMP_SYS(write), {SCMP_A0(SCMP_CMP_EQ, fd(fds.net))});  // frames sent
     }
+    allow(c, SCMP_SYS(read), {SCMP_A0(SCMP_CMP_EQ, fd(fds.control))});   // the supervisor's requests
+    allow(c, SCMP_SYS(write), {SCMP_A0(SCMP_CMP_EQ, fd(fds.control))});  // answers, ready
     // The application's pages: the instance's memfd, shared, at the address the kernel chose.
     allow(c, SCMP_SYS(mmap),
           {SCMP_A3(SCMP_CMP_EQ, MAP_SHARED | MAP_FIXED | MAP_POPULATE), SCMP_A4(SCMP_CMP_EQ, fd(fds.memory))});
@@ -53,8 +55,8 @@ std::vector<sock_filter> instance_filter(const InstanceFds& fds) {
     allow(c, SCMP_SYS(mprotect));        // mprotect of the application's pages
     allow(c, SCMP_SYS(munmap));          // munmap, MADV_DONTNEED, mremap of them
     allow(c, SCMP_SYS(rt_sigreturn));    // the end of every host signal (system calls, faults, timer)
-    allow(c, SCMP_SYS(rt_sigprocmask));  // idle: SIGALRM blocked between the check and ppoll
-    allow(c, SCMP_SYS(ppoll));           // idle: the one blocking wait
+    allow(c, SCMP_SYS(rt_sigprocmask));  // idle: device signals blocked between the check and ppoll; parked
+    allow(c, SCMP_SYS(ppoll));           // idle: the one blocking wait; parked: on the channel alone
     allow(c, SCMP_SYS(timer_settime));   // the timer (its only timer, made before the filter)
     allow(c, SCMP_SYS(clock_gettime), {SCMP_A0(SCMP_CMP_EQ, CLOCK_MONOTONIC)});  // the timer's deadlines
     allow(c, SCMP_SYS(arch_prctl), {SCMP_A0(SCMP_CMP_EQ, ARCH_SET_FS)});         // the application's TLS
@@ -80,7 +82,8 @@ Identity instance_identity(pid_t supervisor) {
 
 std::string confine(const Identity& identity, const InstanceFds& fds) {
     // Only the instance's own descriptors cross into it: close the gaps between them.
-    int keep[] = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, fds.memory, fds.console, fds.net, fds.initrd};
+    int keep[] = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, fds.memory,
+                  fds.console,  fds.net,       fds.initrd,    fds.control};
     std::sort(std::begin(keep), std::end(keep));
     int previous = -1;
     for (int fd : keep) {

@@ -19,6 +19,7 @@ struct InstanceFds {
     int console;  // the console's writes
     int net;      // the tap, or -1
     int initrd;   // the initrd's file, mapped read-only, or -1
+    int control;  // the channel to the supervisor
 };
 
 // Throws VmmError if libseccomp fails.

@@ -7,6 +7,7 @@
 #include <sys/prctl.h>
 #include <sys/rseq.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -38,11 +39,6 @@ constexpr uint64_t kPage = 4096;
     _exit(abi::kExitVmmError);
 }
 
-std::string signal_name(int signal) {
-    const char* name = sigabbrev_np(signal);
-    return name != nullptr ? std::string("SIG") + name : std::to_string(signal);
-}
-
 }  // namespace
 
 std::string default_kernel_path() {
@@ -56,49 +52,25 @@ std::string default_kernel_path() {
 }
 
 Tender::Tender(const vmm::Options& options) : options_(options) {
-    if (!options.restore.empty()) throw VmmError("--restore is not supported by kiln-proc yet");
     if (options.nets.size() > 1)
         throw VmmError("--net: kiln-proc gives an instance one network card, not " +
                        std::to_string(options.nets.size()));
-    if (!options.control.empty()) throw VmmError("--control is not supported by kiln-proc yet");
-    const std::string kernel_path = options.kernel.empty() ? default_kernel_path() : options.kernel;
-    kernel_file_ = vmm::MappedFile(kernel_path, "--kernel");
-    kernel_fd_.reset(::open(kernel_path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!kernel_fd_.valid()) throw system_error("--kernel " + kernel_path);
-    kernel_ = vmm::ElfImage::parse(kernel_file_.bytes(), "--kernel " + kernel_path);
-    if (!kernel_->proc_entry())
-        throw VmmError("--kernel " + kernel_path +
-                       ": not the proc build of the Kiln kernel (no Kiln proc entry note); "
-                       "kiln-vmm runs this one");
-    for (const auto& segment : kernel_->segments())
-        if (!segment.writable &&
-            (segment.phys_addr % kPage != segment.file_offset % kPage || segment.mem_size != segment.file_size))
-            throw VmmError("--kernel " + kernel_path + ": a read-only segment that cannot be mapped from the file");
-    if (!options.initrd.empty()) {
-        initrd_file_ = vmm::MappedFile(options.initrd, "--initrd");
-        initrd_fd_.reset(::open(options.initrd.c_str(), O_RDONLY | O_CLOEXEC));
-        if (!initrd_fd_.valid()) throw system_error("--initrd " + options.initrd);
-    }
-    initrd_mapped_ = initrd_file_.bytes().size() > 0 && initrd_file_.bytes().size() <= vmm::layout::kInitrdMappedMax &&
-                     options.memory_bytes <= vmm::layout::kInitrdMapped;
-    vmm::check_memory_fits(*kernel_, initrd_mapped_ ? 0 : initrd_file_.bytes().size(), options.memory_bytes);
-
     if (!options.console.empty()) {
         console_file_.reset(::open(options.console.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
         if (!console_file_.valid()) throw system_error("--console " + options.console);
         console_fd_ = console_file_.get();
     }
+    int ends[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ends) != 0)
+        throw system_error("the instance's control channel");
+    channel_.reset(ends[0]);
+    instance_channel_.reset(ends[1]);
 
-    if (!options.nets.empty()) open_tap(options.nets.front());
+    if (options.restore.empty())
+        load_kernel();
+    else
+        load_snapshot(options.restore);
 
-    memory_ = std::make_unique<vmm::GuestMemory>(options.memory_bytes);
-    const HostClock clock = read_host_clock();
-    const std::vector<std::string> params = {"kiln.vmm=kiln-proc", "kiln.epoch_ns=" + std::to_string(clock.epoch_ns),
-                                             "kiln.tsc_khz=" + std::to_string(clock.tsc_khz)};
-    vmm::BootPayload payload{vmm::compose_cmdline(options.cmdline, params), initrd_file_.bytes(),
-                             initrd_mapped_ ? vmm::layout::kInitrdMapped : 0};
-    payload.read_only_segments_mapped = true;
-    start_info_ = vmm::load_kernel(*memory_, *kernel_, payload);
     const std::vector<sock_filter> filter = instance_filter(instance_fds());
     if (filter.size() > abi::kProcFilterMaxInstructions)
         throw VmmError("the seccomp filter has " + std::to_string(filter.size()) + " instructions, more than " +
@@ -107,19 +79,77 @@ Tender::Tender(const vmm::Options& options) : options_(options) {
                    {reinterpret_cast<const uint8_t*>(filter.data()), filter.size() * sizeof(sock_filter)});
     const Identity own = instance_identity(::getpid());
     identity_ = {options.uid.value_or(own.uid), options.gid.value_or(own.gid)};
+    write_handoff(options.restore.empty() ? 0 : abi::kProcResume, filter.size());
+}
 
+// The loop first: a request being served (a stop, whose kill ended the instance) is answered
+// before the socket goes.
+Tender::~Tender() {
+    if (loop_) loop_->stop();
+    control_.reset();
+}
+
+// A boot: the kernel's writable segments and the initrd loaded as kiln-vmm loads them, its
+// read-only segments mapped from its file.
+void Tender::load_kernel() {
+    const std::string kernel_path = options_.kernel.empty() ? default_kernel_path() : options_.kernel;
+    read_only_source_ = vmm::MappedFile(kernel_path, "--kernel");
+    read_only_fd_.reset(::open(kernel_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!read_only_fd_.valid()) throw system_error("--kernel " + kernel_path);
+    kernel_ = vmm::ElfImage::parse(read_only_source_.bytes(), "--kernel " + kernel_path);
+    if (!kernel_->proc_entry())
+        throw VmmError("--kernel " + kernel_path +
+                       ": not the proc build of the Kiln kernel (no Kiln proc entry note); "
+                       "kiln-vmm runs this one");
+    entry_ = *kernel_->proc_entry();
+    for (const auto& segment : kernel_->segments()) {
+        if (segment.writable) continue;
+        if (segment.phys_addr % kPage != segment.file_offset % kPage || segment.mem_size != segment.file_size)
+            throw VmmError("--kernel " + kernel_path + ": a read-only segment that cannot be mapped from the file");
+        const uint64_t start = segment.phys_addr & ~(kPage - 1);
+        const uint64_t end = (segment.phys_addr + segment.mem_size + kPage - 1) & ~(kPage - 1);
+        read_only_.push_back({start, end - start, segment.file_offset & ~(kPage - 1),
+                              static_cast<uint32_t>(PROT_READ | (segment.executable ? PROT_EXEC : 0)), 0});
+    }
+    if (!options_.initrd.empty()) {
+        initrd_file_ = vmm::MappedFile(options_.initrd, "--initrd");
+        initrd_fd_.reset(::open(options_.initrd.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!initrd_fd_.valid()) throw system_error("--initrd " + options_.initrd);
+    }
+    initrd_mapped_ = initrd_file_.bytes().size() > 0 && initrd_file_.bytes().size() <= vmm::layout::kInitrdMappedMax &&
+                     options_.memory_bytes <= vmm::layout::kInitrdMapped;
+    vmm::check_memory_fits(*kernel_, initrd_mapped_ ? 0 : initrd_file_.bytes().size(), options_.memory_bytes);
+
+    if (!options_.nets.empty()) {
+        mac_ = options_.nets.front().mac;
+        open_tap(options_.nets.front());
+    }
+    memory_ = std::make_unique<vmm::GuestMemory>(options_.memory_bytes);
+    const HostClock clock = read_host_clock();
+    tsc_khz_ = clock.tsc_khz;
+    const std::vector<std::string> params = {"kiln.vmm=kiln-proc", "kiln.epoch_ns=" + std::to_string(clock.epoch_ns),
+                                             "kiln.tsc_khz=" + std::to_string(clock.tsc_khz)};
+    vmm::BootPayload payload{vmm::compose_cmdline(options_.cmdline, params), initrd_file_.bytes(),
+                             initrd_mapped_ ? vmm::layout::kInitrdMapped : 0};
+    payload.read_only_segments_mapped = true;
+    start_info_ = vmm::load_kernel(*memory_, *kernel_, payload);
+}
+
+void Tender::write_handoff(uint32_t flags, size_t filter_instructions) {
     abi::ProcHandoff handoff{};
     handoff.magic = abi::kProcHandoffMagic;
     handoff.version = abi::kProcHandoffVersion;
     handoff.memory_fd = memory_->fd();
     handoff.console_fd = console_fd_;
     handoff.memory_size = memory_->size();
-    handoff.filter_instructions = static_cast<uint32_t>(filter.size());
+    handoff.filter_instructions = static_cast<uint32_t>(filter_instructions);
     handoff.net_fd = tap_ ? tap_->fd() : -1;
-    if (tap_) std::memcpy(handoff.mac, options.nets.front().mac.data(), sizeof(handoff.mac));
+    std::memcpy(handoff.mac, mac_.data(), sizeof(handoff.mac));
     handoff.initrd_fd = initrd_mapped_ ? initrd_fd_.get() : -1;
+    handoff.control_fd = instance_channel_.get();
     handoff.initrd_phys = vmm::layout::kInitrdMapped;
     handoff.initrd_size = initrd_mapped_ ? initrd_file_.bytes().size() : 0;
+    handoff.flags = flags;
     memory_->write_object(abi::kProcHandoffPhys, handoff);
 }
 
@@ -135,7 +165,8 @@ void Tender::open_tap(const vmm::NetOptions& net) {
 }
 
 InstanceFds Tender::instance_fds() const {
-    return {memory_->fd(), console_fd_, tap_ ? tap_->fd() : -1, initrd_mapped_ ? initrd_fd_.get() : -1};
+    return {memory_->fd(), console_fd_, tap_ ? tap_->fd() : -1, initrd_mapped_ ? initrd_fd_.get() : -1,
+            instance_channel_.get()};
 }
 
 int Tender::run() {
@@ -148,10 +179,14 @@ int Tender::run() {
     sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
     std::cout.flush();
     std::cerr.flush();
+    // A restored instance announces itself at once (control.cpp): only once the bridge forwards.
+    if (tap_ && start_info_ == 0 && !tap_->wait_until_running(1000))
+        std::cerr << "kiln-proc: --net tap=" << tap_->name() << ": no carrier after 1 s; starting anyway\n";
     const pid_t supervisor = ::getpid();
     const pid_t instance = ::fork();
     if (instance < 0) throw system_error("fork");
     if (instance == 0) enter_instance(supervisor);
+    instance_channel_.reset();  // the instance's now: a read of the channel sees its end
     return supervise(instance);
 }
 
@@ -170,6 +205,11 @@ void Tender::enter_instance(pid_t supervisor) const {
     if (tap_ &&
         (::fcntl(tap_->fd(), F_SETOWN, ::getpid()) != 0 || ::fcntl(tap_->fd(), F_SETFL, O_NONBLOCK | O_ASYNC) != 0))
         instance_failed("O_ASYNC on the tap");
+    // And each message from the supervisor a SIGUSR1: the control channel's interrupt.
+    const int channel = instance_channel_.get();
+    if (::fcntl(channel, F_SETOWN, ::getpid()) != 0 || ::fcntl(channel, F_SETSIG, SIGUSR1) != 0 ||
+        ::fcntl(channel, F_SETFL, O_NONBLOCK | O_ASYNC) != 0)
+        instance_failed("O_ASYNC on the control channel");
 
     const std::string failed = confine(identity_, instance_fds());
     if (!failed.empty()) instance_failed(failed.c_str());
@@ -193,68 +233,20 @@ void Tender::enter_instance(pid_t supervisor) const {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    const uint64_t entry = *kernel_->proc_entry();
-    asm volatile("jmp *%2" : : "D"(start_info_), "S"(abi::kProcHandoffPhys), "r"(entry) : "memory");
+    asm volatile("jmp *%2" : : "D"(start_info_), "S"(abi::kProcHandoffPhys), "r"(entry_) : "memory");
     __builtin_unreachable();
 }
 
 // In the child: the kernel's read-only segments over the memory (text R+X, read-only data R;
 // never W+X), and the initrd above it, from their files.
 void Tender::map_files(uint8_t* base) const {
-    for (const auto& segment : kernel_->segments()) {
-        if (segment.writable) continue;
-        const uint64_t start = segment.phys_addr & ~(kPage - 1);
-        const uint64_t end = (segment.phys_addr + segment.mem_size + kPage - 1) & ~(kPage - 1);
-        const int prot = PROT_READ | (segment.executable ? PROT_EXEC : 0);
-        if (::mmap(base + start, end - start, prot, MAP_PRIVATE | MAP_FIXED, kernel_fd_.get(),
-                   static_cast<off_t>(segment.file_offset & ~(kPage - 1))) == MAP_FAILED)
+    for (const ReadOnlyRange& range : read_only_)
+        if (::mmap(base + range.phys, range.length, static_cast<int>(range.prot), MAP_PRIVATE | MAP_FIXED,
+                   read_only_fd_.get(), static_cast<off_t>(range.file_offset)) == MAP_FAILED)
             instance_failed("mapping the kernel's segments");
-    }
     if (initrd_mapped_ && ::mmap(base + vmm::layout::kInitrdMapped, initrd_file_.bytes().size(), PROT_READ,
                                  MAP_PRIVATE | MAP_FIXED_NOREPLACE, initrd_fd_.get(), 0) == MAP_FAILED)
         instance_failed("mapping the initrd");
-}
-
-int Tender::supervise(pid_t instance) const {
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    UniqueFd signals(::signalfd(-1, &stop_signals, SFD_CLOEXEC));
-    UniqueFd exited(static_cast<int>(::syscall(SYS_pidfd_open, instance, 0)));
-    if (!signals.valid() || !exited.valid()) {
-        ::kill(instance, SIGKILL);
-        throw system_error("supervising the instance");
-    }
-    const int timeout_ms = options_.timeout ? static_cast<int>(options_.timeout->count()) : -1;
-    pollfd fds[2] = {{exited.get(), POLLIN, 0}, {signals.get(), POLLIN, 0}};
-    int ready;
-    do ready = ::poll(fds, 2, timeout_ms);
-    while (ready < 0 && errno == EINTR);
-
-    int outcome = -1;
-    std::string reason;
-    if (ready == 0) {
-        outcome = abi::kExitTimeout;
-        reason = "watchdog: timed out after " + std::to_string(timeout_ms / 1000.0).substr(0, 5) + " s";
-    } else if (fds[1].revents & POLLIN) {
-        signalfd_siginfo info{};
-        (void)!::read(signals.get(), &info, sizeof(info));
-        outcome = 128 + static_cast<int>(info.ssi_signo);
-        reason = info.ssi_signo == SIGTERM ? "terminated (SIGTERM)" : "interrupted (SIGINT)";
-    }
-    if (outcome >= 0) ::kill(instance, SIGKILL);
-    int status = 0;
-    while (::waitpid(instance, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (outcome < 0) {
-        if (WIFEXITED(status)) return WEXITSTATUS(status);
-        outcome = abi::kExitGuestCrash;
-        reason = "the instance was killed by " + signal_name(WTERMSIG(status));
-        if (WTERMSIG(status) == SIGSYS) reason += ": a host system call outside kiln-proc's seccomp allowlist";
-    }
-    std::cerr << "kiln-proc: " << reason << "\n";
-    return outcome;
 }
 
 }  // namespace kiln::proc

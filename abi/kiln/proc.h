@@ -22,7 +22,7 @@ inline constexpr uint64_t kProcHandoffPhys = 0x5000;         // a free page belo
 inline constexpr uint64_t kProcFilterPhys = 0x8000;          // the seccomp program, up to a page
 inline constexpr uint32_t kProcFilterMaxInstructions = 4096 / 8;
 inline constexpr uint32_t kProcHandoffMagic = 0x636f7270;  // "proc"
-inline constexpr uint32_t kProcHandoffVersion = 3;
+inline constexpr uint32_t kProcHandoffVersion = 4;
 
 struct ProcHandoff {
     uint32_t magic;        // kProcHandoffMagic
@@ -43,10 +43,36 @@ struct ProcHandoff {
     // read-only file pages are mapped from it too (MAP_PRIVATE), or -1 if the initrd was copied
     // into the memory instead.
     int32_t initrd_fd;
-    uint32_t reserved;  // 0
+    // The channel to kiln-proc's supervisor (a SOCK_SEQPACKET socket of ProcControlMessages,
+    // non-blocking, O_ASYNC with SIGUSR1 to the instance), or -1 for none.
+    int32_t control_fd;
     uint64_t initrd_phys;
     uint64_t initrd_size;
+    // kProcResume: no boot; the kernel continues where its snapshot parked it (the handoff was
+    // written over the snapshot's own, with this process's descriptors).
+    uint32_t flags;
+    uint32_t pad2;         // 0
+    uint64_t reserved[3];  // 0
 };
-static_assert(sizeof(ProcHandoff) == 64);
+static_assert(sizeof(ProcHandoff) == 96);
+inline constexpr uint32_t kProcResume = 1;
+
+// What kiln-proc's supervisor and the kernel tell each other over control_fd. The supervisor
+// serves the control socket (pause, resume, snapshot...) outside the sandbox; the kernel parks
+// itself at a safe point when asked, so that the whole instance is its memory.
+enum class ProcControl : uint32_t {
+    kPark = 1,     // supervisor: stop at a safe point, everything saved in memory, no host signal
+                   // handled until resumed; answered with kParked
+    kResume = 2,   // supervisor: go on (after kParked); answered with kResumed
+    kParked = 3,   // kernel
+    kResumed = 4,  // kernel: running again (also the first word of a restored instance)
+    kReady = 5,    // kernel: the application listens: arg0 = protocol (6 tcp, 17 udp), arg1 = port
+};
+struct ProcControlMessage {
+    ProcControl kind;
+    uint32_t arg0;
+    uint64_t arg1;
+};
+static_assert(sizeof(ProcControlMessage) == 16);
 
 }  // namespace kiln::abi

@@ -112,6 +112,7 @@ extern "C" [[noreturn]] void kiln_start(uint32_t start_info_phys, uint32_t platf
     diagnostics::run(env.cmdline);
     if (env.cmdline.flag("kiln.selftest")) power_off(selftest::run() ? 0 : 1);
     if (!linux::init(env.cmdline, env.boot_info)) power_off(linux::kExitCannotStart);
+    platform::current().start_control_channel();
     if (!env.cmdline.has_app()) {
         console::print("Hello from the Kiln kernel\n");
         power_off(0);

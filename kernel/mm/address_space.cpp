@@ -519,6 +519,43 @@ bool AddressSpace::handle_fault(uint64_t address, bool write, bool exec) {
     return true;
 }
 
+void AddressSpace::remap_present_pages() {
+    struct Run {
+        uint64_t va = 0, phys = 0, pages = 0, kind = 0;  // kind: the entry's protection and kBorrowed bits
+    } run;
+    auto& platform = platform::current();
+    const auto finish_run = [&] {
+        if (run.pages != 0) platform.user_pages_mapped(run.va, run.phys, run.pages * kPage, pte_prot(run.kind));
+        run.pages = 0;
+    };
+    for (const Vma& vma : vmas_) {
+        for (uint64_t va = vma.start; va < vma.end;) {
+            // Down the tables, skipping at once whatever an absent upper entry covers.
+            const uint64_t* table = pml4_;
+            uint64_t absent_span = 0;
+            for (int shift = 39; shift > 12 && absent_span == 0; shift -= 9) {
+                const uint64_t entry = table[(va >> shift) & 511];
+                if (!(entry & kPresent) || (entry & kLarge))
+                    absent_span = 1ull << shift;
+                else
+                    table = table_at(entry);
+            }
+            const uint64_t pte = absent_span != 0 ? 0 : table[(va >> 12) & 511];
+            if (!(pte & kPresent)) {
+                finish_run();
+                va = absent_span != 0 ? align_down(va, absent_span) + absent_span : va + kPage;
+                continue;
+            }
+            const uint64_t phys = pte & kAddressMask, kind = pte & (kWritable | kNoExecute | kBorrowed);
+            if (run.pages != 0 && (phys != run.phys + run.pages * kPage || kind != run.kind)) finish_run();
+            if (run.pages == 0) run = {va, phys, 0, kind};
+            ++run.pages;
+            va += kPage;
+        }
+        finish_run();
+    }
+}
+
 void AddressSpace::populate(uint64_t start, uint64_t end) {
     constexpr uint64_t kMaxRun = 16;
     auto& platform = platform::current();

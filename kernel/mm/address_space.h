@@ -81,6 +81,10 @@ class AddressSpace {
     // For what is about to be written anyway (an ELF's segments, the initial stack).
     void populate(uint64_t start, uint64_t end);
 
+    // Tells the platform again about every present page, in physically contiguous runs: a
+    // restored proc instance starts in a process with none of the host's mappings.
+    void remap_present_pages();
+
     // True if [start, start+length) is all mapped with at least `prot`.
     bool check(uint64_t start, uint64_t length, uint32_t prot) const;
     const Vector<Vma>& vmas() const { return vmas_; }

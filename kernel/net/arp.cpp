@@ -130,7 +130,15 @@ void hold_for_arp(Packet* packet, uint32_t address) {
     if (!asked) send_arp(kRequest, address, nullptr);
 }
 
+namespace {
+constinit unsigned announcements_left = 0;
+}
+
 void arp_tick(uint64_t now_ns) {
+    if (announcements_left > 0) {
+        --announcements_left;
+        announce();
+    }
     held().for_each([&](Held& h) {
         if (now_ns - h.since_ns > kGiveUpNs) {
             IntrusiveList<Held, &Held::link>::remove(h);
@@ -147,5 +155,7 @@ void arp_tick(uint64_t now_ns) {
 void announce() {
     if (config().address != 0) send_arp(kRequest, config().address, nullptr);
 }
+
+void announce_again(unsigned times) { announcements_left = times; }
 
 }  // namespace kiln::net

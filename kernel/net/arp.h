@@ -17,6 +17,10 @@ void hold_for_arp(Packet* packet, uint32_t address);
 void arp_tick(uint64_t now_ns);
 // Tells the segment our address is ours (gratuitous ARP), e.g. after boot or restore.
 void announce();
+// Announces again at each of the next `times` ARP ticks (100 ms apart), as QEMU's self-announce
+// does after a migration: a frame sent before the host's bridge forwards from a tap whose carrier
+// just came up is lost, and so, with it, the host's only news of the move.
+void announce_again(unsigned times);
 
 void send_ethernet(Packet* packet, const uint8_t* destination_mac, uint16_t type);
 void loop_back(Packet* packet);

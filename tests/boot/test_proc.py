@@ -181,12 +181,14 @@ class ProcSandbox(unittest.TestCase):
         self.assertEqual(status["Seccomp"], ["2"])  # a filter
         fds = sorted(int(fd) for fd in os.listdir(f"/proc/{instance}/fd"))
         self.assertEqual(fds[:3], [0, 1, 2])
-        # And the memfd, and the initrd's file (read-only: its pages are mapped, never written).
-        # (Classified by name, not sorted: where the checkout lives decides how paths sort.)
+        # And the memfd, the initrd's file (read-only: its pages are mapped, never written), and
+        # the channel to the supervisor. (Classified by name, not sorted: where the checkout
+        # lives decides how paths sort.)
         targets = [os.readlink(f"/proc/{instance}/fd/{fd}") for fd in fds[3:]]
-        self.assertEqual(len(targets), 2, targets)
+        self.assertEqual(len(targets), 3, targets)
         self.assertEqual(sum("memfd:" in t for t in targets), 1, targets)
         self.assertEqual(sum(t.endswith("apps.cpio") for t in targets), 1, targets)
+        self.assertEqual(sum(t.startswith("socket:") for t in targets), 1, targets)
         for fd in fds[3:]:
             if os.readlink(f"/proc/{instance}/fd/{fd}").endswith("apps.cpio"):
                 flags = int(open(f"/proc/{instance}/fdinfo/{fd}").read().split("flags:")[1].split()[0], 8)
@@ -294,11 +296,9 @@ class ProcBadInput(unittest.TestCase):
         self.refuse(["--net", "tap=a", "--net", "tap=b"], "one network card, not 2")
         self.refuse(["--net", "tap=a,loss=1"], "loss, reorder and delay are kiln-vmm's")
 
-    def test_what_is_not_built_yet_is_refused(self):
-        for args, flag in ((["--control", "/tmp/x.sock"], "--control"), (["--restore", "/tmp"], "--restore")):
-            with self.subTest(flag=flag):
-                self.refuse(args, f"{flag} is not supported by kiln-proc yet")
-
+    def test_restore_takes_no_kernel_or_initrd(self):
+        self.refuse(["--restore", "/tmp", "--initrd", INITRD], "the snapshot holds its initrd")
+        self.refuse(["--restore", "/nonexistent/snapshot"], "/nonexistent/snapshot/state: cannot read it")
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

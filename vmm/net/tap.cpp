@@ -4,9 +4,14 @@
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 
+#include "host/unique_fd.h"
 #include "kiln/virtio.h"
 #include "util/error.h"
 
@@ -30,6 +35,20 @@ Tap Tap::open(const std::string& name) {
 
 void Tap::set_offload(unsigned flags) {
     if (::ioctl(fd_.get(), TUNSETOFFLOAD, flags) != 0) throw system_error("tap " + name_ + ": TUNSETOFFLOAD");
+}
+
+bool Tap::wait_until_running(int timeout_ms) const {
+    UniqueFd probe(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!probe.valid()) return false;
+    ifreq request{};
+    std::strncpy(request.ifr_name, name_.c_str(), IFNAMSIZ - 1);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+        if (::ioctl(probe.get(), SIOCGIFFLAGS, &request) != 0) return false;
+        if (request.ifr_flags & IFF_RUNNING) return true;
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
 }
 
 }  // namespace kiln::vmm

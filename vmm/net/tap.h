@@ -19,6 +19,11 @@ class Tap {
     const std::string& name() const { return name_; }
     // TUN_F_* flags: which offloaded packets the guest accepts (TUNSETOFFLOAD).
     void set_offload(unsigned flags);
+    // Waits (at most `timeout_ms`) until the host has taken the carrier that attaching raised
+    // (IFF_RUNNING, set by the host's link watcher, which also tells a bridge the port is up):
+    // a frame sent before that, such as a restored guest's announcement, a bridge drops.
+    // False if the time ran out.
+    bool wait_until_running(int timeout_ms) const;
 
   private:
     UniqueFd fd_;

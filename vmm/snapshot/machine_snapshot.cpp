@@ -23,6 +23,7 @@
 #include "boot/layout.h"
 #include "devices/virtio/net.h"
 #include "machine.h"
+#include "snapshot/snapshot_files.h"
 #include "snapshot/state_file.h"
 #include "util/error.h"
 
@@ -47,67 +48,6 @@ struct MachineRecord {
     // restore. This was padding, always written as zero, so an older snapshot reads as "none".
     uint32_t guest_ipv4;
 };
-
-uint64_t realtime_ns() {
-    timespec t{};
-    clock_gettime(CLOCK_REALTIME, &t);
-    return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
-}
-
-void write_all(int fd, const uint8_t* data, size_t size, off_t offset, const std::string& what) {
-    while (size > 0) {
-        const ssize_t n = ::pwrite(fd, data, size, offset);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) throw system_error("snapshot: writing " + what);
-        data += n;
-        size -= static_cast<size_t>(n);
-        offset += n;
-    }
-}
-
-bool zero_page(const uint8_t* page) {
-    static const uint8_t zeros[4096] = {};
-    return std::memcmp(page, zeros, 4096) == 0;
-}
-
-// Guest RAM to `path`, sparse. A memfd tells which ranges were ever touched (SEEK_DATA); a
-// restored VM's private mapping does not, so every page is looked at.
-void write_memory(const GuestMemory& memory, const std::string& path) {
-    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (!fd.valid()) throw system_error("snapshot: " + path);
-    if (::ftruncate(fd.get(), static_cast<off_t>(memory.size())) != 0) throw system_error("snapshot: sizing " + path);
-    auto write_range = [&](uint64_t start, uint64_t end) {
-        for (uint64_t page = start; page < end; page += 4096) {
-            const uint8_t* bytes = memory.host_base() + page;
-            if (!zero_page(bytes)) write_all(fd.get(), bytes, 4096, static_cast<off_t>(page), path);
-        }
-    };
-    if (memory.is_memfd()) {
-        off_t at = ::lseek(memory.fd(), 0, SEEK_DATA);
-        while (at >= 0 && static_cast<uint64_t>(at) < memory.size()) {
-            off_t end = ::lseek(memory.fd(), at, SEEK_HOLE);
-            if (end < 0) end = static_cast<off_t>(memory.size());
-            write_range(static_cast<uint64_t>(at), static_cast<uint64_t>(end));
-            at = ::lseek(memory.fd(), end, SEEK_DATA);
-        }
-    } else {
-        write_range(0, memory.size());
-    }
-    if (::fsync(fd.get()) != 0) throw system_error("snapshot: fsync " + path);
-}
-
-void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
-    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (!fd.valid()) throw system_error("snapshot: " + path);
-    write_all(fd.get(), bytes.data(), bytes.size(), 0, path);
-    if (::fsync(fd.get()) != 0) throw system_error("snapshot: fsync " + path);
-}
-
-std::vector<uint8_t> read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw VmmError("snapshot " + path + ": cannot read it");
-    return {std::istreambuf_iterator<char>(in), {}};
-}
 
 }  // namespace
 
@@ -162,13 +102,7 @@ uint64_t Machine::snapshot(const std::string& dir, bool resume) {
         // Written whole under temporary names, then renamed: a snapshot that exists is complete.
         write_memory(*memory_, dir + "/memory.tmp");
         write_file(dir + "/state.tmp", w.finish());
-        if (!initrd_file_.bytes().empty()) {
-            const std::string target = dir + "/initrd";
-            std::filesystem::remove(target, error);
-            if (::link(options_.initrd.c_str(), target.c_str()) != 0)
-                std::filesystem::copy_file(options_.initrd, target, error);
-            if (error) throw VmmError("snapshot: cannot keep the initrd: " + error.message());
-        }
+        if (!initrd_file_.bytes().empty()) keep_initrd(options_.initrd, dir);
         std::filesystem::rename(dir + "/memory.tmp", dir + "/memory");
         std::filesystem::rename(dir + "/state.tmp", dir + "/state");
     } catch (...) {
@@ -182,6 +116,8 @@ uint64_t Machine::snapshot(const std::string& dir, bool resume) {
 
 void Machine::restore_from(const std::string& dir) {
     const Reader state(read_file(dir + "/state"), dir + "/state");
+    if (!state.has(Tag::kMachine) && state.has(Tag::kProcMachine))
+        state.fail("was taken by kiln-proc (a process, not a VM); restore it with kiln-proc");
     const auto record = state.get_object<MachineRecord>(Tag::kMachine);
     if (record.vcpu_count != 1) state.fail("has " + std::to_string(record.vcpu_count) + " vCPUs; one is supported");
     if (record.virtio_count > kMaxVirtio) state.fail("has too many devices");

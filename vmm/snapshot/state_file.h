@@ -29,6 +29,10 @@ enum class Tag : uint32_t {
     kVirtio = 7,     // index = transport number: transport and queue registers
     kDevice = 8,     // index = transport number: the device model's own state
     kListeners = 9,  // (protocol, port) pairs the guest announced
+    // kiln-proc's (proc/snapshot.cpp): its record, and the kernel's read-only ranges, which the
+    // memory file holds but a restored instance maps from it read-only rather than copying.
+    kProcMachine = 10,
+    kProcReadOnly = 11,
 };
 
 class Writer {

@@ -13,13 +13,51 @@
         .quad kiln_proc_entry
 
         .section .text
-// rdi = start_info's physical address, rsi = the handoff's; both pass through to C++.
+// rdi = start_info's physical address, rsi = the handoff's; both pass through to C++. A restore
+// (rdi = 0) must not touch the boot stack, which the snapshot's idle thread still uses: it sets
+// up the host on a stack of its own, then jumps into the parked kernel (control.cpp).
         .globl kiln_proc_entry
 kiln_proc_entry:
-        lea boot_stack_top(%rip), %rsp
         xor %ebp, %ebp
+        test %rdi, %rdi
+        jz 1f
+        lea boot_stack_top(%rip), %rsp
         call kiln_proc_start
         ud2
+1:      lea resume_stack_top(%rip), %rsp
+        mov %rsi, %rdi
+        call kiln_proc_resume
+        ud2
+
+// int proc_park_save(ParkContext* rdi): the callee-saved registers, the stack and the return
+// address, as setjmp keeps them; returns 0. proc_park_jump(context) returns from that call
+// again, with 1, in whatever process the memory now runs in.
+        .globl proc_park_save
+proc_park_save:
+        mov %rbx, 0(%rdi)
+        mov %rbp, 8(%rdi)
+        mov %r12, 16(%rdi)
+        mov %r13, 24(%rdi)
+        mov %r14, 32(%rdi)
+        mov %r15, 40(%rdi)
+        lea 8(%rsp), %rax
+        mov %rax, 48(%rdi)
+        mov (%rsp), %rax
+        mov %rax, 56(%rdi)
+        xor %eax, %eax
+        ret
+
+        .globl proc_park_jump
+proc_park_jump:
+        mov 0(%rdi), %rbx
+        mov 8(%rdi), %rbp
+        mov 16(%rdi), %r12
+        mov 24(%rdi), %r13
+        mov 32(%rdi), %r14
+        mov 40(%rdi), %r15
+        mov 48(%rdi), %rsp
+        mov $1, %eax
+        jmp *56(%rdi)
 
 // The way back to the application from a system call, an exception or a new thread: RSP = the
 // frame. As after sysretq, RCX and R11 hold RIP and RFLAGS (prepare_return_to_user parks the
@@ -106,3 +144,6 @@ boot_stack:
         .skip 16384
         .globl boot_stack_top
 boot_stack_top:
+resume_stack:
+        .skip 8192
+resume_stack_top:

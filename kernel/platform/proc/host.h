@@ -34,11 +34,18 @@ enum : long {
     kPpoll = 271,
 };
 
+struct Pollfd {
+    int32_t fd;
+    int16_t events, revents;
+};
+inline constexpr int16_t kPollIn = 1;
+
 enum : int {
     kSigIll = 4,
     kSigTrap = 5,
     kSigBus = 7,
     kSigFpe = 8,
+    kSigUsr1 = 10,
     kSigSegv = 11,
     kSigAlrm = 14,
     kSigIo = 29,

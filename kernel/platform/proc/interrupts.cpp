@@ -51,7 +51,8 @@ constinit uint64_t monotonic_at_init = 0;
 constinit volatile uint64_t armed_deadline_tsc = 0;  // the host timer's; 0: not armed, or it fired
 constexpr uint64_t linux_syscall_vector = 0x100;     // linux/syscall.h's kSyscallVector
 
-// The host signals that are this backend's interrupt lines: the timer, and the tap (O_ASYNC).
+// The host signals that are this backend's interrupt lines: the timer, the tap (O_ASYNC), and
+// kiln-proc's control channel (O_ASYNC, F_SETSIG).
 struct DeviceSignal {
     int signal;
     uint8_t vector;
@@ -60,8 +61,11 @@ struct DeviceSignal {
 constexpr DeviceSignal kDeviceSignals[] = {
     {host::kSigAlrm, arch::kTimerVector, 1},
     {host::kSigIo, kTapVector, 2},
+    {host::kSigUsr1, kControlVector, 4},
 };
-constexpr uint64_t kDeviceSignalMask = host::signal_bit(host::kSigAlrm) | host::signal_bit(host::kSigIo);
+constexpr uint64_t kDeviceSignalMask =
+    host::signal_bit(host::kSigAlrm) | host::signal_bit(host::kSigIo) | host::signal_bit(host::kSigUsr1);
+constexpr uint8_t kAllPendingBits = 1 | 2 | 4;
 
 inline void compiler_barrier() { asm volatile("" ::: "memory"); }
 
@@ -302,6 +306,28 @@ void wait_for_interrupt() {
 
 void timer_init(uint64_t tsc_khz) {
     ns_per_tick_mult = (1000000ull << 32) / tsc_khz;
+    tsc_at_init = cpu::rdtsc();
+    monotonic_at_init = host::monotonic_ns();
+}
+
+uint64_t block_device_signals() {
+    uint64_t old_mask = 0;
+    host_syscall(host::kRtSigprocmask, 0 /* SIG_BLOCK */, reinterpret_cast<long>(&kDeviceSignalMask),
+                 reinterpret_cast<long>(&old_mask), 8, 0, 0);
+    return old_mask;
+}
+
+void restore_signal_mask(uint64_t mask) {
+    host_syscall(host::kRtSigprocmask, 2 /* SIG_SETMASK */, reinterpret_cast<long>(&mask), 0, 8, 0, 0);
+}
+
+// Every device is looked at again when interrupts come back on: what happened while the kernel
+// was parked (or before this process existed) was never signalled to it.
+void mark_devices_pending() { flag.pending = flag.pending | kAllPendingBits; }
+
+// A new process: its host timer is new and unarmed, and the TSC-to-host-clock pairing is redone.
+void resume_timer() {
+    armed_deadline_tsc = 0;
     tsc_at_init = cpu::rdtsc();
     monotonic_at_init = host::monotonic_ns();
 }

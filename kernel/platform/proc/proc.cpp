@@ -32,8 +32,11 @@ void write_all(int fd, const char* data, size_t size) {
     }
 }
 
-// The line kiln-vmm prints when the application listens, which tests and scripts wait for.
+// kiln-proc's supervisor prints the line kiln-vmm prints when the application listens (which
+// tests and scripts wait for) and tells the control socket's clients; without a supervisor's
+// channel, the line goes out from here.
 int32_t announce_ready(uint64_t protocol, uint64_t port) {
+    if (send_to_supervisor(abi::ProcControl::kReady, static_cast<uint32_t>(protocol), port)) return 0;
     char line[64];
     const size_t length = format_buffer(line, sizeof(line), "kiln-proc: guest ready on {}/{}\n",
                                         protocol == 17 ? "udp" : "tcp", static_cast<uint32_t>(port));
@@ -60,12 +63,28 @@ int32_t hostcall(abi::Hostcall& call) {
     return -38;  // ENOSYS
 }
 
+constinit uint64_t host_fs_base = ~0ull;  // the tender's TLS until the first change
+
 constexpr uint64_t kMinimumHostAddress = 0x10000;      // vm.mmap_min_addr's default
 constexpr uint64_t kHostUserEnd = 0x00007ffffffff000;  // TASK_SIZE on x86-64 with 4-level paging
 
 }  // namespace
 
 const abi::ProcHandoff& handoff() { return the_handoff; }
+
+void forget_fs_base() { host_fs_base = ~0ull; }
+
+// Checks kiln-proc's handoff and takes it over; the message names what does not match.
+void take_handoff(uint64_t handoff_phys, bool resume) {
+    const auto& h = *static_cast<const abi::ProcHandoff*>(mm::phys_to_virt(handoff_phys));
+    if (h.magic != abi::kProcHandoffMagic || h.version != abi::kProcHandoffVersion ||
+        ((h.flags & abi::kProcResume) != 0) != resume) {
+        static const char message[] = "kiln: not started by a matching kiln-proc (bad handoff)\n";
+        write_all(2, message, sizeof(message) - 1);
+        host::exit_group(abi::kExitVmmError);
+    }
+    the_handoff = h;
+}
 
 // Everything kiln-proc left in the process outside the kernel's 4 GiB window (its own code, heap
 // and stack, the vDSO) goes: the application gets the whole low half but that window, with its
@@ -157,7 +176,7 @@ uint64_t ProcBackend::enable_user_features(bool xsave, uint64_t, bool) {
 // Switches between the application's threads and the kernel's own (which need no FS) would set
 // the same base again and again: only a change goes to the host. Nothing else moves the host's FS.
 void ProcBackend::set_fs_base(uint64_t base) {
-    static constinit uint64_t host_fs_base = ~0ull;  // the tender's TLS until the first change
+    using proc::host_fs_base;
     if (base == host_fs_base) return;
     host_fs_base = base;
     host_syscall(proc::host::kArchPrctl, proc::kArchSetFs, static_cast<long>(base), 0, 0, 0, 0);
@@ -213,15 +232,20 @@ void ProcBackend::timer_disarm() { proc::timer_disarm(); }
 // Called by kiln_proc_entry (entry.S) on the boot stack.
 extern "C" [[noreturn]] void kiln_proc_start(uint64_t start_info_phys, uint64_t handoff_phys) {
     using namespace kiln;
-    const auto& h = *static_cast<const abi::ProcHandoff*>(mm::phys_to_virt(handoff_phys));
-    if (h.magic != abi::kProcHandoffMagic || h.version != abi::kProcHandoffVersion) {
-        static const char message[] = "kiln: not started by a matching kiln-proc (bad handoff)\n";
-        proc::write_all(2, message, sizeof(message) - 1);
-        proc::host::exit_group(abi::kExitVmmError);
-    }
-    proc::the_handoff = h;
+    proc::take_handoff(handoff_phys, false);
     proc::release_host_address_space();
     proc::install_signal_handlers();
     proc::enter_sandbox();
     kiln_start(static_cast<uint32_t>(start_info_phys), KILN_BOOT_PLATFORM_PROC);
+}
+
+// Called by kiln_proc_entry (entry.S) on its resume stack, in a new process whose memory is a
+// snapshot's: the host is set up as for a boot, then the kernel goes on where it parked.
+extern "C" [[noreturn]] void kiln_proc_resume(uint64_t handoff_phys) {
+    using namespace kiln;
+    proc::take_handoff(handoff_phys, true);
+    proc::release_host_address_space();
+    proc::install_signal_handlers();
+    proc::enter_sandbox();
+    proc::continue_parked_kernel();
 }

@@ -65,14 +65,17 @@ class ProcBackend final : public Backend {
     const char* timer_description() override { return "host POSIX timer (SIGALRM)"; }
 
     bool start_network_device() override;
+    void start_control_channel() override;
 };
 
 }  // namespace kiln::platform
 
 namespace kiln::proc {
 
-// The tap's interrupt vector: the first device vector, which no IOAPIC routes on this backend.
+// The tap's interrupt vector: the first device vector, which no IOAPIC routes on this backend;
+// the control channel's the next.
 inline constexpr uint8_t kTapVector = 0x30;
+inline constexpr uint8_t kControlVector = 0x31;
 
 // Set up by kiln_proc_start from kiln-proc's handoff, before any other kernel code runs.
 const abi::ProcHandoff& handoff();
@@ -94,5 +97,18 @@ void wait_for_interrupt();
 void timer_init(uint64_t tsc_khz);
 void timer_arm(uint64_t deadline_tsc);
 void timer_disarm();
+// For parking (control.cpp): the device signals held back in the host (returns the old mask),
+// and every device marked for a look when interrupts come back on; resume_timer after a restore.
+uint64_t block_device_signals();
+void restore_signal_mask(uint64_t mask);
+void mark_devices_pending();
+void resume_timer();
+// The host's FS base is unknown in a new process: the next set_fs_base goes to the host.
+void forget_fs_base();
+
+// The channel to kiln-proc's supervisor (control.cpp): true if a message was sent.
+bool send_to_supervisor(abi::ProcControl kind, uint32_t arg0 = 0, uint64_t arg1 = 0);
+// Returns into the park of the snapshot this process's memory came from.
+[[noreturn]] void continue_parked_kernel();
 
 }  // namespace kiln::proc

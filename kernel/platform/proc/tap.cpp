@@ -21,7 +21,7 @@ constexpr long kEintr = -4, kEagain = -11;
 
 class TapDevice final : public net::NetDevice {
   public:
-    TapDevice(int fd, const uint8_t (&mac)[6]) : fd_(fd) { memcpy(mac_, mac, sizeof(mac_)); }
+    explicit TapDevice(const uint8_t (&mac)[6]) { memcpy(mac_, mac, sizeof(mac_)); }
 
     const uint8_t* mac() const override { return mac_; }
     bool checksum_offload() const override { return true; }
@@ -32,7 +32,7 @@ class TapDevice final : public net::NetDevice {
             const abi::virtio::NetHeader h = net::transmit_header(*p);
             memcpy(p->push(kHeader), &h, kHeader);
             long written;
-            do written = host::write(fd_, p->data(), p->length);
+            do written = host::write(fd(), p->data(), p->length);
             while (written == kEintr);
             // A full tap queue (EAGAIN) drops the frame, as a full virtio ring does: TCP resends.
         }
@@ -44,7 +44,7 @@ class TapDevice final : public net::NetDevice {
             if (spare_ == nullptr) spare_ = net::allocate_packet(kRxBuffer, 0);
             net::Packet* p = spare_;
             if (p == nullptr) return;  // out of memory: the frames wait in the tap
-            const long n = host::read(fd_, p->buffer, kRxBuffer);
+            const long n = host::read(fd(), p->buffer, kRxBuffer);
             if (n == kEintr) continue;
             if (n == kEagain || n < 0) return;
             if (static_cast<size_t>(n) < kHeader) continue;  // not a frame: the buffer is reused
@@ -60,7 +60,9 @@ class TapDevice final : public net::NetDevice {
     }
 
   private:
-    int fd_;
+    // The handoff's: a process restored from a snapshot has the tap at a descriptor of its own.
+    static int fd() { return handoff().net_fd; }
+
     uint8_t mac_[6];
     net::Packet* spare_ = nullptr;  // a receive buffer the last empty read left unused
 };
@@ -73,7 +75,7 @@ namespace kiln::platform {
 bool ProcBackend::start_network_device() {
     const abi::ProcHandoff& h = proc::handoff();
     if (h.net_fd < 0) return false;
-    net::attach_device(new proc::TapDevice(h.net_fd, h.mac));
+    net::attach_device(new proc::TapDevice(h.mac));
     arch::set_interrupt_handler(proc::kTapVector, [](arch::InterruptFrame&) { net::wake_from_interrupt(); });
     return true;
 }
