@@ -34,6 +34,7 @@ class TestNetwork:
         self.vms = []
         self.helpers = []  # processes started with popen(), ended with the network
         self.taps = 0
+        self.peers = []  # namespaces of host processes on the bridge (add_peer)
 
     def __enter__(self):
         sweep_stale()
@@ -64,7 +65,24 @@ class TestNetwork:
             for stream in (getattr(p, "log", None), p.stdout):
                 if stream:
                     stream.close()
+        for peer in self.peers:
+            ip("netns", "del", peer, check=False)
         ip("netns", "del", self.name, check=False)
+
+    def add_peer(self, address):
+        """A namespace of its own for a host process on the bridge, at `address` (a peer measured
+        beside a guest: the same path through the bridge, a veth instead of a tap). Its name."""
+        peer = f"{self.name}-p{len(self.peers)}"
+        ip("netns", "add", peer)
+        self.peers.append(peer)
+        veth = f"veth{len(self.peers)}"
+        ip("-n", self.name, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", peer)
+        ip("-n", self.name, "link", "set", veth, "master", "br0")
+        ip("-n", self.name, "link", "set", veth, "up")
+        ip("-n", peer, "addr", "add", f"{address}/24", "dev", "eth0")
+        ip("-n", peer, "link", "set", "eth0", "up")
+        ip("-n", peer, "link", "set", "lo", "up")
+        return peer
 
     def add_tap(self):
         tap = f"tap{self.taps}"
