@@ -144,8 +144,9 @@ void Tender::load_snapshot(const std::string& dir) {
         state.fail("was taken where the TSC ran at " + std::to_string(record.tsc_khz) + " kHz; here it runs at " +
                    std::to_string(clock.tsc_khz) + " kHz");
     if (std::string(record.boot_id, strnlen(record.boot_id, sizeof(record.boot_id))) != host_boot_id())
-        state.fail("was taken on another host or before this one last booted: the kernel's clock (the TSC) "
-                   "does not carry over");
+        state.fail(
+            "was taken on another host or before this one last booted: the kernel's clock (the TSC) "
+            "does not carry over");
     tsc_khz_ = record.tsc_khz;
     entry_ = record.entry;
     options_.memory_bytes = record.memory_bytes;
@@ -156,7 +157,8 @@ void Tender::load_snapshot(const std::string& dir) {
     std::memcpy(read_only_.data(), ranges.data(), ranges.size());
     for (ReadOnlyRange& range : read_only_) {
         if (range.phys % kPage || range.length % kPage || range.length == 0 || range.phys > record.memory_bytes ||
-            range.length > record.memory_bytes - range.phys || (range.prot & ~static_cast<uint32_t>(PROT_READ | PROT_EXEC)) != 0)
+            range.length > record.memory_bytes - range.phys ||
+            (range.prot & ~static_cast<uint32_t>(PROT_READ | PROT_EXEC)) != 0)
             state.fail("bad read-only range");
         range.file_offset = range.phys;  // they come from the memory file now
     }
@@ -171,7 +173,7 @@ void Tender::load_snapshot(const std::string& dir) {
     const std::string memory_path = dir + "/memory";
     read_only_fd_.reset(::open(memory_path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!read_only_fd_.valid()) throw system_error("restore: " + memory_path);
-    struct stat st{};
+    struct stat st {};
     if (::fstat(read_only_fd_.get(), &st) != 0 || static_cast<uint64_t>(st.st_size) != record.memory_bytes)
         throw VmmError("restore: " + memory_path + " is not the " + std::to_string(record.memory_bytes) +
                        " bytes its state says (truncated?)");

@@ -15,6 +15,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -67,6 +68,7 @@ class Tender {
     // The instance (tender.cpp).
     [[noreturn]] void enter_instance(pid_t supervisor) const;
     void map_files(uint8_t* base) const;
+    void find_resident_extents();
 
     // The supervisor (supervisor.cpp).
     int supervise(pid_t instance);
@@ -100,6 +102,9 @@ class Tender {
     UniqueFd console_file_;
     int console_fd_ = 1;
     uint64_t start_info_ = 0;  // 0: a restore
+    // The ranges of the memfd that hold data (what was loaded or restored), which the instance
+    // maps in one go rather than by a fault per page.
+    std::vector<std::pair<uint64_t, uint64_t>> resident_;
     uint64_t tsc_khz_ = 0;
     Identity identity_{};
 
@@ -115,6 +120,13 @@ class Tender {
     std::vector<std::pair<uint32_t, uint32_t>> restored_listeners_;  // ready again once resumed
     std::atomic<bool> stop_requested_{false};
     std::atomic<uint64_t> snapshots_{0};
+
+    // --stats: when each step of the start ended (the running one: the first ready or resumed).
+    using Clock = std::chrono::steady_clock;
+    struct Milestones {
+        Clock::time_point started, loaded, confined, forked, running;
+    } milestones_;
+    void print_stats() const;
 };
 
 // The proc kernel kiln-proc runs without --kernel: kiln-proc.elf beside the binary, or in the

@@ -404,6 +404,22 @@ class SnapshotRestoreUnderKilnProc(SnapshotRestore):
     monitor = PROC
     restorer = KILN_PROC
 
+    def test_restored_without_its_network_card(self):
+        """The card is unplugged, not a crash: its announcements and the server's idle go on."""
+        vm, c = self.boot("-- /bin/http-server 8080 /www")
+        snap = self.snapshot(c)
+        self.stop(vm, c)
+        control = os.path.join(self.dir, "alone.sock")
+        alone = subprocess.Popen([KILN_PROC, "--restore", snap, "--control", control, "--timeout", "60"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.addCleanup(lambda: (alone.kill(), alone.wait(), alone.stdout.close()))
+        ac = Control(control)
+        self.assertEqual(ac.event("ready")["port"], 8080)
+        time.sleep(0.5)  # the ARP ticks that announce a restored guest again
+        self.assertEqual(ac.request(op="stats")["stats"]["state"], "running")
+        self.assertTrue(ac.request(op="stop")["ok"])
+        self.assertEqual(alone.wait(30), 0, alone.stdout.read())
+
 
 class RestoredGuestIsAnnouncedUnderKilnProc(RestoredGuestIsAnnounced):
     monitor = PROC

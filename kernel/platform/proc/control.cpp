@@ -24,8 +24,8 @@ extern "C" {
 struct ParkContext {
     uint64_t rbx, rbp, r12, r13, r14, r15, rsp, rip;
 };
-__attribute__((returns_twice)) int proc_park_save(ParkContext* context);                  // entry.S
-[[noreturn]] void proc_park_jump(const ParkContext* context);  // entry.S
+__attribute__((returns_twice)) int proc_park_save(ParkContext* context);  // entry.S
+[[noreturn]] void proc_park_jump(const ParkContext* context);             // entry.S
 }
 
 namespace kiln::proc {
@@ -89,8 +89,8 @@ void park() {
         rebuild_host_state();
     }
     mark_devices_pending();
-    restore_signal_mask(mask & ~(host::signal_bit(host::kSigAlrm) | host::signal_bit(host::kSigIo) |
-                                 host::signal_bit(host::kSigUsr1)));
+    restore_signal_mask(
+        mask & ~(host::signal_bit(host::kSigAlrm) | host::signal_bit(host::kSigIo) | host::signal_bit(host::kSigUsr1)));
     send_to_supervisor(abi::ProcControl::kResumed);
 }
 

@@ -27,8 +27,10 @@ class TapDevice final : public net::NetDevice {
     bool checksum_offload() const override { return true; }
     bool segmentation_offload() const override { return true; }
 
+    // A snapshot's card restored without a tap (kiln-proc --restore without --net) is unplugged:
+    // it sends into nothing and receives nothing.
     void transmit(net::Packet* p) override {
-        if (p->headroom() >= kHeader) {
+        if (fd() >= 0 && p->headroom() >= kHeader) {
             const abi::virtio::NetHeader h = net::transmit_header(*p);
             memcpy(p->push(kHeader), &h, kHeader);
             long written;
@@ -40,7 +42,7 @@ class TapDevice final : public net::NetDevice {
     }
 
     void poll() override {
-        for (;;) {
+        while (fd() >= 0) {
             if (spare_ == nullptr) spare_ = net::allocate_packet(kRxBuffer, 0);
             net::Packet* p = spare_;
             if (p == nullptr) return;  // out of memory: the frames wait in the tap
