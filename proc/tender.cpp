@@ -175,7 +175,7 @@ InstanceFds Tender::instance_fds() const {
 
 int Tender::run() {
     // SIGTERM and SIGINT are the supervisor's to handle (through a signalfd); the instance
-    // unblocks everything before it starts.
+    // unblocks them before it starts.
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGTERM);
@@ -200,6 +200,13 @@ int Tender::run() {
 // `supervisor` is taken before the fork: were it read here, a supervisor killed meanwhile would
 // leave the instance its new parent's pid, and it would run on, orphaned.
 void Tender::enter_instance(pid_t supervisor) const {
+    // The device signals (the timer's, the tap's, the channel's) stay blocked until the kernel has
+    // its handlers: a frame that reaches the tap before would otherwise end the process (SIGIO's
+    // default action). The kernel unblocks them (interrupts.cpp).
+    sigset_t devices;
+    sigemptyset(&devices);
+    for (int signal : {SIGALRM, SIGIO, SIGUSR1}) sigaddset(&devices, signal);
+    sigprocmask(SIG_SETMASK, &devices, nullptr);
     // The instance's memory at the address the kernel is linked for, and the files mapped over
     // and above it, before confine() closes their descriptors.
     auto* base =
@@ -239,9 +246,6 @@ void Tender::enter_instance(pid_t supervisor) const {
     ::syscall(SYS_set_robust_list, nullptr, 0);
     ::syscall(SYS_set_tid_address, nullptr);
 
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
     asm volatile("jmp *%2" : : "D"(start_info_), "S"(abi::kProcHandoffPhys), "r"(entry_) : "memory");
     __builtin_unreachable();
 }

@@ -383,6 +383,33 @@ class ProcTapLifetime(unittest.TestCase):
             self.assertIn("NO-CARRIER", net.run(["ip", "link", "show", tap]).stdout, "the tap is still held open")
             self.assertNotEqual(net.run(["ping", "-c", "1", "-W", "1", GUEST]).returncode, 0)
 
+    def test_frames_from_the_first_instant_do_not_end_it(self):
+        """A frame can reach the tap as soon as kiln-proc attaches: its SIGIO must wait for the
+        kernel's handler (its default action ends the process). A flood of broadcast frames on
+        the bridge from before each start makes every start meet one."""
+        with TestNetwork("tapflood") as net:
+            flood = net.popen(["python3", "-c", BROADCAST_FLOOD], stdout=subprocess.DEVNULL)
+            for round in range(10):
+                vm = net.start_vm(PROC, GUEST, "-- /bin/http-server 8080 /www")
+                self.assertIsNone(vm.poll(), f"start {round}: " + TestNetwork.output(vm))
+                self.assertIn("guest ready on", TestNetwork.output(vm))
+                vm.kill()
+                vm.wait(timeout=10)
+            flood.kill()
+
+
+# Broadcast frames (a local experimental EtherType, which the guest ignores) onto the bridge as
+# fast as one process sends them, for at most 60 s.
+BROADCAST_FLOOD = """
+import socket, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("br0", 0))
+frame = b"\\xff" * 6 + b"\\x02\\x00\\x00\\x00\\x00\\x01" + b"\\x88\\xb5" + bytes(46)
+end = time.time() + 60
+while time.time() < end:
+    for _ in range(1000):
+        s.send(frame)
+"""
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -263,6 +263,8 @@ void install_signal_handlers() {
     for (int signal : kExceptions) install(signal, on_exception_signal);
     create_host_timer();
     dispatch_application_syscalls();
+    // kiln-proc kept them blocked until now (a frame could reach the tap before the handlers).
+    host_syscall(host::kRtSigprocmask, 1 /* SIG_UNBLOCK */, reinterpret_cast<long>(&kDeviceSignalMask), 0, 8, 0, 0);
 }
 
 uint64_t current_fault_address() { return fault_address; }
