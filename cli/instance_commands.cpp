@@ -61,7 +61,7 @@ void stream_logs(Client& client, const std::string& id, int64_t offset) {
 
 struct RunOptions {
     bool detach = false, remove = false;
-    std::string name, memory, restart = "never";
+    std::string name, memory, restart = "never", platform;
     std::vector<std::string> env;
     std::vector<std::string> publish;  // HOST:GUEST[/http]
     std::string service;               // join this existing service
@@ -128,6 +128,7 @@ int run(const RunOptions& options, std::vector<std::string> rest) {
     if (!args.empty()) body["args"] = args;
     if (!options.env.empty()) body["env"] = options.env;
     if (!options.memory.empty()) body["memory_mb"] = parse_memory_mb(options.memory);
+    if (!options.platform.empty()) body["platform"] = options.platform;
     if (!options.publish.empty() && !options.service.empty())
         throw std::invalid_argument("-p makes a service for the instance; --service joins one: not both");
     if (!options.publish.empty()) body["service_group"] = service_group(options.publish);
@@ -219,6 +220,10 @@ void add_instance_commands(CLI::App& app, int& exit_status) {
         ->allow_extra_args(false);  // one value per -e: what follows is the image
     run_command->add_option("--restart", options->restart, "never, always or on-failure")->capture_default_str();
     run_command
+        ->add_option("--platform", options->platform,
+                     "kvm (a microVM) or proc (a confined process); default: the host's (kiln info)")
+        ->check(CLI::IsMember({"kvm", "proc"}));
+    run_command
         ->add_option("-p,--publish", options->publish,
                      "HOST:GUEST[/http]: serve the instance's GUEST port on the host's HOST port (a service)")
         ->allow_extra_args(false);
@@ -274,6 +279,20 @@ void add_instance_commands(CLI::App& app, int& exit_status) {
                                          ": stop it first, or kiln rm -f");
             std::printf("%s\n", client.del("/v1/instances/" + i)["name"].get<std::string>().c_str());
         }
+    });
+    auto* info_command = app.add_subcommand("info", "show the host's platforms (which can run instances, and why not)");
+    info_command->add_option("-o,--output", *output, "table or json");
+    info_command->callback([output] {
+        const json info = Client().get("/v1/info");
+        if (*output == "json") {
+            std::cout << info.dump(2) << "\n";
+            return;
+        }
+        std::vector<std::vector<std::string>> rows{{"PLATFORM", "AVAILABLE", "DEFAULT", "WHY NOT"}};
+        for (const auto& [name, p] : info["platforms"].items())
+            rows.push_back({name, p["available"].get<bool>() ? "yes" : "no",
+                            info["default_platform"] == name ? "yes" : "", p.value("reason", "")});
+        print_table(rows);
     });
     auto* inspect_command = app.add_subcommand("inspect", "show instances as JSON");
     inspect_command->add_option("instance", *ids, "names or uuids")->required();

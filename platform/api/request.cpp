@@ -186,7 +186,7 @@ ScaleToZeroRequest parse_scale_to_zero(const json& value) {
 CreateRequest parse_create(const std::string& text) {
     const json body = parse_body(text);
     const Fields fields(body, {"image", "name", "args", "env", "memory_mb", "restart_policy", "autostart", "timeout_s",
-                               "service_group", "scale_to_zero"});
+                               "service_group", "scale_to_zero", "platform"});
     CreateRequest r;
     r.image = fields.text("image");
     if (r.image.empty()) throw ApiError{400, "field 'image' is required"};
@@ -218,6 +218,11 @@ CreateRequest parse_create(const std::string& text) {
         }
     }
     if (fields.has("scale_to_zero")) r.scale_to_zero = parse_scale_to_zero(body["scale_to_zero"]);
+    if (fields.has("platform")) {
+        r.platform = fields.text("platform");
+        if (*r.platform != "kvm" && *r.platform != "proc")
+            throw ApiError{400, "field 'platform' must be kvm or proc, not '" + *r.platform + "'"};
+    }
     if (r.scale_to_zero.policy != "off" && !r.service && !r.new_service)
         throw ApiError{400, "field 'scale_to_zero': an instance scales to zero behind a service: give a service_group"};
     return r;

@@ -82,6 +82,7 @@ struct CreateRequest {
     std::optional<std::string> service;
     std::optional<ServiceRequest> new_service;
     ScaleToZeroRequest scale_to_zero;
+    std::optional<std::string> platform;  // kvm or proc; the host's default when absent
 };
 CreateRequest parse_create(const std::string& body);
 

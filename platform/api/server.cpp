@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -39,6 +40,32 @@ void reply(httplib::Response& response, Clock::time_point started, int status, c
 int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
+}
+
+// The platform an instance runs on: the one asked for, else the host's default. Either must be on
+// this host and among those the image was built for (its Kraftfile's targets; both when it
+// names none).
+std::string choose_platform(const instances::HostPlatforms& host, const std::optional<std::string>& asked,
+                            const images::Image& image) {
+    std::vector<std::string> built_for = {instances::kPlatformKvm, instances::kPlatformProc};
+    if (image.manifest.contains("platforms")) built_for = image.manifest["platforms"].get<std::vector<std::string>>();
+    const auto allows = [&](const std::string& p) {
+        return std::find(built_for.begin(), built_for.end(), p) != built_for.end();
+    };
+    std::string names;
+    for (const auto& p : built_for) names += (names.empty() ? "" : " and ") + p;
+    if (asked) {
+        if (!allows(*asked))
+            throw ApiError{400, "platform " + *asked + ": image '" + image.reference() + "' is built for " + names +
+                                    " (its Kraftfile's targets)"};
+        const auto& support = host.of(*asked);
+        if (!support.available) throw ApiError{400, "platform " + *asked + ": not on this host: " + support.missing};
+        return *asked;
+    }
+    if (!host.default_platform.empty() && allows(host.default_platform)) return host.default_platform;
+    for (const auto& p : built_for)
+        if (host.of(p).available) return p;
+    throw ApiError{400, "image '" + image.reference() + "' is built for " + names + ", which this host does not have"};
 }
 
 }  // namespace
@@ -140,6 +167,14 @@ void Server::routes() {
 
     http_->Get("/v1/healthz", handle([](const auto&, auto& response, auto started) {
                    reply(response, started, 200, "kilnd is running", {{"pid", ::getpid()}});
+               }));
+
+    // The host: which platforms instances can run on here (and why not), and the default.
+    http_->Get("/v1/info", handle([this](const auto&, auto& response, auto started) {
+                   nlohmann::json info = state_.platforms.to_json();
+                   info["network"] = state_.controller != nullptr;
+                   if (!state_.no_network_reason.empty()) info["network_missing"] = state_.no_network_reason;
+                   reply(response, started, 200, "host", info);
                }));
 
     // Metrics: the instance list under the lock, each kiln-vmm's stats outside it (a slow one must
@@ -298,6 +333,7 @@ void Server::routes() {
                     instance.args = create.args;
                     instance.env = create.env;
                     instance.memory_mb = create.memory_mb.value_or(image->manifest["memory_mb"].get<int64_t>());
+                    instance.platform = choose_platform(state_.platforms, create.platform, *image);
                     instance.restart_policy = create.restart_policy;
                     instance.scale_to_zero.policy = create.scale_to_zero.policy;
                     instance.scale_to_zero.stateful = create.scale_to_zero.stateful;

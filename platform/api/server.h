@@ -9,6 +9,7 @@
 
 #include "images/image_store.h"
 #include "instances/instance_store.h"
+#include "instances/platforms.h"
 #include "instances/supervisor.h"
 #include "services/controller.h"
 #include "services/service_store.h"
@@ -30,6 +31,7 @@ struct State {
     // Services at run time; null when kilnd has no private network (then services are refused).
     services::Controller* controller = nullptr;
     std::string no_network_reason;
+    instances::HostPlatforms platforms;  // what instances can run on here, and the default
 };
 
 class Server {

@@ -172,6 +172,7 @@ Image ImageStore::build(const Kraftfile& kraftfile, const std::string& kernel_pa
     manifest["labels"] = kraftfile.labels;
     manifest["kconfig"] = kraftfile.kconfig;
     manifest["runtime"] = "kiln";
+    if (!kraftfile.platforms.empty()) manifest["platforms"] = kraftfile.platforms;
     const std::string digest = put_blob(manifest.dump());
     return this->tag(name, tag, digest, manifest);
 }

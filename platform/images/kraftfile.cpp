@@ -24,6 +24,7 @@ struct Layer {
     std::optional<std::string> rootfs;
     std::optional<std::map<std::string, std::string>> labels;
     std::map<std::string, std::string> kconfig;
+    std::optional<std::vector<std::string>> platforms;  // from `targets`
 };
 
 class Parser {
@@ -225,10 +226,16 @@ class Parser {
             } else {
                 fail(item, "targets", "expected kiln/x86_64 or {plat: kiln, arch: x86_64}");
             }
-            if (platform != "kiln" || arch != "x86_64")
+            const std::vector<std::string> runs_on = platforms_of_target(platform, arch);
+            if (runs_on.empty())
                 fail(item, "targets",
                      "'" + platform + "/" + arch +
-                         "' is not a Kiln target: Kiln builds kiln/x86_64 images, which run on KVM and PVM");
+                         "' is not a Kiln target: kiln/x86_64 (either platform), fc/x86_64 or qemu/x86_64 (a "
+                         "microVM on KVM), linuxu/x86_64 (a Linux process)");
+            if (!layer.platforms) layer.platforms.emplace();
+            for (const auto& p : runs_on)
+                if (std::find(layer.platforms->begin(), layer.platforms->end(), p) == layer.platforms->end())
+                    layer.platforms->push_back(p);
         }
     }
 
@@ -273,6 +280,7 @@ class Parser {
         if (!layer.env) layer.env = base.env;
         if (!layer.rootfs) layer.rootfs = base.rootfs;
         if (!layer.labels) layer.labels = base.labels;
+        if (!layer.platforms) layer.platforms = base.platforms;
         for (const auto& [option, setting] : base.kconfig) layer.kconfig.try_emplace(option, setting);
     }
 
@@ -281,6 +289,14 @@ class Parser {
 };
 
 }  // namespace
+
+std::vector<std::string> platforms_of_target(const std::string& platform, const std::string& arch) {
+    if (arch != "x86_64") return {};
+    if (platform == "kiln") return {"kvm", "proc"};
+    if (platform == "fc" || platform == "firecracker" || platform == "qemu") return {"kvm"};
+    if (platform == "linuxu") return {"proc"};
+    return {};
+}
 
 const std::vector<std::string>& kernel_options() {
     static const std::vector<std::string> options;
@@ -362,6 +378,7 @@ Kraftfile parse_kraftfile(const std::string& text, const std::string& path) {
     k.rootfs = layer.rootfs;
     k.labels = layer.labels.value_or(std::map<std::string, std::string>{});
     k.kconfig = layer.kconfig;
+    k.platforms = layer.platforms.value_or(std::vector<std::string>{});
     return k;
 }
 

@@ -33,7 +33,15 @@ struct Kraftfile {
     std::optional<std::string> rootfs;
     std::map<std::string, std::string> labels;
     std::map<std::string, std::string> kconfig;  // CONFIG_NAME -> value, from every place it may be
+    // The instance platforms its `targets` name (kvm, proc), in the file's order; empty when it
+    // has no targets (then it runs on either).
+    std::vector<std::string> platforms;
 };
+
+// The instance platforms a target names: kiln/x86_64 runs on both; Unikraft's names map to one
+// (fc/x86_64 and qemu/x86_64: kvm, a microVM; linuxu/x86_64: proc, a Linux process). Empty for a
+// target Kiln cannot run.
+std::vector<std::string> platforms_of_target(const std::string& platform, const std::string& arch);
 
 // The kernel build options a Kraftfile's `kconfig` may set. The Kiln kernel has none yet: its
 // micro-libraries are all built in, so every option is refused by name.

@@ -11,7 +11,8 @@ namespace {
 
 constexpr const char* kColumns =
     "uuid, name, image, image_digest, args, env, memory_mb, restart_policy, state, stop_reason, exit_code, pid, "
-    "pid_start, created_ns, started_ns, stopped_ns, restarts, starts, vmm_status, ip, service, scale_to_zero";
+    "pid_start, created_ns, started_ns, stopped_ns, restarts, starts, vmm_status, ip, service, scale_to_zero, "
+    "platform";
 
 Instance from_row(const store::Statement& row) {
     Instance i;
@@ -37,6 +38,7 @@ Instance from_row(const store::Statement& row) {
     i.ip = row.text(19);
     i.service = row.text(20);
     i.scale_to_zero = ScaleToZero::from_json(nlohmann::json::parse(row.text(21)));
+    i.platform = row.text(22);
     return i;
 }
 
@@ -55,7 +57,7 @@ void bind_fields(store::Statement& s, const Instance& i) {
         s.bind(19, *i.vmm_status);
     else
         s.bind_null(19);
-    s.bind(20, i.ip).bind(21, i.service).bind(22, i.scale_to_zero.to_json().dump());
+    s.bind(20, i.ip).bind(21, i.service).bind(22, i.scale_to_zero.to_json().dump()).bind(23, i.platform);
 }
 
 }  // namespace
@@ -100,6 +102,7 @@ nlohmann::json Instance::to_json() const {
     if (!ip.empty()) j["private_fqdn"] = name + ".internal";
     if (!service.empty()) j["service_group"] = {{"uuid", service}};
     j["scale_to_zero"] = scale_to_zero.to_json();
+    j["platform"] = platform;
     return j;
 }
 
@@ -115,6 +118,7 @@ InstanceStore::InstanceStore(store::Database& db) : db_(db) {
         {"ip", "TEXT NOT NULL DEFAULT ''"},
         {"service", "TEXT NOT NULL DEFAULT ''"},
         {"scale_to_zero", "TEXT NOT NULL DEFAULT '{}'"},
+        {"platform", "TEXT NOT NULL DEFAULT 'kvm'"},  // every instance before was a VM
     };
     for (const auto& [column, type] : added) {
         store::Statement has(db_, "SELECT 1 FROM pragma_table_info('instances') WHERE name = ?");
@@ -125,7 +129,7 @@ InstanceStore::InstanceStore(store::Database& db) : db_(db) {
 
 void InstanceStore::insert(const Instance& instance) {
     store::Statement s(db_, (std::string("INSERT INTO instances (") + kColumns +
-                             ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                             ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
                                 .c_str());
     s.bind(1, instance.uuid);
     bind_fields(s, instance);
@@ -138,7 +142,7 @@ void InstanceStore::update(const Instance& instance) {
                        "memory_mb = ?7, restart_policy = ?8, state = ?9, stop_reason = ?10, exit_code = ?11, "
                        "pid = ?12, pid_start = ?13, created_ns = ?14, started_ns = ?15, stopped_ns = ?16, "
                        "restarts = ?17, starts = ?18, vmm_status = ?19, ip = ?20, service = ?21, "
-                       "scale_to_zero = ?22 WHERE uuid = ?1");
+                       "scale_to_zero = ?22, platform = ?23 WHERE uuid = ?1");
     s.bind(1, instance.uuid);
     bind_fields(s, instance);
     s.step();

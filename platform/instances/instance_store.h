@@ -57,10 +57,11 @@ struct Instance {
     int64_t pid = 0;                    // kiln-vmm, while one runs
     int64_t pid_start = 0;              // its start time (/proc/PID/stat field 22): pids are reused
     int64_t created_ns = 0, started_ns = 0, stopped_ns = 0;
-    int64_t restarts = 0;  // by the restart policy, since the instance last ran well
-    int64_t starts = 0;    // every start, by anyone
-    std::string ip;        // its address on the private network ("" before its first start)
-    std::string service;   // the uuid of the service it serves, "" if none
+    int64_t restarts = 0;          // by the restart policy, since the instance last ran well
+    int64_t starts = 0;            // every start, by anyone
+    std::string ip;                // its address on the private network ("" before its first start)
+    std::string service;           // the uuid of the service it serves, "" if none
+    std::string platform = "kvm";  // kvm (kiln-vmm) or proc (kiln-proc): instances/platforms.h
     ScaleToZero scale_to_zero;
 
     nlohmann::json to_json() const;

@@ -1,5 +1,7 @@
 #include "instances/supervisor.h"
 
+#include "instances/platforms.h"
+
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -80,13 +82,16 @@ std::vector<std::string> Supervisor::vmm_arguments(Instance& instance, const std
     const auto image = images_.find(instance.image_digest);
     if (!image) throw std::runtime_error("image " + instance.image + " (" + instance.image_digest + ") is gone");
     const std::string dir = instance_dir(instance.uuid);
-    std::vector<std::string> argv{options_.kiln_vmm, "--control", control_socket(instance.uuid), "--status-file",
-                                  dir + "/status"};
+    const bool proc = instance.platform == kPlatformProc;
+    std::vector<std::string> argv{proc ? options_.kiln_proc : options_.kiln_vmm, "--control",
+                                  control_socket(instance.uuid), "--status-file", dir + "/status"};
     if (!restore.empty()) {
         argv.insert(argv.end(), {"--restore", restore});
     } else {
-        argv.insert(argv.end(), {"--kernel", images_.blob_path(image->manifest["kernel"]["digest"]), "--memory",
-                                 std::to_string(instance.memory_mb) + "M"});
+        // kiln-proc runs its own build of the kernel (kiln-proc.elf, beside it); the image's is
+        // the VM build.
+        if (!proc) argv.insert(argv.end(), {"--kernel", images_.blob_path(image->manifest["kernel"]["digest"])});
+        argv.insert(argv.end(), {"--memory", std::to_string(instance.memory_mb) + "M"});
         if (image->manifest.contains("rootfs"))
             argv.insert(argv.end(), {"--initrd", images_.blob_path(image->manifest["rootfs"]["digest"])});
     }

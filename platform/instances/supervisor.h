@@ -29,7 +29,8 @@ namespace kiln::instances {
 
 struct SupervisorOptions {
     std::string state_dir;
-    std::string kiln_vmm;  // the kiln-vmm binary
+    std::string kiln_vmm;   // the kiln-vmm binary (platform kvm)
+    std::string kiln_proc;  // the kiln-proc binary (platform proc), which finds its own kernel
     // Delays before the 1st, 2nd, ... restart; the last repeats. Reset after `healthy` of running.
     std::vector<std::chrono::milliseconds> backoff{std::chrono::seconds(0),  std::chrono::seconds(5),
                                                    std::chrono::seconds(10), std::chrono::seconds(20),

@@ -61,10 +61,10 @@ std::string state_dir() {
     return dir && *dir ? dir : "/var/lib/kiln";
 }
 
-// kiln-vmm sits next to kilnd (build/bin/ in a build tree).
-std::string kiln_vmm_path() {
-    if (const char* path = std::getenv("KILN_VMM"); path && *path) return path;
-    return (fs::read_symlink("/proc/self/exe").parent_path() / "kiln-vmm").string();
+// kiln-vmm and kiln-proc sit next to kilnd (build/bin/ in a build tree).
+std::string tender_path(const char* variable, const char* name) {
+    if (const char* path = std::getenv(variable); path && *path) return path;
+    return (fs::read_symlink("/proc/self/exe").parent_path() / name).string();
 }
 
 // Restart back-off for tests: KILN_BACKOFF_MS=0,50,100 replaces the schedule.
@@ -90,6 +90,13 @@ int main(int argc, char** argv) {
     app.add_option("--token-file", token_file, "the bearer token for --listen (its first line)");
     app.add_option("--tls-cert", tls_cert, "serve --listen over TLS with this PEM certificate (chain)");
     app.add_option("--tls-key", tls_key, "and this PEM private key");
+    // kiln starts kilnd on demand, so the environment can choose too.
+    const char* platform_env = std::getenv("KILN_PLATFORM");
+    std::string platform = platform_env && *platform_env ? platform_env : "auto";
+    app.add_option("--platform", platform,
+                   "the instances' default platform: kvm (microVMs), proc (confined processes) or auto (kvm where "
+                   "/dev/kvm works, else proc); also KILN_PLATFORM")
+        ->check(CLI::IsMember({"auto", "kvm", "proc"}));
     CLI11_PARSE(app, argc, argv);
     const std::string dir = state_dir();
     try {
@@ -128,7 +135,13 @@ int main(int argc, char** argv) {
         kiln::services::Controller* controller = nullptr;  // set below, once the supervisor exists
         kiln::instances::SupervisorOptions options;
         options.state_dir = dir;
-        options.kiln_vmm = kiln_vmm_path();
+        options.kiln_vmm = tender_path("KILN_VMM", "kiln-vmm");
+        options.kiln_proc = tender_path("KILN_PROC", "kiln-proc");
+        const kiln::instances::HostPlatforms platforms =
+            kiln::instances::detect_platforms(options.kiln_vmm, options.kiln_proc, platform);
+        if (platforms.default_platform.empty())
+            std::fprintf(stderr, "kilnd: no platform for instances here: kvm: %s; proc: %s\n",
+                         platforms.kvm.missing.c_str(), platforms.proc.missing.c_str());
         options.backoff = backoff_from_env(options.backoff);
         options.network = network.get();
         options.on_started = [&controller](const kiln::instances::Instance& i) {
@@ -138,7 +151,7 @@ int main(int argc, char** argv) {
             if (controller) controller->instance_ended(i);
         };
         kiln::instances::Supervisor supervisor(options, instances, images);
-        kiln::api::State state{{}, images, instances, supervisor, services, nullptr, no_network};
+        kiln::api::State state{{}, images, instances, supervisor, services, nullptr, no_network, platforms};
         std::unique_ptr<kiln::services::Controller> services_controller;
         std::unique_ptr<kiln::network::DnsServer> dns;
         if (network) {

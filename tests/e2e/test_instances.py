@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""kiln run, ps, logs, stop, start, rm, inspect through the real kiln and a real kilnd (started
-by kiln itself) on a scratch state directory, with real guests. Needs /dev/kvm (scripts/with-kvm)."""
+"""kiln run, ps, logs, stop, start, rm, inspect, info through the real kiln and a real kilnd
+(started by kiln itself) on a scratch state directory, with real guests, on the host's default
+platform: kvm where /dev/kvm works (scripts/with-kvm), else proc."""
 import http.client
 import json
 import os
@@ -93,6 +94,68 @@ class RunAttached(InstanceCase):
         self.assertEqual(r.stderr, "kiln: field 'restart_policy' must be never, always or on-failure\n")
 
 
+class Platforms(InstanceCase):
+    """kvm (kiln-vmm) and proc (kiln-proc) side by side: what the host has, the default, and each
+    instance's own, asked for or named by its image's Kraftfile targets. Host-agnostic: a platform
+    this host lacks must be refused by name instead."""
+
+    def info(self):
+        return json.loads(self.kiln("info", "-o", "json").stdout)
+
+    def image(self, name, targets):
+        app = os.path.join(self.dir, name)
+        os.makedirs(os.path.join(app, "rootfs", "bin"))
+        shutil.copy(os.path.join(APPS, "hello"), os.path.join(app, "rootfs", "bin", "hello"))
+        with open(os.path.join(app, "Kraftfile"), "w") as f:
+            f.write(f"spec: v0.6\nname: {name}\ncmd: /bin/hello\nrootfs: ./rootfs\ntargets: [{targets}]\n")
+        self.kiln("build", app)
+
+    def test_info_names_each_platform_and_the_default(self):
+        info = self.info()
+        kvm = info["platforms"]["kvm"]["available"]
+        for platform, entry in info["platforms"].items():
+            self.assertEqual(entry["available"], "reason" not in entry, entry)
+        self.assertEqual(info["default_platform"], "kvm" if kvm else "proc")
+        self.assertRegex(self.kiln("info").stdout, r"proc\s+yes")
+
+    def test_each_instance_runs_on_the_platform_it_asks_for(self):
+        info = self.info()
+        for platform, entry in info["platforms"].items():
+            if not entry["available"]:
+                r = self.kiln("run", "--platform", platform, "--rm", "apps", ok=False)
+                self.assertEqual(r.returncode, 1)
+                self.assertIn(f"platform {platform}: not on this host: {entry['reason']}", r.stderr)
+                continue
+            r = self.kiln("run", "--platform", platform, "--name", f"on-{platform}", "apps")
+            self.assertIn("hello from a static Linux binary", r.stdout)
+            self.assertEqual(self.inspect(f"on-{platform}")["platform"], platform)
+        self.kiln("run", "--name", "default", "apps")
+        self.assertEqual(self.inspect("default")["platform"], info["default_platform"])
+        r = self.kiln("run", "--platform", "xen", "apps", ok=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("xen", r.stderr)
+        api = UnixHttp(os.path.join(self.state, "kilnd.sock"))
+        api.request("POST", "/v1/instances", json.dumps({"image": "apps", "platform": "xen"}))
+        answer = api.getresponse()
+        self.assertEqual(answer.status, 400)
+        self.assertIn("field 'platform' must be kvm or proc, not 'xen'", answer.read().decode())
+
+    def test_kraftfile_targets_choose_the_platform(self):
+        info = self.info()
+        self.image("as-process", "linuxu/x86_64")
+        self.kiln("run", "--name", "p", "as-process")
+        self.assertEqual(self.inspect("p")["platform"], "proc")
+        self.image("as-vm", "fc/x86_64, qemu/x86_64")
+        r = self.kiln("run", "--platform", "proc", "as-vm", ok=False)
+        self.assertIn("platform proc: image 'as-vm:latest' is built for kvm (its Kraftfile's targets)", r.stderr)
+        if info["platforms"]["kvm"]["available"]:
+            self.kiln("run", "--name", "v", "as-vm")
+            self.assertEqual(self.inspect("v")["platform"], "kvm")
+        else:
+            r = self.kiln("run", "as-vm", ok=False)
+            self.assertIn("image 'as-vm:latest' is built for kvm, which this host does not have", r.stderr)
+
+
 class Detached(InstanceCase):
     def test_detached_instance_lifecycle(self):
         # (busybox sh would need execve, which the kernel does not have: the sleep applet itself.)
@@ -162,7 +225,7 @@ class Detached(InstanceCase):
 
 
 class KillLoop(InstanceCase):
-    KILLS = 50
+    KILLS = int(os.environ.get("KILN_KILLS", "50"))
 
     def api(self, method, path, body=None):
         c = UnixHttp(os.path.join(self.state, "kilnd.sock"))

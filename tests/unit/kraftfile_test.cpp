@@ -61,6 +61,15 @@ labels:
     EXPECT_EQ(k.labels.at("cloud.unikraft.v1.instances/scale_to_zero.policy"), "on");
 }
 
+TEST_F(KraftfileTest, TargetsNameThePlatformsTheImageRunsOn) {
+    using List = std::vector<std::string>;
+    EXPECT_EQ(parse("spec: v0.6\n").platforms, List{});  // none named: either
+    EXPECT_EQ(parse("spec: v0.6\ntargets: [kiln/x86_64]\n").platforms, (List{"kvm", "proc"}));
+    EXPECT_EQ(parse("spec: v0.6\ntargets: [fc/x86_64, qemu/x86_64]\n").platforms, List{"kvm"});
+    EXPECT_EQ(parse("spec: v0.6\ntargets:\n  - plat: linuxu\n    arch: x86_64\n").platforms, List{"proc"});
+    EXPECT_EQ(parse("spec: v0.6\ntargets: [linuxu/x86_64, qemu/x86_64]\n").platforms, (List{"proc", "kvm"}));
+}
+
 TEST_F(KraftfileTest, CommandStringsSplitLikeAShell) {
     EXPECT_EQ(parse("spec: v0.6\ncmd: /bin/app \"a b\" 'c d' e\\ f\n").cmd,
               (std::vector<std::string>{"/bin/app", "a b", "c d", "e f"}));
@@ -95,9 +104,9 @@ TEST_F(KraftfileTest, WhatKilnCannotHonourIsRefusedNotIgnored) {
               std::string::npos);
     EXPECT_NE(error("spec: v0.6\nruntime: unikraft.org/nginx:1.15\n").find("2: runtime: 'unikraft.org/nginx:1.15'"),
               std::string::npos);
-    EXPECT_EQ(error("spec: v0.6\ntargets:\n  - kiln/x86_64\n  - qemu/x86_64\n"),
-              "4: targets: 'qemu/x86_64' is not a Kiln target: Kiln builds kiln/x86_64 images, which run on KVM and "
-              "PVM");
+    EXPECT_EQ(error("spec: v0.6\ntargets:\n  - kiln/x86_64\n  - xen/x86_64\n"),
+              "4: targets: 'xen/x86_64' is not a Kiln target: kiln/x86_64 (either platform), fc/x86_64 or qemu/x86_64 "
+              "(a microVM on KVM), linuxu/x86_64 (a Linux process)");
     EXPECT_NE(error("spec: v0.6\ntargets:\n  - plat: fc\n    arch: arm64\n").find("3: targets: 'fc/arm64'"),
               std::string::npos);
     EXPECT_EQ(error("spec: v0.6\nkconfig:\n  - CONFIG_LIBPOSIX_SOCKET=y\n"),
