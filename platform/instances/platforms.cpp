@@ -67,7 +67,8 @@ HostPlatforms detect_platforms(const std::string& kiln_vmm, const std::string& k
         host.default_platform = host.kvm.available ? kPlatformKvm : host.proc.available ? kPlatformProc : "";
     } else {
         const PlatformSupport& chosen = host.of(choice);
-        if (!chosen.available) throw std::invalid_argument("platform " + choice + ": not on this host: " + chosen.missing);
+        if (!chosen.available)
+            throw std::invalid_argument("platform " + choice + ": not on this host: " + chosen.missing);
         host.default_platform = choice;
     }
     return host;

@@ -388,27 +388,33 @@ class ProcTapLifetime(unittest.TestCase):
         kernel's handler (its default action ends the process). A flood of broadcast frames on
         the bridge from before each start makes every start meet one."""
         with TestNetwork("tapflood") as net:
-            flood = net.popen(["python3", "-c", BROADCAST_FLOOD], stdout=subprocess.DEVNULL)
-            for round in range(10):
-                vm = net.start_vm(PROC, GUEST, "-- /bin/http-server 8080 /www")
-                self.assertIsNone(vm.poll(), f"start {round}: " + TestNetwork.output(vm))
-                self.assertIn("guest ready on", TestNetwork.output(vm))
-                vm.kill()
-                vm.wait(timeout=10)
-            flood.kill()
+            flood = net.popen(["python3", "-c", BROADCAST_FLOOD], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+            try:
+                for round in range(10):
+                    vm = net.start_vm(PROC, GUEST, "-- /bin/http-server 8080 /www")
+                    self.assertIsNone(vm.poll(), f"start {round}: " + TestNetwork.output(vm))
+                    self.assertIn("guest ready on", TestNetwork.output(vm))
+                    vm.kill()
+                    vm.wait(timeout=10)
+            finally:
+                flood.stdin.close()  # its end (a kill would reach `ip netns exec`, not the flood)
+                flood.wait(timeout=10)
 
 
 # Broadcast frames (a local experimental EtherType, which the guest ignores) onto the bridge as
-# fast as one process sends them, for at most 60 s.
+# ten every millisecond (a start's unguarded moment would meet several), until its standard input
+# closes, and for at most 60 s.
 BROADCAST_FLOOD = """
-import socket, time
+import os, socket, sys, threading, time
+threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind(("br0", 0))
 frame = b"\\xff" * 6 + b"\\x02\\x00\\x00\\x00\\x00\\x01" + b"\\x88\\xb5" + bytes(46)
 end = time.time() + 60
 while time.time() < end:
-    for _ in range(1000):
+    for _ in range(10):
         s.send(frame)
+    time.sleep(0.001)
 """
 
 if __name__ == "__main__":
