@@ -497,6 +497,10 @@ void Balancer::backend_down(const std::string& service, const std::string& insta
         backends.erase(
             std::remove_if(backends.begin(), backends.end(), [&](const Backend& b) { return b.instance == instance; }),
             backends.end());
+        std::vector<uint64_t> orphans;
+        for (const auto& [id, c] : impl.connections)
+            if (c.service == service && c.backend == instance) orphans.push_back(id);
+        for (uint64_t id : orphans) impl.close(id, true);
     });
 }
 

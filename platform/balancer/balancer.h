@@ -91,7 +91,9 @@ class Balancer {
     // `cooldown`, it is reported idle after that long without a connection.
     void backend_up(const std::string& service, const std::string& instance, uint32_t ip,
                     std::chrono::milliseconds cooldown);
-    // Out of the rotation; its open connections end by themselves.
+    // The instance ended: out of the rotation, and the connections relayed to it are closed (a
+    // dead instance sends no FIN or RST, so its clients would otherwise wait for their own
+    // timeouts).
     void backend_down(const std::string& service, const std::string& instance);
     // The wake kilnd tried failed: connections held for `service` are closed.
     void wake_failed(const std::string& service);

@@ -410,6 +410,18 @@ TEST_F(BalancerTest, ARefusedUpstreamIsRetriedThenTheClientIsClosed) {
     EXPECT_TRUE(eventually([&] { return balancer_->stats("svc").failed == 1; }));
 }
 
+TEST_F(BalancerTest, ABackendThatEndsTakesItsConnectionsWithIt) {
+    open_service();
+    balancer_->backend_up("svc", "doomed", kLocal1, 0ms);
+    UniqueFd client = connect_client();
+    EXPECT_EQ(echo(client, "ping"), "ping");
+    // The instance is gone (its kiln-vmm or kiln-proc ended): it will never answer again.
+    balancer_->backend_down("svc", "doomed");
+    char c;
+    EXPECT_EQ(::recv(client.get(), &c, 1, 0), 0);  // closed, well before the client's 10 s timeout
+    EXPECT_TRUE(eventually([&] { return balancer_->stats("svc").failed == 1; }));
+}
+
 TEST_F(BalancerTest, HttpKeepAliveClientsAreBalancedPerRequest) {
     open_service({}, HttpServer::kHttpPort, /*http=*/true);
     balancer_->backend_up("svc", "a", kLocal1, 0ms);
