@@ -328,9 +328,13 @@ void AddressSpace::set_pte_prot(uint64_t start, uint64_t end, uint32_t prot) {
         if (prot == 0) {  // PROT_NONE keeps the page, unreachable
             *pte = (*pte & ~kPresent) | kKept;
         } else if ((prot & kProtWrite) && (*pte & kBorrowed)) {
-            // The initrd's page becomes the application's own copy, mapped anew in the host.
+            // The initrd's page stays read-only until the application writes to it (then it
+            // becomes a copy of its own: handle_fault), so a page never written is never copied
+            // and mprotect never needs memory for it.
             end_run(va);
-            if (!make_private(va, *pte, prot)) panic("address space: out of memory copying a file page");
+            const uint32_t read_only = (prot & ~kProtWrite) != 0 ? prot & ~kProtWrite : kProtRead;
+            *pte = leaf_entry(*pte, read_only);
+            platform::current().user_pages_protected(va, va + kPage, read_only);
             changed = true;
             continue;
         } else {
@@ -494,6 +498,8 @@ bool AddressSpace::handle_fault(uint64_t address, bool write, bool exec) {
     if (pte == nullptr) return false;
     auto& platform = platform::current();
     if (*pte & kPresent) {
+        // The first write to a borrowed page of a writable mapping: a copy of its own now.
+        if (write && (*pte & kBorrowed)) return make_private(page, *pte, vma->prot);
         // Present and permitted: a stale TLB entry after a protection change.
         platform.flush_tlb_page(page);
         return true;
