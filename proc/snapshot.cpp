@@ -100,9 +100,7 @@ uint64_t Tender::snapshot(const std::string& dir) {
     Writer w;
     w.add_object(Tag::kProcMachine, 0, record);
     w.add(Tag::kProcReadOnly, 0, read_only_.data(), read_only_.size() * sizeof(ReadOnlyRange));
-    std::vector<uint32_t> flat;
-    for (const auto& [protocol, port] : listeners_) flat.insert(flat.end(), {protocol, port});
-    w.add(Tag::kListeners, 0, flat.data(), flat.size() * sizeof(uint32_t));
+    add_listeners(w, listeners_);
 
     // The memory as the kernel sees it: the memfd, with the read-only ranges (holes in the memfd,
     // mapped from their file in the instance) written over it.
@@ -162,13 +160,7 @@ void Tender::load_snapshot(const std::string& dir) {
             state.fail("bad read-only range");
         range.file_offset = range.phys;  // they come from the memory file now
     }
-    const auto& listeners = state.get(Tag::kListeners);
-    if (listeners.size() % (2 * sizeof(uint32_t))) state.fail("bad listener list");
-    for (size_t offset = 0; offset < listeners.size(); offset += 2 * sizeof(uint32_t)) {
-        uint32_t pair[2];
-        std::memcpy(pair, listeners.data() + offset, sizeof(pair));
-        restored_listeners_.emplace_back(pair[0], pair[1]);
-    }
+    restored_listeners_ = read_listeners(state);
 
     const std::string memory_path = dir + "/memory";
     read_only_fd_.reset(::open(memory_path.c_str(), O_RDONLY | O_CLOEXEC));

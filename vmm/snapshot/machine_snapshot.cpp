@@ -95,9 +95,7 @@ uint64_t Machine::snapshot(const std::string& dir, bool resume) {
             const auto state = virtio_devices_[i]->save_state();
             w.add(Tag::kVirtio, static_cast<uint32_t>(i), state.data(), state.size());
         }
-        std::vector<uint32_t> flat;
-        for (const auto& [protocol, port] : listeners_) flat.insert(flat.end(), {protocol, port});
-        w.add(Tag::kListeners, 0, flat.data(), flat.size() * sizeof(uint32_t));
+        add_listeners(w, listeners_);
 
         // Written whole under temporary names, then renamed: a snapshot that exists is complete.
         write_memory(*memory_, dir + "/memory.tmp");
@@ -193,13 +191,7 @@ void Machine::restore_from(const std::string& dir) {
     serial_.restore(state.get_object<Serial::State>(Tag::kSerial));
     for (uint32_t i = 0; i < record.virtio_count; ++i) virtio_devices_[i]->restore_state(state.get(Tag::kVirtio, i));
 
-    const auto& listeners = state.get(Tag::kListeners);
-    if (listeners.size() % (2 * sizeof(uint32_t))) state.fail("bad listener list");
-    for (size_t offset = 0; offset < listeners.size(); offset += 2 * sizeof(uint32_t)) {
-        uint32_t pair[2];
-        std::memcpy(pair, listeners.data() + offset, sizeof(pair));
-        restored_listeners_.emplace_back(pair[0], pair[1]);
-    }
+    restored_listeners_ = read_listeners(state);
 }
 
 }  // namespace kiln::vmm

@@ -85,4 +85,22 @@ void keep_initrd(const std::string& initrd, const std::string& dir) {
     if (error) throw VmmError("snapshot: cannot keep the initrd: " + error.message());
 }
 
+void add_listeners(Writer& writer, const Listeners& listeners) {
+    std::vector<uint32_t> flat;
+    for (const auto& [protocol, port] : listeners) flat.insert(flat.end(), {protocol, port});
+    writer.add(Tag::kListeners, 0, flat.data(), flat.size() * sizeof(uint32_t));
+}
+
+Listeners read_listeners(const Reader& state) {
+    const auto& bytes = state.get(Tag::kListeners);
+    if (bytes.size() % (2 * sizeof(uint32_t))) state.fail("bad listener list");
+    Listeners out;
+    for (size_t offset = 0; offset < bytes.size(); offset += 2 * sizeof(uint32_t)) {
+        uint32_t pair[2];
+        std::memcpy(pair, bytes.data() + offset, sizeof(pair));
+        out.emplace_back(pair[0], pair[1]);
+    }
+    return out;
+}
+
 }  // namespace kiln::vmm::snapshot

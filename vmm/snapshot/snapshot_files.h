@@ -11,9 +11,11 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kvm/guest_memory.h"
+#include "snapshot/state_file.h"
 
 namespace kiln::vmm::snapshot {
 
@@ -27,5 +29,11 @@ void write_file(const std::string& path, const std::vector<uint8_t>& bytes);
 std::vector<uint8_t> read_file(const std::string& path);
 // DIR/initrd: a hard link to `initrd` where the file system allows, else a copy.
 void keep_initrd(const std::string& initrd, const std::string& dir);
+
+// The listeners the guest announced as ready, (protocol, port): the kListeners section, which a
+// restore announces again.
+using Listeners = std::vector<std::pair<uint32_t, uint32_t>>;
+void add_listeners(Writer& writer, const Listeners& listeners);
+Listeners read_listeners(const Reader& state);  // fails the state on a malformed section
 
 }  // namespace kiln::vmm::snapshot
