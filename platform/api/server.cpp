@@ -65,6 +65,9 @@ std::string choose_platform(const instances::HostPlatforms& host, const std::opt
     if (!host.default_platform.empty() && allows(host.default_platform)) return host.default_platform;
     for (const auto& p : built_for)
         if (host.of(p).available) return p;
+    // A host with no platform at all (kilnd said so at its start) still keeps instances: each
+    // fails to start with its tender's reason, as on a host that loses /dev/kvm.
+    if (host.default_platform.empty()) return built_for.front();
     throw ApiError{400, "image '" + image.reference() + "' is built for " + names + ", which this host does not have"};
 }
 
