@@ -239,6 +239,16 @@ nlohmann::json Tender::stats_json() const {
     s["cpu_time_us"] = cpu_ns / 1000;
     s["memory_bytes"] = options_.memory_bytes;
     s["snapshots"] = snapshots_.load();
+    // The start's moments on CLOCK_MONOTONIC (steady_clock's), comparable with kilnd's own: its
+    // wake traces (platform/services/wake_trace.h) take the steps between them from here.
+    const auto ns = [](Clock::time_point t) {
+        return t == Clock::time_point{}
+                   ? int64_t{0}
+                   : std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+    };
+    const Milestones& m = milestones_;
+    s["start"] = {{"restored", start_info_ == 0},  {"started_ns", ns(m.started)}, {"loaded_ns", ns(m.loaded)},
+                  {"confined_ns", ns(m.confined)}, {"forked_ns", ns(m.forked)},   {"running_ns", ns(m.running)}};
     return s;
 }
 

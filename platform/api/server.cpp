@@ -382,23 +382,35 @@ void Server::routes() {
             if (instance.service == service.uuid)
                 members.push_back({{"uuid", instance.uuid}, {"name", instance.name}, {"state", instance.state}});
         j["instances"] = members;
+        if (state_.controller)
+            if (auto wake = state_.controller->last_wake(service.uuid)) j["last_wake"] = std::move(*wake);
         return j;
     };
     http_->Get("/v1/services/metrics", handle([this](const auto& request, auto& response, auto started) {
-                   std::vector<std::pair<services::Service, balancer::ServiceStats>> all;
-                   for (const auto& service : state_.services.list())
-                       all.emplace_back(service, state_.controller ? state_.controller->stats(service.uuid)
-                                                                   : balancer::ServiceStats{});
+                   std::vector<services::ServiceFigures> all;
+                   for (const auto& service : state_.services.list()) {
+                       services::ServiceFigures figures{service, {}, {}};
+                       if (state_.controller) {
+                           figures.stats = state_.controller->stats(service.uuid);
+                           figures.wake_steps = state_.controller->wake_steps(service.uuid);
+                       }
+                       all.push_back(std::move(figures));
+                   }
                    if (request.get_header_value("Accept").find("application/json") != std::string::npos) {
                        json out = json::array();
-                       for (const auto& [service, stats] : all)
+                       for (const auto& [service, stats, steps] : all) {
+                           json wake_steps = json::object();
+                           for (const auto& [step, h] : steps)
+                               wake_steps[step] = {{"count", h.count}, {"sum_s", h.sum}};
                            out.push_back({{"uuid", service.uuid},
                                           {"name", service.name},
                                           {"connections", stats.accepted},
                                           {"failed_connections", stats.failed},
                                           {"queued_connections", stats.queued},
                                           {"wakeups", stats.wake_latencies.count},
-                                          {"wakeup_latency_s", stats.wake_latencies.sum}});
+                                          {"wakeup_latency_s", stats.wake_latencies.sum},
+                                          {"wake_steps", wake_steps}});
+                       }
                        return reply(response, started, 200, "", {{"services", out}});
                    }
                    response.set_content(services::prometheus_text(all), "text/plain; version=0.0.4");

@@ -177,7 +177,7 @@ void Balancer::Impl::dispatch(uint64_t id) {
     service.waiting.push_back(id);
     if (!service.waking) {
         service.waking = true;
-        hooks.wake(c.service);
+        hooks.wake(c.service, c.accepted);
     }
 }
 
@@ -206,10 +206,12 @@ void Balancer::Impl::connect_to(uint64_t id, Connection& c, Backend& backend) {
 
 void Balancer::Impl::on_connected(uint64_t id, Connection& c) {
     if (c.waited) {
-        const std::chrono::duration<double> waited = Clock::now() - c.accepted;
+        const auto now = Clock::now();
+        const std::chrono::duration<double> waited = now - c.accepted;
         auto& stats = services.at(c.service).stats;
         stats.wake_latencies.observe(waited.count());
         stats.backends[c.backend].wake_latencies.observe(waited.count());
+        if (hooks.woke) hooks.woke(c.service, c.backend, now);
     }
     if (c.exchange) {
         c.exchange->attach(c.upstream.get());
@@ -338,7 +340,7 @@ void Balancer::Impl::tick() {
         }
         if (overloaded(service)) {
             service.waking = true;
-            hooks.wake(name);
+            hooks.wake(name, Clock::time_point{});
         }
     }
 }

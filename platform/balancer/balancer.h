@@ -47,9 +47,14 @@ struct Limits {
 };
 
 struct Hooks {
-    // A service needs one more backend: connections wait and none can take them, or (autoscale)
-    // its backends are at their soft limit.
-    std::function<void(const std::string& service)> wake;
+    // A service needs one more backend: connections wait and none can take them (`held` is when
+    // the first of them was accepted), or (autoscale) its backends are at their soft limit
+    // (`held` is the clock's epoch).
+    std::function<void(const std::string& service, std::chrono::steady_clock::time_point held)> wake;
+    // A connection that had waited is connected to `instance`'s app, at `at`.
+    std::function<void(const std::string& service, const std::string& instance,
+                       std::chrono::steady_clock::time_point at)>
+        woke;
     // A backend with a cooldown had no connection for that long; it is out of the rotation.
     std::function<void(const std::string& service, const std::string& instance)> idle;
 };

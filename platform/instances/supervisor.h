@@ -49,7 +49,8 @@ class Supervisor {
 
     // Starts kiln-vmm for `instance` (which must be stopped or in standby) and records it; with
     // `restore`, it resumes the snapshot in that directory instead of booting. Throws on failure.
-    void start(Instance& instance, const std::string& restore = {});
+    // Returns the moment its process was forked (a wake's trace counts the tender's start from it).
+    std::chrono::steady_clock::time_point start(Instance& instance, const std::string& restore = {});
     // Scale to zero: kills kiln-vmm (any snapshot is the caller's to take first) and records the
     // instance in standby.
     void standby(Instance& instance);

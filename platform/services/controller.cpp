@@ -46,7 +46,13 @@ bool has_snapshot(const std::string& dir) { return fs::exists(fs::path(dir) / "s
 
 Controller::Controller(ControllerParts parts) : parts_(parts) {
     balancer::Hooks hooks;
-    hooks.wake = [this](const std::string& service) { post([this, service] { wake(service); }); };
+    hooks.wake = [this](const std::string& service, WakeClock::time_point held) {
+        if (held != WakeClock::time_point{}) wakes_.held(service, held);
+        post([this, service] { wake(service); });
+    };
+    hooks.woke = [this](const std::string& service, const std::string& instance, WakeClock::time_point at) {
+        wakes_.connected(service, instance, at);
+    };
     hooks.idle = [this](const std::string& service, const std::string& instance) {
         post([this, service, instance] { sleep(service, instance); });
     };
@@ -138,7 +144,10 @@ void Controller::open(const Service& service) {
     balancer_->add_service(service.uuid, std::move(listeners), limits);
 }
 
-void Controller::close(const std::string& service) { balancer_->remove_service(service); }
+void Controller::close(const std::string& service) {
+    balancer_->remove_service(service);
+    wakes_.forget(service);
+}
 
 void Controller::instance_started(const Instance& instance) {
     if (instance.service.empty()) return;
@@ -182,6 +191,7 @@ void Controller::watch(const std::string& uuid) {
         std::fprintf(stderr, "kilnd: instance %s never became ready\n", uuid.c_str());
         return;  // it ended (the supervisor sees to it) or hangs: it never joins the rotation
     }
+    wakes_.ready(service, uuid);
     if (scale_to_zero.enabled() && !has_snapshot(snapshot)) {
         // Right after the app became ready, before any client: every later wake starts here.
         const auto answer = instances::control_request(control, {{"op", "snapshot"}, {"dir", snapshot}},
@@ -197,7 +207,13 @@ void Controller::watch(const std::string& uuid) {
     }
     const auto cooldown =
         scale_to_zero.enabled() ? std::chrono::milliseconds(scale_to_zero.cooldown_ms) : std::chrono::milliseconds(0);
+    wakes_.routed(service, uuid);
     balancer_->backend_up(service, uuid, network::parse_ipv4(ip), cooldown);
+    // Off the wake's path: where the tender's own time went, for the wake's trace.
+    const auto stats = instances::control_request(control, {{"op", "stats"}}, std::chrono::seconds(5));
+    wakes_.tender_moments(
+        service, uuid,
+        stats && stats->contains("stats") ? (*stats)["stats"].value("start", nlohmann::json()) : nlohmann::json());
 }
 
 void Controller::wake(const std::string& service) {
@@ -219,7 +235,9 @@ void Controller::wake(const std::string& service) {
             return;
         }
         const std::string snapshot = parts_.supervisor.snapshot_dir(chosen->uuid);
-        parts_.supervisor.start(*chosen, has_snapshot(snapshot) ? snapshot : std::string());
+        const bool restore = has_snapshot(snapshot);
+        wakes_.decided(service, chosen->uuid, chosen->platform, restore);
+        wakes_.spawned(service, parts_.supervisor.start(*chosen, restore ? snapshot : std::string()));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "kilnd: waking service %s: %s\n", service.c_str(), e.what());
         balancer_->wake_failed(service);

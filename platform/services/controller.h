@@ -27,6 +27,7 @@
 #include "instances/supervisor.h"
 #include "network/private_network.h"
 #include "services/service_store.h"
+#include "services/wake_trace.h"
 
 namespace kiln::services {
 
@@ -51,6 +52,11 @@ class Controller {
     void instance_started(const instances::Instance& instance);
     void instance_ended(const instances::Instance& instance);
     balancer::ServiceStats stats(const std::string& service) { return balancer_->stats(service); }
+    // The service's last wake, step by step, and every wake's steps as histograms.
+    std::optional<nlohmann::json> last_wake(const std::string& service) const { return wakes_.last(service); }
+    std::map<std::string, StepHistogram> wake_steps(const std::string& service) const {
+        return wakes_.histograms(service);
+    }
 
   private:
     void wake(const std::string& service);
@@ -68,6 +74,7 @@ class Controller {
     void reap_watches(bool all);
 
     ControllerParts parts_;
+    WakeLog wakes_;  // before the balancer, whose thread writes to it
     std::unique_ptr<balancer::Balancer> balancer_;
     std::mutex mutex_;  // guards jobs_ and done_
     std::condition_variable changed_;

@@ -14,9 +14,38 @@ struct Family {
     std::function<double(const balancer::ServiceStats&)> value;
 };
 
+std::string labels(const Service& service) {
+    // Service names are [a-z0-9._-]: nothing to escape in a label value.
+    return "service_uuid=\"" + service.uuid + "\",service_name=\"" + service.name + "\"";
+}
+
+// service_wake_step_seconds{step=...}: one histogram per step of a wake (wake_trace.h).
+void append_wake_steps(std::string& out, const std::vector<ServiceFigures>& services) {
+    const char* name = "service_wake_step_seconds";
+    out.append("# HELP ").append(name).append(" Where a wake's time went, per step (total: held to connected).\n");
+    out.append("# TYPE ").append(name).append(" histogram\n");
+    char number[64];
+    for (const auto& figures : services)
+        for (const auto& [step, h] : figures.wake_steps) {
+            const std::string l = labels(figures.service) + ",step=\"" + step + "\"";
+            int64_t cumulative = 0;
+            for (size_t i = 0; i < std::size(StepHistogram::kBounds); ++i) {
+                cumulative += h.buckets[i];
+                std::snprintf(number, sizeof(number), "%g", StepHistogram::kBounds[i]);
+                out.append(name).append("_bucket{").append(l).append(",le=\"").append(number).append("\"} ");
+                out.append(std::to_string(cumulative)).append("\n");
+            }
+            out.append(name).append("_bucket{").append(l).append(",le=\"+Inf\"} ");
+            out.append(std::to_string(h.count)).append("\n");
+            std::snprintf(number, sizeof(number), "%.17g", h.sum);
+            out.append(name).append("_sum{").append(l).append("} ").append(number).append("\n");
+            out.append(name).append("_count{").append(l).append("} ").append(std::to_string(h.count)).append("\n");
+        }
+}
+
 }  // namespace
 
-std::string prometheus_text(const std::vector<std::pair<Service, balancer::ServiceStats>>& services) {
+std::string prometheus_text(const std::vector<ServiceFigures>& services) {
     const Family families[] = {
         {"service_connections_total", "counter", "Connections the service's ports accepted.",
          [](const auto& s) { return static_cast<double>(s.accepted); }},
@@ -34,13 +63,13 @@ std::string prometheus_text(const std::vector<std::pair<Service, balancer::Servi
     for (const Family& family : families) {
         out.append("# HELP ").append(family.name).append(" ").append(family.help).append("\n");
         out.append("# TYPE ").append(family.name).append(" ").append(family.type).append("\n");
-        for (const auto& [service, stats] : services) {
-            std::snprintf(number, sizeof(number), "%.17g", family.value(stats));
-            // Service names are [a-z0-9._-]: nothing to escape in a label value.
-            out.append(family.name).append("{service_uuid=\"").append(service.uuid);
-            out.append("\",service_name=\"").append(service.name).append("\"} ").append(number).append("\n");
+        for (const auto& figures : services) {
+            std::snprintf(number, sizeof(number), "%.17g", family.value(figures.stats));
+            out.append(family.name).append("{").append(labels(figures.service)).append("} ");
+            out.append(number).append("\n");
         }
     }
+    append_wake_steps(out, services);
     return out;
 }
 

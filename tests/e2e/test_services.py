@@ -116,8 +116,15 @@ class ScaleToZero(ServiceCase):
         self.assertRegex(self.kiln("ps", "-a").stdout, r"web\s+standby")  # ...but is there
         self.assertTrue(os.path.exists(os.path.join(self.state, "instances",
                                                     self.api("/v1/instances/web")["uuid"], "snapshot", "state")))
+        began = time.monotonic()
         self.assertEqual(http_get(self.port), ("HTTP/1.1 200 OK", "hello from kiln\n"))
-        # What the balancer saw, per instance and per service, in text promtool accepts.
+        client_ms = (time.monotonic() - began) * 1000
+        self.check_wake_trace(client_ms)
+        # What the balancer saw, per instance and per service, in text promtool accepts; each
+        # wake's steps complete once the tender has told its own (after the connection).
+        deadline = time.monotonic() + 10
+        while 'step="total"} 2\n' not in self.text("/v1/services/metrics") and time.monotonic() < deadline:
+            time.sleep(0.05)
         instances, services = self.text("/v1/instances/metrics"), self.text("/v1/services/metrics")
         for text in (instances, services):
             check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
@@ -125,6 +132,30 @@ class ScaleToZero(ServiceCase):
         self.assertRegex(instances, r'instance_nreqs_total\{[^}]*instance_name="web"\} 2\n')
         self.assertRegex(instances, r'instance_wakeup_latency_seconds_count\{[^}]*instance_name="web"\} 2\n')
         self.assertRegex(services, r'service_connections_total\{[^}]*service_name="web"\} 2\n')
+        self.assertRegex(services, r'service_wake_step_seconds_count\{[^}]*service_name="web",step="total"\} 2\n')
+        self.assertRegex(services, r'service_wake_step_seconds_count\{[^}]*service_name="web",step="connect"\} 2\n')
+
+    def check_wake_trace(self, client_ms):
+        """The last wake, step by step (platform/services/wake_trace.h), as `kiln service inspect`
+        shows it: contiguous steps from the held connection to its connect, inside what the
+        client waited."""
+        web = self.api("/v1/instances/web")
+        wake = json.loads(self.kiln("service", "inspect", "web").stdout)[0]["last_wake"]
+        self.assertEqual((wake["instance"], wake["platform"], wake["restored"]), (web["uuid"], web["platform"], True))
+        names = [step["step"] for step in wake["steps"]]
+        middle = ["exec", "load", "confine", "fork", "resume", "notify"] if web["platform"] == "proc" else ["start"]
+        if web["platform"] == "proc" and "exec" not in names:
+            # The tender's own steps arrive after the connection: wait for them.
+            deadline = time.monotonic() + 10
+            while "exec" not in names and time.monotonic() < deadline:
+                time.sleep(0.05)
+                wake = json.loads(self.kiln("service", "inspect", "web").stdout)[0]["last_wake"]
+                names = [step["step"] for step in wake["steps"]]
+        self.assertEqual(names, ["queue", "spawn", *middle, "route", "connect"], wake)
+        for step in wake["steps"]:
+            self.assertGreaterEqual(step["ms"], 0, wake)
+        self.assertAlmostEqual(sum(step["ms"] for step in wake["steps"]), wake["total_ms"], delta=0.01)
+        self.assertLess(wake["total_ms"], client_ms, wake)
 
     def test_wake_cycles_lose_no_request(self):
         self.scale_to_zero_service("100ms")

@@ -190,10 +190,15 @@ class BalancerTest : public ::testing::Test {
         echo_ = std::make_unique<EchoServer>(*ns_);
         http_ = std::make_unique<HttpServer>(*ns_);
         kiln::balancer::Hooks hooks;
-        hooks.wake = [this](const std::string& service) {
+        hooks.wake = [this](const std::string& service, std::chrono::steady_clock::time_point held) {
             std::lock_guard guard(mutex_);
             wakes_.push_back(service);
+            held_.push_back(held);
             if (on_wake_) on_wake_();
+        };
+        hooks.woke = [this](const std::string&, const std::string& instance, std::chrono::steady_clock::time_point at) {
+            std::lock_guard guard(mutex_);
+            woke_.emplace_back(instance, at);
         };
         hooks.idle = [this](const std::string&, const std::string& instance) {
             std::lock_guard guard(mutex_);
@@ -272,6 +277,8 @@ class BalancerTest : public ::testing::Test {
     int port_ = 0;
     std::mutex mutex_;
     std::vector<std::string> wakes_, idles_;
+    std::vector<std::chrono::steady_clock::time_point> held_;  // per wake
+    std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> woke_;
     std::function<void()> on_wake_;
 };
 
@@ -303,12 +310,21 @@ TEST_F(BalancerTest, HoldsAConnectionUntilAWokenBackendComesUp) {
             balancer_->backend_up("svc", "a", kLocal1, 0ms);
         }).detach();
     };
+    const auto before = std::chrono::steady_clock::now();
     UniqueFd client = connect_client();
     EXPECT_EQ(echo(client, "held, not refused"), "held, not refused");
     EXPECT_EQ(wakes(), 1u);
     const auto stats = balancer_->stats("svc");
     ASSERT_EQ(stats.wake_latencies.count, 1);
     EXPECT_GE(stats.wake_latencies.sum, 0.1);
+    // The wake trace's two ends (services/wake_trace.h): when the held connection came, and
+    // when it reached the backend.
+    std::lock_guard guard(mutex_);
+    ASSERT_EQ(held_.size(), 1u);
+    EXPECT_GE(held_[0], before);
+    ASSERT_EQ(woke_.size(), 1u);
+    EXPECT_EQ(woke_[0].first, "a");
+    EXPECT_GE(woke_[0].second - held_[0], 100ms);
 }
 
 TEST_F(BalancerTest, ManyConnectionsHeldAtOnceAskForOneWake) {
@@ -376,6 +392,10 @@ TEST_F(BalancerTest, AutoscaleAsksForABackendAtTheSoftLimitAndLetsSurplusOnesGo)
     clients.push_back(connect_client());
     EXPECT_EQ(echo(clients.back(), "2"), "2");
     ASSERT_TRUE(eventually([&] { return wakes() == 1; })) << "two connections on one backend: one more wanted";
+    {
+        std::lock_guard guard(mutex_);
+        EXPECT_EQ(held_[0], std::chrono::steady_clock::time_point{}) << "a scale-out holds no connection";
+    }
     balancer_->backend_up("svc", "b", kLocal2, 0ms);
     clients.push_back(connect_client());
     EXPECT_EQ(echo(clients.back(), "3"), "3");
