@@ -5,13 +5,17 @@
 #include <cstdio>
 #include <iostream>
 
+#include "host/tender_orders.h"
 #include "kiln/hostcall.h"
 #include "options.h"
 #include "tender.h"
 #include "util/error.h"
 
 int main(int argc, char** argv) {
-    const kiln::vmm::Options options = kiln::vmm::parse_options(argc, argv, kiln::vmm::Monitor::kProc);
+    kiln::host::TenderArguments arguments(argc, argv);  // or kilnd's orders (host/tender_orders.h)
+    if (arguments.dismissed()) return *arguments.dismissed();
+    const kiln::vmm::Options options =
+        kiln::vmm::parse_options(arguments.argc(), arguments.argv(), kiln::vmm::Monitor::kProc);
     std::signal(SIGPIPE, SIG_IGN);  // a console whose reader went away is not fatal
     int status;
     try {

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <string>
 
+#include "host/tender_orders.h"
 #include "kiln/hostcall.h"
 #include "machine.h"
 #include "options.h"
@@ -36,7 +37,9 @@ int run(const kiln::vmm::Options& options) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    const kiln::vmm::Options options = kiln::vmm::parse_options(argc, argv);
+    kiln::host::TenderArguments arguments(argc, argv);  // or kilnd's orders (host/tender_orders.h)
+    if (arguments.dismissed()) return *arguments.dismissed();
+    const kiln::vmm::Options options = kiln::vmm::parse_options(arguments.argc(), arguments.argv());
     std::signal(SIGPIPE, SIG_IGN);  // a console or socket peer that went away is not fatal
     const int status = run(options);
     write_status_file(options.status_file, status);

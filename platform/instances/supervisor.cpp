@@ -18,6 +18,9 @@
 #include <thread>
 #include <vector>
 
+#include "host/tender_orders.h"
+#include "host/unique_fd.h"
+#include "instances/tender_spawn.h"
 #include "network/private_network.h"
 
 namespace kiln::instances {
@@ -50,77 +53,24 @@ std::string guest_cmdline(const nlohmann::json& manifest, const Instance& instan
     return line;
 }
 
-struct TenderFds {
-    int stdin_fd, stdout_fd, stderr_fd;
-    int netns;  // -1: kilnd's own
-};
-
-struct SpawnRequest {
-    char* const* argv;
-    TenderFds fds;
-    sigset_t mask;  // the parent's, restored before the exec
-    // What failed in the child, and its errno, written into the parent's memory (CLONE_VM).
-    const char* failed = nullptr;
-    int error = 0;
-};
-
-// The child of spawn_tender, sharing kilnd's memory until its exec: only system calls, no
-// allocation or locks, and whatever failed is reported through `error`.
-int exec_tender(void* arg) {
-    auto& request = *static_cast<SpawnRequest*>(arg);
-    // No kilnd handler may run here, on kilnd's memory: every caught signal back to its default.
-    for (int signal = 1; signal < NSIG; ++signal) {
-        struct sigaction action {};
-        if (::sigaction(signal, nullptr, &action) == 0 && action.sa_handler != SIG_DFL &&
-            action.sa_handler != SIG_IGN) {
-            action.sa_handler = SIG_DFL;
-            ::sigaction(signal, &action, nullptr);
-        }
-    }
-    // Its own session (kilnd's end is not its end), logs as stdout and stderr, and the private
-    // network's namespace, where its tap is.
-    ::setsid();
-    if (::dup2(request.fds.stdin_fd, 0) < 0 || ::dup2(request.fds.stdout_fd, 1) < 0 ||
-        ::dup2(request.fds.stderr_fd, 2) < 0) {
-        request.failed = "its standard streams";
-    } else if (request.fds.netns >= 0 && ::setns(request.fds.netns, CLONE_NEWNET) != 0) {
-        request.failed = "setns into the private network";
-    } else {
-        ::sigprocmask(SIG_SETMASK, &request.mask, nullptr);
-        ::execv(request.argv[0], request.argv);
-        request.failed = "exec";
-    }
-    request.error = errno;
-    ::_exit(127);
-}
-
-// fork() would copy kilnd's page tables (every thread's stack, the balancer's buffers) only for
-// exec to throw them away: a wake measured ~13 ms from kilnd's fork to the tender's first line
-// of code. Like posix_spawn (which cannot setns), a CLONE_VM | CLONE_VFORK child shares kilnd's
-// memory and this thread waits until it has exec'd. Returns the pid, or -1 with errno. A child
-// that could not exec says why in the tender's log and ends with 127, as a tender that fails.
-pid_t spawn_tender(char* const* argv, TenderFds fds) {
-    constexpr size_t kStack = 64 * 1024;
-    std::vector<char> stack(kStack);
-    SpawnRequest request{argv, fds, {}, 0};
-    sigset_t all;
-    ::sigfillset(&all);
-    ::pthread_sigmask(SIG_SETMASK, &all, &request.mask);  // nothing runs a handler in the child
-    const pid_t pid = ::clone(exec_tender, stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD, &request);
-    const int clone_error = errno;
-    ::pthread_sigmask(SIG_SETMASK, &request.mask, nullptr);
-    if (pid < 0) {
-        errno = clone_error;
-        return -1;
-    }
-    if (request.failed != nullptr)
-        ::dprintf(fds.stderr_fd, "kilnd: %s %s: %s\n", request.failed, argv[0], std::strerror(request.error));
-    return pid;
-}
-
 // Reaps any kiln-vmm that was our child, so none lingers as a zombie (its status file says how it ended).
 void reap_children() {
     while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+}
+
+// Until no process of the tender's group is left (its session, from spawn_tender's setsid), at
+// most `limit`. kiln-proc's instance is the tender's child and dies of PDEATHSIG only after it,
+// holding the tap until then: the instance's next tender would find it busy. kilnd is a child
+// subreaper (kilnd/main.cpp), so that orphan becomes its child and reaping ends it; a tender
+// adopted from an earlier kilnd leaves its orphans to PID 1, which may reap them late: the limit.
+void wait_for_group(int64_t tender, std::chrono::milliseconds limit = std::chrono::seconds(2)) {
+    if (tender <= 0) return;
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+        reap_children();
+        if (::kill(static_cast<pid_t>(-tender), 0) != 0 || std::chrono::steady_clock::now() > deadline) return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
 }
 
@@ -141,7 +91,15 @@ int64_t process_start_time(int64_t pid) {
 }
 
 Supervisor::Supervisor(SupervisorOptions options, InstanceStore& instances, images::ImageStore& images)
-    : options_(std::move(options)), instances_(instances), images_(images) {}
+    : options_(std::move(options)), instances_(instances), images_(images) {
+    std::map<std::string, std::string> binaries;
+    for (const auto& platform : options_.waiting_tenders)
+        binaries[platform] = platform == kPlatformProc ? options_.kiln_proc : options_.kiln_vmm;
+    if (!binaries.empty())
+        pool_ = std::make_unique<TenderPool>(std::move(binaries), options_.network ? options_.network->ns().fd() : -1);
+}
+
+Supervisor::~Supervisor() = default;
 
 std::string Supervisor::instance_dir(const std::string& uuid) const {
     return (fs::path(options_.state_dir) / "instances" / uuid).string();
@@ -196,17 +154,15 @@ std::chrono::steady_clock::time_point Supervisor::start(Instance& instance, cons
     instances_.update(instance);
     const int console = ::open((dir + "/console.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     const int messages = ::open((dir + "/vmm.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (console < 0 || messages < 0 || null < 0) throw std::runtime_error(dir + ": cannot open the instance's logs");
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    const int netns = options_.network ? options_.network->ns().fd() : -1;
+    if (console < 0 || messages < 0) {
+        if (console >= 0) ::close(console);
+        if (messages >= 0) ::close(messages);
+        throw std::runtime_error(dir + ": cannot open the instance's logs");
+    }
     const auto forked = std::chrono::steady_clock::now();
-    const pid_t pid = spawn_tender(args.data(), {null, console, messages, netns});
+    const pid_t pid = launch(instance, argv, console, messages);
     ::close(console);
     ::close(messages);
-    ::close(null);
     if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
     instance.pid = pid;
     instance.pid_start = process_start_time(pid);
@@ -221,9 +177,25 @@ std::chrono::steady_clock::time_point Supervisor::start(Instance& instance, cons
     return forked;
 }
 
+pid_t Supervisor::launch(const Instance& instance, std::vector<std::string>& argv, int console, int messages) {
+    UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (!null.valid()) return -1;
+    if (auto waiting = pool_ ? pool_->take(instance.platform) : std::nullopt) {
+        if (host::send_orders(waiting->orders.get(), {argv.begin() + 1, argv.end()}, {null.get(), console, messages}))
+            return waiting->pid;
+        ::kill(waiting->pid, SIGKILL);  // it could not take them: a new one does
+    }
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    const int netns = options_.network ? options_.network->ns().fd() : -1;
+    return spawn_tender(args.data(), {null.get(), console, messages, netns});
+}
+
 void Supervisor::kill_and_wait(const Instance& instance) {
-    ::kill(static_cast<pid_t>(instance.pid), SIGKILL);
+    ::kill(static_cast<pid_t>(-instance.pid), SIGKILL);  // the tender's group: the instance at once too
     while (alive(instance)) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    wait_for_group(instance.pid);
 }
 
 void Supervisor::standby(Instance& instance) {
@@ -276,12 +248,12 @@ void Supervisor::stop(Instance& instance, std::chrono::milliseconds drain, bool 
     }
     instance.state = kStopping;
     instances_.update(instance);
-    ::kill(static_cast<pid_t>(instance.pid), force ? SIGKILL : SIGTERM);
+    ::kill(static_cast<pid_t>(force ? -instance.pid : instance.pid), force ? SIGKILL : SIGTERM);
     bool forced = force;
     const auto deadline = std::chrono::steady_clock::now() + drain;
     while (alive(instance)) {
         if (!forced && std::chrono::steady_clock::now() > deadline) {
-            ::kill(static_cast<pid_t>(instance.pid), SIGKILL);
+            ::kill(static_cast<pid_t>(-instance.pid), SIGKILL);
             forced = true;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -296,6 +268,9 @@ bool vmm_own_status(int64_t code) { return code == 124 || code == 125 || code ==
 
 void Supervisor::ended(Instance& instance, int64_t by) {
     if (options_.on_ended) options_.on_ended(instance);
+    // Its tap and resources free for a restart (unless the pid is another process's by now).
+    const int64_t start = process_start_time(instance.pid);
+    if (start == 0 || start == instance.pid_start) wait_for_group(instance.pid);
     std::ifstream status(instance_dir(instance.uuid) + "/status");
     int64_t code = 0;
     const bool reported = static_cast<bool>(status >> code);
@@ -364,6 +339,7 @@ void Supervisor::adopt_or_kill_strays() {
 }
 
 void Supervisor::reconcile() {
+    if (pool_) pool_->refill();
     const auto now = std::chrono::steady_clock::now();
     for (Instance& instance : instances_.list()) {
         if ((instance.state == kRunning || instance.state == kStopping ||

@@ -15,11 +15,13 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "images/image_store.h"
 #include "instances/instance_store.h"
+#include "instances/tender_pool.h"
 
 namespace kiln::network {
 class PrivateNetwork;
@@ -37,6 +39,8 @@ struct SupervisorOptions {
                                                    std::chrono::seconds(40), std::chrono::minutes(5)};
     std::chrono::milliseconds healthy{std::chrono::seconds(10)};
     network::PrivateNetwork* network = nullptr;  // none: instances have no network card
+    // Platforms to keep a tender waiting for (tender_pool.h): a start sends it its orders.
+    std::vector<std::string> waiting_tenders;
     // Told when an instance's kiln-vmm was started (or restored) and when it ended or was
     // stopped, on the thread that did it, under kilnd's state lock.
     std::function<void(const Instance&)> on_started, on_ended;
@@ -46,6 +50,7 @@ class Supervisor {
   public:
     // Not thread-safe: kilnd calls it under its state lock.
     Supervisor(SupervisorOptions options, InstanceStore& instances, images::ImageStore& images);
+    ~Supervisor();
 
     // Starts kiln-vmm for `instance` (which must be stopped or in standby) and records it; with
     // `restore`, it resumes the snapshot in that directory instead of booting. Throws on failure.
@@ -73,6 +78,8 @@ class Supervisor {
     bool alive(const Instance& instance) const;
     void kill_and_wait(const Instance& instance);
     std::vector<std::string> vmm_arguments(Instance& instance, const std::string& restore);
+    // The tender's pid, a waiting one given its orders or a new one; -1 with errno.
+    pid_t launch(const Instance& instance, std::vector<std::string>& argv, int console, int messages);
     // Records how kiln-vmm ended; `by` is kStopPlatform | kStopUser (| kStopForced) for a stop kilnd made.
     void ended(Instance& instance, int64_t by);
 
@@ -80,6 +87,7 @@ class Supervisor {
     InstanceStore& instances_;
     images::ImageStore& images_;
     std::map<std::string, std::chrono::steady_clock::time_point> restart_due_;  // uuid -> when
+    std::unique_ptr<TenderPool> pool_;
 };
 
 // /proc/PID/stat's start time (clock ticks since boot); 0 if there is no such process.

@@ -2,6 +2,7 @@
 // its REST API on STATE/kilnd.sock, its state in STATE/kiln.db, one kiln-vmm per running
 // instance. Instances outlive kilnd: killed and started again, it finds them where it left them.
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -98,6 +99,10 @@ int main(int argc, char** argv) {
                    "/dev/kvm works, else proc); also KILN_PLATFORM")
         ->check(CLI::IsMember({"auto", "kvm", "proc"}));
     CLI11_PARSE(app, argc, argv);
+    // A tender's own children (kiln-proc's instance) that outlive it become kilnd's, which reaps
+    // them: PID 1 here reaps orphans late, and a stop waits until they are gone
+    // (instances/supervisor.cpp, wait_for_group).
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
     const std::string dir = state_dir();
     try {
         std::optional<std::pair<std::string, int>> tcp;
@@ -143,6 +148,8 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "kilnd: no platform for instances here: kvm: %s; proc: %s\n",
                          platforms.kvm.missing.c_str(), platforms.proc.missing.c_str());
         options.backoff = backoff_from_env(options.backoff);
+        for (const char* p : {kiln::instances::kPlatformKvm, kiln::instances::kPlatformProc})
+            if (platforms.of(p).available) options.waiting_tenders.push_back(p);
         options.network = network.get();
         options.on_started = [&controller](const kiln::instances::Instance& i) {
             if (controller) controller->instance_started(i);

@@ -15,7 +15,7 @@ WakeClock::time_point from_monotonic_ns(int64_t ns) {
     return WakeClock::time_point(std::chrono::duration_cast<WakeClock::duration>(std::chrono::nanoseconds(ns)));
 }
 
-constexpr const char* kTenderSteps[] = {"exec", "load", "confine", "fork", "resume"};
+constexpr const char* kTenderSteps[] = {"launch", "load", "confine", "fork", "resume"};
 constexpr const char* kTenderMoments[] = {"started_ns", "loaded_ns", "confined_ns", "forked_ns", "running_ns"};
 
 }  // namespace

@@ -3,8 +3,9 @@
 // see which step to blame. Each step is the time between two moments:
 //
 //   queue      held by the balancer -> kilnd's service worker picks the wake up
-//   spawn      -> kilnd forks the tender (store updated, tap attached)
-//   exec       -> the tender's own code runs (fork, exec, its start-up, options)   [tender]
+//   spawn      -> kilnd launches the tender (store updated, tap attached)
+//   launch     -> the tender's own code runs: a waiting tender got its orders    [tender]
+//                 (instances/tender_pool.h), or a new one was exec'd and started
 //   load       -> the snapshot (or kernel) loaded                                   [tender]
 //   confine    -> the instance's seccomp filter and hand-off written                [tender]
 //   fork       -> the instance forked (the tap's carrier awaited)                   [tender]

@@ -9,6 +9,7 @@ Usage: test_proc.py BUILD_DIR [unittest args]
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -152,6 +153,49 @@ def instance_status(pid):
             key, _, value = line.partition(":")
             fields[key] = value.split()
     return fields
+
+
+class ProcAwaitingOrders(unittest.TestCase):
+    """`kiln-proc --await-orders FD PADDING` (common/host/tender_orders.h): started ahead of need,
+    it runs as if started with the arguments kilnd sends, on the streams it sends."""
+
+    def start(self):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        os.set_inheritable(theirs.fileno(), True)
+        tender = subprocess.Popen([PROC, "--await-orders", str(theirs.fileno()), " " * 4096],
+                                  pass_fds=[theirs.fileno()], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        theirs.close()
+        for f in (ours, tender.stdout, tender.stderr):
+            self.addCleanup(f.close)
+        return ours, tender
+
+    def test_orders_start_an_instance_on_the_streams_sent(self):
+        ours, tender = self.start()
+        with tempfile.TemporaryDirectory() as d:
+            out_path, status = os.path.join(d, "console"), os.path.join(d, "status")
+            with open(out_path, "w") as out, open(os.devnull) as null:
+                orders = ["--timeout", str(TIMEOUT), "--status-file", status]
+                socket.send_fds(ours, [b"".join(w.encode() + b"\0" for w in orders)],
+                                [null.fileno(), out.fileno(), out.fileno()])
+            self.assertEqual(tender.wait(timeout=TIMEOUT + 30), 0)
+            with open(out_path) as f:
+                self.assertIn(HELLO, f.read())
+            with open(status) as f:
+                self.assertEqual(f.read(), "0\n")
+        self.assertEqual(tender.stdout.read(), b"")  # its own stdout was replaced
+
+    def test_no_orders_is_a_quiet_exit(self):
+        ours, tender = self.start()
+        ours.close()
+        self.assertEqual(tender.wait(timeout=30), 0)
+        self.assertEqual((tender.stdout.read(), tender.stderr.read()), (b"", b""))
+
+    def test_malformed_orders_are_refused(self):
+        for message in (b"--timeout\0" + b"5", b"--timeout\0" + b"5\0"):  # unterminated; no streams
+            ours, tender = self.start()
+            ours.send(message)
+            self.assertEqual(tender.wait(timeout=30), 2)
+            self.assertIn(b"malformed orders", tender.stderr.read())
 
 
 class ProcSandbox(unittest.TestCase):

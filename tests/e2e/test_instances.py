@@ -156,6 +156,62 @@ class Platforms(InstanceCase):
             self.assertIn("image 'as-vm:latest' is built for kvm, which this host does not have", r.stderr)
 
 
+class WaitingTenders(InstanceCase):
+    """kilnd keeps a tender of each platform started and waiting for orders
+    (platform/instances/tender_pool.h): an instance takes it, shows its orders as its command
+    line, and another waits after it; one that dies waiting is replaced or passed over, and none
+    outlives kilnd."""
+
+    def waiting_tenders(self, kilnd):
+        children = []
+        for task in os.listdir(f"/proc/{kilnd}/task"):  # each thread's own children
+            with open(f"/proc/{kilnd}/task/{task}/children") as f:
+                children += map(int, f.read().split())
+        return [pid for pid in children if b"--await-orders" in self.command_line(pid).split(b"\0")]
+
+    @staticmethod
+    def command_line(pid):
+        """Empty once the process is gone (or a zombie)."""
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                return f.read()
+        except OSError:
+            return b""
+
+    def eventually(self, predicate, seconds=10):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.02)
+        self.fail("never happened")
+
+    def test_an_instance_takes_the_waiting_tender(self):
+        self.kiln("ps")  # starts kilnd
+        kilnd = self.kilnd_pid()
+        waiting = self.eventually(lambda: self.waiting_tenders(kilnd))
+        self.kiln("run", "-d", "--name", "sleeper", "apps", "/bin/busybox", "sleep", "120")
+        sleeper = self.wait_for("sleeper", lambda i: i["state"] == "running")
+        self.assertIn(sleeper["pid"], waiting)
+        words = self.command_line(sleeper["pid"]).split(b"\0")
+        self.assertIn(os.path.join(self.state, "instances", sleeper["uuid"], "status").encode(), words)
+        self.assertNotIn(b"--await-orders", words)
+        # Another, once the take is past.
+        after = self.eventually(lambda: [p for p in self.waiting_tenders(kilnd) if p not in waiting])
+        # One that dies waiting: the next instance still starts.
+        for pid in after:
+            os.kill(pid, signal.SIGKILL)
+        r = self.kiln("run", "--rm", "apps")
+        self.assertIn("hello from a static Linux binary", r.stdout)
+        # kilnd gone: its waiting tenders go; its instances stay.
+        waiting = self.eventually(lambda: self.waiting_tenders(kilnd))
+        os.kill(kilnd, signal.SIGKILL)
+        self.eventually(lambda: not any(map(self.command_line, waiting)))
+        self.assertEqual(self.inspect("sleeper")["pid"], sleeper["pid"])  # a new kilnd adopts it
+        self.kiln("rm", "-f", "sleeper")
+
+
 class Detached(InstanceCase):
     def test_detached_instance_lifecycle(self):
         # (busybox sh would need execve, which the kernel does not have: the sleep applet itself.)

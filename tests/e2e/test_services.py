@@ -143,11 +143,11 @@ class ScaleToZero(ServiceCase):
         wake = json.loads(self.kiln("service", "inspect", "web").stdout)[0]["last_wake"]
         self.assertEqual((wake["instance"], wake["platform"], wake["restored"]), (web["uuid"], web["platform"], True))
         names = [step["step"] for step in wake["steps"]]
-        middle = ["exec", "load", "confine", "fork", "resume", "notify"] if web["platform"] == "proc" else ["start"]
-        if web["platform"] == "proc" and "exec" not in names:
+        middle = ["launch", "load", "confine", "fork", "resume", "notify"] if web["platform"] == "proc" else ["start"]
+        if web["platform"] == "proc" and "launch" not in names:
             # The tender's own steps arrive after the connection: wait for them.
             deadline = time.monotonic() + 10
-            while "exec" not in names and time.monotonic() < deadline:
+            while "launch" not in names and time.monotonic() < deadline:
                 time.sleep(0.05)
                 wake = json.loads(self.kiln("service", "inspect", "web").stdout)[0]["last_wake"]
                 names = [step["step"] for step in wake["steps"]]

@@ -1,0 +1,48 @@
+// Tenders started ahead of need (host/tender_orders.h): one per platform, waiting, already past
+// its exec and start-up, so that a wake only sends it its orders. Taking one leaves the pool
+// empty until refill(), which kilnd's reconciler calls every 50 ms: a new tender is not started
+// during the wake that took the last one (on a small host it would compete with it for a CPU).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "host/unique_fd.h"
+
+namespace kiln::instances {
+
+class TenderPool {
+  public:
+    struct Tender {
+        pid_t pid = 0;
+        UniqueFd orders;  // kilnd's end of its orders socket
+    };
+
+    // `binaries`: platform -> tender binary; `netns`: the namespace tenders run in (-1: kilnd's).
+    TenderPool(std::map<std::string, std::string> binaries, int netns);
+    // Closes the orders sockets: waiting tenders exit (kilnd reaps them with its other children).
+    ~TenderPool() = default;
+    TenderPool(const TenderPool&) = delete;
+    TenderPool& operator=(const TenderPool&) = delete;
+
+    // A waiting tender of `platform`, or nullopt (none yet, or it died waiting).
+    std::optional<Tender> take(const std::string& platform);
+    // Starts a tender for each platform without one, once the last take is kRefillAfter old.
+    void refill();
+
+    static constexpr auto kRefillAfter = std::chrono::milliseconds(20);
+
+  private:
+    bool start(const std::string& platform);
+
+    std::map<std::string, std::string> binaries_;
+    int netns_;
+    std::map<std::string, Tender> waiting_;
+    std::chrono::steady_clock::time_point last_take_{};
+};
+
+}  // namespace kiln::instances
