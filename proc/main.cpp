@@ -8,11 +8,19 @@
 #include "host/tender_orders.h"
 #include "kiln/hostcall.h"
 #include "options.h"
+#include "sandbox.h"
 #include "tender.h"
 #include "util/error.h"
 
 int main(int argc, char** argv) {
-    kiln::host::TenderArguments arguments(argc, argv);  // or kilnd's orders (host/tender_orders.h)
+    kiln::host::TenderArguments arguments(argc, argv, [] {  // or kilnd's orders (host/tender_orders.h)
+        kiln::vmm::warm_up_options(kiln::vmm::Monitor::kProc);
+        try {
+            (void)kiln::proc::instance_filter({3, 1, 4, 5, 6});
+        } catch (const kiln::vmm::VmmError&) {
+            // The real one will say what is wrong.
+        }
+    });
     if (arguments.dismissed()) return *arguments.dismissed();
     const kiln::vmm::Options options =
         kiln::vmm::parse_options(arguments.argc(), arguments.argv(), kiln::vmm::Monitor::kProc);

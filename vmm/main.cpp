@@ -37,7 +37,9 @@ int run(const kiln::vmm::Options& options) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    kiln::host::TenderArguments arguments(argc, argv);  // or kilnd's orders (host/tender_orders.h)
+    kiln::host::TenderArguments arguments(argc, argv, [] {  // or kilnd's orders (host/tender_orders.h)
+        kiln::vmm::warm_up_options(kiln::vmm::Monitor::kVmm);
+    });
     if (arguments.dismissed()) return *arguments.dismissed();
     const kiln::vmm::Options options = kiln::vmm::parse_options(arguments.argc(), arguments.argv());
     std::signal(SIGPIPE, SIG_IGN);  // a console or socket peer that went away is not fatal

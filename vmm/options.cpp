@@ -186,4 +186,22 @@ Options parse_options(int argc, char** argv, Monitor monitor) {
     return o;
 }
 
+void warm_up_options(Monitor monitor) {
+    const char* sample[] = {"tender",
+                            "--restore",
+                            "/nonexistent",
+                            "--control",
+                            "/nonexistent.sock",
+                            "--status-file",
+                            "/nonexistent.status",
+                            "--memory",
+                            "64M",
+                            "--timeout",
+                            "1",
+                            "--net",
+                            "tap=warmup0,mac=52:54:00:00:00:01",
+                            nullptr};
+    (void)parse_options(static_cast<int>(std::size(sample)) - 1, const_cast<char**>(sample), monitor);
+}
+
 }  // namespace kiln::vmm

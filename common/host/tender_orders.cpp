@@ -51,21 +51,22 @@ void show_as_command_line(int argc, char** argv, const std::vector<std::string>&
 
 }  // namespace
 
-TenderArguments::TenderArguments(int argc, char** argv) {
+TenderArguments::TenderArguments(int argc, char** argv, const std::function<void()>& while_waiting) {
     if (argc > 1 && std::strcmp(argv[1], kAwaitOrdersFlag) == 0)
-        await_orders(argc, argv);
+        await_orders(argc, argv, while_waiting);
     else
         words_.assign(argv, argv + argc);
     for (auto& word : words_) pointers_.push_back(word.data());
     pointers_.push_back(nullptr);
 }
 
-void TenderArguments::await_orders(int argc, char** argv) {
+void TenderArguments::await_orders(int argc, char** argv, const std::function<void()>& while_waiting) {
     if (argc != 4) {
         std::fprintf(stderr, "%s: usage: %s %s FD PADDING\n", argv[0], argv[0], kAwaitOrdersFlag);
         dismissed_ = 2;
         return;
     }
+    if (while_waiting) while_waiting();
     const int socket = std::atoi(argv[2]);
     std::string payload(kMaxOrdersBytes, '\0');
     int fds[3] = {-1, -1, -1};

@@ -11,6 +11,7 @@
 // padding are cut there: kilnd puts --control and --status-file first.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,7 +34,10 @@ bool send_orders(int socket, const std::vector<std::string>& args, StandardStrea
 // orders shown as its command line.
 class TenderArguments {
   public:
-    TenderArguments(int argc, char** argv);
+    // `while_waiting` runs before the wait: what the tender can do ahead (its first option
+    // parse, its first seccomp filter: their code paged in, their allocations made) is then
+    // not on the wake's path.
+    TenderArguments(int argc, char** argv, const std::function<void()>& while_waiting = {});
     // No orders will come (end of file: exit with 0), or they were malformed (said on stderr;
     // exit non-zero).
     std::optional<int> dismissed() const { return dismissed_; }
@@ -41,7 +45,7 @@ class TenderArguments {
     char** argv() { return pointers_.data(); }
 
   private:
-    void await_orders(int argc, char** argv);
+    void await_orders(int argc, char** argv, const std::function<void()>& while_waiting);
     std::vector<std::string> words_;
     std::vector<char*> pointers_;
     std::optional<int> dismissed_;
