@@ -1,11 +1,13 @@
 #include "instance_commands.h"
 
 #include <atomic>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include "client.h"
@@ -150,20 +152,31 @@ int run(const RunOptions& options, std::vector<std::string> rest) {
     // Attached: the console streamed as it comes, until the instance stops. Ctrl-C asks kilnd to
     // stop it (from a second thread: the stream may be silent), and the stream then ends.
     std::signal(SIGINT, [](int) { interrupted = 1; });
-    std::atomic<bool> streaming{true};
+    // The handler cannot notify: the stopper looks at `interrupted` every 10 ms, and is told at
+    // once when the stream ends.
+    std::mutex mutex;
+    std::condition_variable ended;
+    bool streaming = true;
     std::thread stopper([&] {
-        while (streaming && !interrupted) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        std::unique_lock lock(mutex);
+        while (streaming && !interrupted) ended.wait_for(lock, std::chrono::milliseconds(10));
         if (interrupted) Client().put("/v1/instances/" + id + "/stop", {{"drain_timeout_ms", 2000}});
     });
+    const auto stream_ended = [&] {
+        {
+            std::lock_guard guard(mutex);
+            streaming = false;
+        }
+        ended.notify_one();
+        stopper.join();
+    };
     try {
         stream_logs(client, id, 0);
     } catch (...) {
-        streaming = false;
-        stopper.join();
+        stream_ended();
         throw;
     }
-    streaming = false;
-    stopper.join();
+    stream_ended();
     const json state = client.get("/v1/instances/" + id);
     if (options.remove) client.del("/v1/instances/" + id);
     if (state.contains("exit_code")) return state["exit_code"].get<int>();

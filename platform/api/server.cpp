@@ -538,9 +538,24 @@ void Server::routes() {
                }));
 }
 
+void State::changed() {
+    {
+        std::lock_guard guard(change_mutex);
+        ++changes;
+    }
+    change.notify_all();
+}
+
+void State::wait_for_change(std::chrono::milliseconds limit) {
+    std::unique_lock lock(change_mutex);
+    const uint64_t seen = changes;
+    change.wait_for(lock, limit, [&] { return changes != seen; });
+}
+
 // The console from `offset` as it comes, in one chunked text/plain answer that ends once the
 // instance is no longer running and everything it wrote has been sent. One server thread per
-// follower (the pool is sized for it); the state is looked at under the lock every 20 ms.
+// follower (the pool is sized for it); the state is looked at under the lock every 20 ms, and at
+// once when the reconciler saw a tender end.
 void Server::follow_logs(const httplib::Request& request, httplib::Response& response,
                          const instances::Instance& instance) {
     int64_t offset = 0;
@@ -576,7 +591,7 @@ void Server::follow_logs(const httplib::Request& request, httplib::Response& res
                 return true;
             }
             if (!sink.is_writable()) return false;  // the client left
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            state_.wait_for_change(std::chrono::milliseconds(20));
         }
     });
 }

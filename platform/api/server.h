@@ -3,6 +3,8 @@
 // unknown or ill-typed field is refused with a 400 that names the field.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -32,6 +34,15 @@ struct State {
     services::Controller* controller = nullptr;
     std::string no_network_reason;
     instances::HostPlatforms platforms;  // what instances can run on here, and the default
+
+    // Instances may have changed state (the reconciler saw a tender end): log followers look
+    // again at once instead of at their next poll.
+    void changed();
+    // Until changed() or `limit`, whichever comes first.
+    void wait_for_change(std::chrono::milliseconds limit);
+    std::mutex change_mutex;  // guards changes
+    std::condition_variable change;
+    uint64_t changes = 0;
 };
 
 class Server {

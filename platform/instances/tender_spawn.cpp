@@ -17,7 +17,7 @@ namespace {
 struct SpawnRequest {
     char* const* argv;
     TenderFds fds;
-    sigset_t mask;  // the parent's, restored before the exec
+    sigset_t mask;  // the tender's: none blocked (kilnd's threads keep SIGCHLD for the reconciler)
     // What failed in the child, and its errno, written into the parent's memory (CLONE_VM).
     const char* failed = nullptr;
     int error = 0;
@@ -60,13 +60,14 @@ int exec_tender(void* arg) {
 pid_t spawn_tender(char* const* argv, TenderFds fds) {
     constexpr size_t kStack = 64 * 1024;
     std::vector<char> stack(kStack);
-    SpawnRequest request{argv, fds, {}, 0};
-    sigset_t all;
+    SpawnRequest request{argv, fds, {}, nullptr, 0};
+    ::sigemptyset(&request.mask);
+    sigset_t all, ours;
     ::sigfillset(&all);
-    ::pthread_sigmask(SIG_SETMASK, &all, &request.mask);  // nothing runs a handler in the child
+    ::pthread_sigmask(SIG_SETMASK, &all, &ours);  // nothing runs a handler in the child
     const pid_t pid = ::clone(exec_tender, stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD, &request);
     const int clone_error = errno;
-    ::pthread_sigmask(SIG_SETMASK, &request.mask, nullptr);
+    ::pthread_sigmask(SIG_SETMASK, &ours, nullptr);
     if (pid < 0) {
         errno = clone_error;
         return -1;

@@ -103,6 +103,12 @@ int main(int argc, char** argv) {
     // them: PID 1 here reaps orphans late, and a stop waits until they are gone
     // (instances/supervisor.cpp, wait_for_group).
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+    // SIGCHLD is the reconciler's, which waits for it (sigtimedwait): blocked in every thread,
+    // all of which start after this.
+    sigset_t child;
+    sigemptyset(&child);
+    sigaddset(&child, SIGCHLD);
+    ::pthread_sigmask(SIG_BLOCK, &child, nullptr);
     const std::string dir = state_dir();
     try {
         std::optional<std::pair<std::string, int>> tcp;
@@ -199,15 +205,22 @@ int main(int argc, char** argv) {
         if (tcp && !tls_cert.empty()) tcp_server.emplace(state, token, tls_cert, tls_key);
 
         std::atomic<bool> done{false};
+        // Every 50 ms, and at once when a tender ends (SIGCHLD, taken on this thread alone): an
+        // instance that exits is seen stopped, and its attached `kiln run` ends, without waiting
+        // for the next round.
         std::thread reconciler([&] {
             while (!done) {
-                std::this_thread::sleep_for(std::chrono::milliseconds(50));
-                std::lock_guard guard(state.mutex);
-                try {
-                    supervisor.reconcile();
-                } catch (const std::exception& e) {
-                    std::fprintf(stderr, "kilnd: %s\n", e.what());
+                const timespec round{0, 50'000'000};
+                const bool ended = ::sigtimedwait(&child, nullptr, &round) == SIGCHLD;
+                {
+                    std::lock_guard guard(state.mutex);
+                    try {
+                        supervisor.reconcile();
+                    } catch (const std::exception& e) {
+                        std::fprintf(stderr, "kilnd: %s\n", e.what());
+                    }
                 }
+                if (ended) state.changed();
             }
         });
         running_server = &server;
