@@ -10,25 +10,41 @@
 
 namespace kiln::host {
 
+namespace {
+
+constexpr size_t kStreams = 3;  // stdin, stdout, stderr
+
+// One orders message: the arguments in `data`, the streams' fds in `control`.
+struct OrdersMessage {
+    iovec data;
+    alignas(cmsghdr) char control[CMSG_SPACE(kStreams * sizeof(int))] = {};
+    msghdr header{};
+
+    OrdersMessage(char* bytes, size_t size) : data{bytes, size} {
+        header.msg_iov = &data;
+        header.msg_iovlen = 1;
+        header.msg_control = control;
+        header.msg_controllen = sizeof(control);
+    }
+    OrdersMessage(const OrdersMessage&) = delete;
+    OrdersMessage& operator=(const OrdersMessage&) = delete;
+};
+
+}  // namespace
+
 bool send_orders(int socket, const std::vector<std::string>& args, StandardStreams streams) {
     std::string payload;
     for (const auto& arg : args) payload.append(arg).push_back('\0');
     if (payload.size() > kMaxOrdersBytes) return false;
-    const int fds[3] = {streams.in, streams.out, streams.err};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(fds))] = {};
-    iovec data{payload.data(), payload.size()};
-    msghdr message{};
-    message.msg_iov = &data;
-    message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof(control);
-    cmsghdr* header = CMSG_FIRSTHDR(&message);
+    const int fds[kStreams] = {streams.in, streams.out, streams.err};
+    OrdersMessage message(payload.data(), payload.size());
+    cmsghdr* header = CMSG_FIRSTHDR(&message.header);
     header->cmsg_level = SOL_SOCKET;
     header->cmsg_type = SCM_RIGHTS;
     header->cmsg_len = CMSG_LEN(sizeof(fds));
     std::memcpy(CMSG_DATA(header), fds, sizeof(fds));
     ssize_t sent;
-    do sent = ::sendmsg(socket, &message, MSG_NOSIGNAL);
+    do sent = ::sendmsg(socket, &message.header, MSG_NOSIGNAL);
     while (sent < 0 && errno == EINTR);
     return sent == static_cast<ssize_t>(payload.size());
 }
@@ -69,31 +85,26 @@ void TenderArguments::await_orders(int argc, char** argv, const std::function<vo
     if (while_waiting) while_waiting();
     const int socket = std::atoi(argv[2]);
     std::string payload(kMaxOrdersBytes, '\0');
-    int fds[3] = {-1, -1, -1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(fds))] = {};
-    iovec data{payload.data(), payload.size()};
-    msghdr message{};
-    message.msg_iov = &data;
-    message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof(control);
+    int fds[kStreams] = {-1, -1, -1};
+    OrdersMessage message(payload.data(), payload.size());
     ssize_t received;
-    do received = ::recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
+    do received = ::recvmsg(socket, &message.header, MSG_CMSG_CLOEXEC);
     while (received < 0 && errno == EINTR);
     ::close(socket);
     if (received <= 0) {  // kilnd let it go
         dismissed_ = 0;
         return;
     }
-    const cmsghdr* header = CMSG_FIRSTHDR(&message);
+    const cmsghdr* header = CMSG_FIRSTHDR(&message.header);
     if (header == nullptr || header->cmsg_type != SCM_RIGHTS || header->cmsg_len != CMSG_LEN(sizeof(fds)) ||
-        (message.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 || payload[static_cast<size_t>(received) - 1] != '\0') {
+        (message.header.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 ||
+        payload[static_cast<size_t>(received) - 1] != '\0') {
         std::fprintf(stderr, "%s: malformed orders on fd %d\n", argv[0], socket);
         dismissed_ = 2;
         return;
     }
     std::memcpy(fds, CMSG_DATA(header), sizeof(fds));
-    for (int i = 0; i < 3; ++i) {
+    for (int i = 0; i < static_cast<int>(kStreams); ++i) {
         if (::dup2(fds[i], i) < 0) {
             dismissed_ = 2;
             return;

@@ -70,16 +70,6 @@ struct Connection {
 
 }  // namespace
 
-void Histogram::observe(double seconds) {
-    ++count;
-    sum += seconds;
-    for (size_t i = 0; i < std::size(kBounds); ++i)
-        if (seconds <= kBounds[i]) {
-            ++buckets[i];
-            return;
-        }
-}
-
 struct Balancer::Impl {
     Hooks hooks;
     UniqueFd epoll{::epoll_create1(EPOLL_CLOEXEC)};

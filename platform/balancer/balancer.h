@@ -60,13 +60,25 @@ struct Hooks {
 };
 
 // A Prometheus-style histogram of seconds: counts per upper bound, cumulative when exported.
-struct Histogram {
-    static constexpr double kBounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-    int64_t buckets[std::size(kBounds)] = {};  // observations <= kBounds[i] and > kBounds[i-1]
+template <const auto& Bounds>
+struct SecondsHistogram {
+    static constexpr const auto& kBounds = Bounds;
+    int64_t buckets[std::size(Bounds)] = {};  // observations <= kBounds[i] and > kBounds[i-1]
     int64_t count = 0;
     double sum = 0;
-    void observe(double seconds);
+    void observe(double seconds) {
+        ++count;
+        sum += seconds;
+        for (size_t i = 0; i < std::size(Bounds); ++i)
+            if (seconds <= Bounds[i]) {
+                ++buckets[i];
+                return;
+            }
+    }
 };
+
+inline constexpr double kWaitBounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+using Histogram = SecondsHistogram<kWaitBounds>;
 
 // Counters, for metrics.
 struct BackendStats {

@@ -20,16 +20,6 @@ constexpr const char* kTenderMoments[] = {"started_ns", "loaded_ns", "confined_n
 
 }  // namespace
 
-void StepHistogram::observe(double seconds) {
-    ++count;
-    sum += seconds;
-    for (size_t i = 0; i < std::size(kBounds); ++i)
-        if (seconds <= kBounds[i]) {
-            ++buckets[i];
-            return;
-        }
-}
-
 std::vector<std::pair<std::string, double>> WakeTrace::steps() const {
     std::vector<std::pair<std::string, double>> out;
     const auto step = [&out](const char* name, WakeClock::time_point from, WakeClock::time_point to) {

@@ -31,19 +31,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include "balancer/balancer.h"
+
 namespace kiln::services {
 
 using WakeClock = std::chrono::steady_clock;
 
-// Seconds, Prometheus-style; bounds fine enough for sub-millisecond steps.
-struct StepHistogram {
-    static constexpr double kBounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+// Bounds fine enough for sub-millisecond steps.
+inline constexpr double kStepBounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                          0.025,  0.05,    0.1,    0.25,  1,      10};
-    int64_t buckets[std::size(kBounds)] = {};  // observations <= kBounds[i] and > kBounds[i-1]
-    int64_t count = 0;
-    double sum = 0;
-    void observe(double seconds);
-};
+using StepHistogram = balancer::SecondsHistogram<kStepBounds>;
 
 struct WakeTrace {
     std::string instance, platform;
