@@ -140,6 +140,9 @@ int run(const RunOptions& options, std::vector<std::string> rest) {
         if (!options.cooldown.empty())
             body["scale_to_zero"]["cooldown_time_ms"] = parse_duration_ms(options.cooldown, "--scale-to-zero-cooldown");
     }
+    // Ctrl-C is ours before the create: the instance runs (and a user may press it) before
+    // kilnd's answer arrives, and the default action would leave it running without its kiln run.
+    if (!options.detach) std::signal(SIGINT, [](int) { interrupted = 1; });
     Client client;
     const json instance = client.post("/v1/instances", body);
     const std::string id = instance["uuid"];
@@ -151,7 +154,6 @@ int run(const RunOptions& options, std::vector<std::string> rest) {
     }
     // Attached: the console streamed as it comes, until the instance stops. Ctrl-C asks kilnd to
     // stop it (from a second thread: the stream may be silent), and the stream then ends.
-    std::signal(SIGINT, [](int) { interrupted = 1; });
     // The handler cannot notify: the stopper looks at `interrupted` every 10 ms, and is told at
     // once when the stream ends.
     std::mutex mutex;
