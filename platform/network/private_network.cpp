@@ -45,6 +45,7 @@ PrivateNetwork::PrivateNetwork(const std::string& state_dir)
     : ns_(std::make_unique<netns::Namespace>(namespace_name(state_dir), netns::Namespace::Persistent{})),
       gateway_(kGateway) {
     if (!ns_->find_link(kBridge)) ns_->add_bridge(kBridge, netns::Ipv4Prefix{kGateway, 16});
+    reaper_ = std::make_unique<TapReaper>(*ns_);
     // For people and tests: `ip netns exec $(cat STATE/netns) ...` reaches the guests.
     std::ofstream(state_dir + "/netns") << ns_->name() << "\n";
 }
@@ -79,9 +80,9 @@ void PrivateNetwork::attach(const Endpoint& endpoint) {
     if (!ns_->find_link(endpoint.tap)) ns_->add_tap(endpoint.tap, kBridge);
 }
 
-void PrivateNetwork::detach(const Endpoint& endpoint) {
-    if (ns_->find_link(endpoint.tap)) ns_->delete_link(endpoint.tap);
-}
+PrivateNetwork::~PrivateNetwork() = default;
+
+void PrivateNetwork::detach(const Endpoint& endpoint) { reaper_->reap(endpoint.tap); }
 
 std::string PrivateNetwork::kernel_parameters(const Endpoint& endpoint) const {
     std::string text;

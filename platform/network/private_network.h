@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "netns/namespace.h"
+#include "network/tap_reaper.h"
 
 namespace kiln::network {
 
@@ -27,6 +28,7 @@ struct Endpoint {
 class PrivateNetwork {
   public:
     explicit PrivateNetwork(const std::string& state_dir);
+    ~PrivateNetwork();  // deletes the taps still queued for deletion
 
     netns::Namespace& ns() { return *ns_; }
     uint32_t gateway() const { return gateway_; }  // host byte order
@@ -39,16 +41,22 @@ class PrivateNetwork {
     static Endpoint endpoint(const std::string& uuid, const std::string& ip);
     // Creates the endpoint's tap on the bridge, unless it exists.
     void attach(const Endpoint& endpoint);
-    // Removes the endpoint's tap (the instance is gone).
+    // Removes the endpoint's tap (the instance is gone): soon, on the reaper's thread.
     void detach(const Endpoint& endpoint);
+    // Returns once every tap detached so far is gone.
+    void wait_detached() { reaper_->wait_idle(); }
     // Deletes the namespace with everything in it (kilnd ends with no guest left to serve).
-    void destroy() { ns_->destroy(); }
+    void destroy() {
+        reaper_->wait_idle();
+        ns_->destroy();
+    }
     // The guest kernel's network parameters: kiln.ip=... kiln.gw=... kiln.dns=...
     std::string kernel_parameters(const Endpoint& endpoint) const;
 
   private:
     std::unique_ptr<netns::Namespace> ns_;
     uint32_t gateway_;
+    std::unique_ptr<TapReaper> reaper_;  // after ns_: gone before it
 };
 
 // "10.77.0.2" -> host byte order; throws NetnsError for anything else.

@@ -1,0 +1,53 @@
+#include "network/tap_reaper.h"
+
+#include <cstdio>
+
+namespace kiln::network {
+
+TapReaper::TapReaper(netns::Namespace& ns)
+    : netlink_(ns.run([&ns] { return std::make_unique<netns::Rtnetlink>(ns.name() + " (tap reaper)"); })),
+      where_(ns.name()), thread_([this] { run(); }) {}
+
+TapReaper::~TapReaper() {
+    {
+        std::lock_guard guard(mutex_);
+        stopping_ = true;
+    }
+    changed_.notify_all();
+    thread_.join();
+}
+
+void TapReaper::reap(std::string tap) {
+    {
+        std::lock_guard guard(mutex_);
+        queue_.push_back(std::move(tap));
+    }
+    changed_.notify_all();
+}
+
+void TapReaper::wait_idle() {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [this] { return queue_.empty() && !busy_; });
+}
+
+void TapReaper::run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+        changed_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping, and nothing left
+        const std::string tap = std::move(queue_.front());
+        queue_.pop_front();
+        busy_ = true;
+        lock.unlock();
+        try {
+            if (netlink_->find(tap)) netlink_->delete_link(tap);
+        } catch (const std::exception& error) {  // left for the namespace's end; said, not fatal
+            std::fprintf(stderr, "kilnd: %s: cannot delete tap %s: %s\n", where_.c_str(), tap.c_str(), error.what());
+        }
+        lock.lock();
+        busy_ = false;
+        changed_.notify_all();
+    }
+}
+
+}  // namespace kiln::network
