@@ -63,6 +63,8 @@ json create_body(const ComposeService& service, const std::string& image) {
     if (!service.command.empty()) body["args"] = service.command;
     if (!service.environment.empty()) body["env"] = service.environment;
     if (service.memory_mb) body["memory_mb"] = *service.memory_mb;
+    if (service.cpu_shares) body["cpu_shares"] = *service.cpu_shares;
+    if (service.pids_limit) body["pids_limit"] = *service.pids_limit;
     if (!service.ports.empty()) body["service_group"] = service_group(service.ports);
     return body;
 }

@@ -12,13 +12,14 @@
 #include <sstream>
 
 #include "images/kraftfile.h"
-
+#include "instances/limits.h"
 namespace kiln::cli {
 namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kServiceKeys = "image, build, command, environment, ports, mem_limit, depends_on, restart";
+constexpr const char* kServiceKeys =
+    "image, build, command, environment, ports, mem_limit, cpu_shares, pids_limit, depends_on, restart";
 
 // A service as read, with the lines of its dependencies: they are checked once every service is
 // known, and an error must still point at them.
@@ -150,6 +151,10 @@ class Parser {
                 s.ports = ports(k, v, at);
             } else if (f == "mem_limit") {
                 s.memory_mb = memory(k, v, at);
+            } else if (f == "cpu_shares") {
+                s.cpu_shares = integer(k, v, at, instances::Limits::kMinCpuShares, instances::Limits::kMaxCpuShares);
+            } else if (f == "pids_limit") {
+                s.pids_limit = integer(k, v, at, instances::Limits::kMinPidsLimit, instances::Limits::kMaxPidsLimit);
             } else if (f == "depends_on") {
                 depends_on(k, v, at, entry);
             } else if (f == "restart") {
@@ -263,6 +268,21 @@ class Parser {
         } catch (const std::invalid_argument& e) {
             fail(key, at, e.what());
         }
+    }
+
+    int64_t integer(const YAML::Node& key, const YAML::Node& value, const std::string& at, int64_t low,
+                    int64_t high) const {
+        const std::string text = scalar(key, value, at);
+        size_t used = 0;
+        long long number = 0;
+        try {
+            number = std::stoll(text, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        if (used == 0 || used != text.size() || number < low || number > high)
+            fail(key, at, "expected a whole number from " + std::to_string(low) + " to " + std::to_string(high));
+        return number;
     }
 
     // A list of names, or a mapping of names to {condition: ...}. Kiln starts a service after the

@@ -29,6 +29,8 @@ struct ComposeService {
     std::vector<std::string> environment;  // NAME=VALUE, in the file's order
     std::vector<std::string> ports;        // "HOST:GUEST"
     std::optional<int64_t> memory_mb;      // from mem_limit, rounded up to whole MiB; unset: the image's
+    std::optional<int64_t> cpu_shares;     // Docker's relative CPU weight; unset: kilnd's default
+    std::optional<int64_t> pids_limit;     // the cap on its host tasks; unset: kilnd's default
     std::vector<std::string> depends_on;   // names of services in the same file
     std::string restart = "never";         // kilnd's restart policy: never, always or on-failure
 };

@@ -8,11 +8,13 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "client.h"
 #include "image_commands.h"
 #include "images/image_store.h"
+#include "instances/limits.h"
 #include "output.h"
 #include "paths.h"
 
@@ -69,6 +71,7 @@ struct RunOptions {
     std::string service;               // join this existing service
     std::string scale_to_zero = "off", cooldown;
     bool stateful = false;
+    std::optional<int64_t> cpu_shares, pids_limit;
 };
 
 }  // namespace
@@ -131,6 +134,8 @@ int run(const RunOptions& options, std::vector<std::string> rest) {
     if (!options.env.empty()) body["env"] = options.env;
     if (!options.memory.empty()) body["memory_mb"] = parse_memory_mb(options.memory);
     if (!options.platform.empty()) body["platform"] = options.platform;
+    if (options.cpu_shares) body["cpu_shares"] = *options.cpu_shares;
+    if (options.pids_limit) body["pids_limit"] = *options.pids_limit;
     if (!options.publish.empty() && !options.service.empty())
         throw std::invalid_argument("-p makes a service for the instance; --service joins one: not both");
     if (!options.publish.empty()) body["service_group"] = service_group(options.publish);
@@ -238,6 +243,14 @@ void add_instance_commands(CLI::App& app, int& exit_status) {
         ->add_option("--platform", options->platform,
                      "kvm (a microVM) or proc (a confined process); default: the host's (kiln info)")
         ->check(CLI::IsMember({"kvm", "proc"}));
+    run_command
+        ->add_option("--cpu-shares", options->cpu_shares,
+                     "CPU weight against other instances (default 1024), through the host's cgroups")
+        ->check(CLI::Range(instances::Limits::kMinCpuShares, instances::Limits::kMaxCpuShares));
+    run_command
+        ->add_option("--pids-limit", options->pids_limit,
+                     "cap on the instance's host tasks, its tender's threads included (default 64)")
+        ->check(CLI::Range(instances::Limits::kMinPidsLimit, instances::Limits::kMaxPidsLimit));
     run_command
         ->add_option("-p,--publish", options->publish,
                      "HOST:GUEST[/http]: serve the instance's GUEST port on the host's HOST port (a service)")

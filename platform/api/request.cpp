@@ -186,7 +186,7 @@ ScaleToZeroRequest parse_scale_to_zero(const json& value) {
 CreateRequest parse_create(const std::string& text) {
     const json body = parse_body(text);
     const Fields fields(body, {"image", "name", "args", "env", "memory_mb", "restart_policy", "autostart", "timeout_s",
-                               "service_group", "scale_to_zero", "platform"});
+                               "service_group", "scale_to_zero", "platform", "cpu_shares", "pids_limit"});
     CreateRequest r;
     r.image = fields.text("image");
     if (r.image.empty()) throw ApiError{400, "field 'image' is required"};
@@ -199,6 +199,11 @@ CreateRequest parse_create(const std::string& text) {
     r.args = fields.text_list("args");
     r.env = fields.environment("env");
     if (fields.has("memory_mb")) r.memory_mb = fields.integer("memory_mb", 0, 16, 3072);
+    using instances::Limits;
+    r.limits.cpu_shares =
+        fields.integer("cpu_shares", Limits::kDefaultCpuShares, Limits::kMinCpuShares, Limits::kMaxCpuShares);
+    r.limits.pids_limit =
+        fields.integer("pids_limit", Limits::kDefaultPidsLimit, Limits::kMinPidsLimit, Limits::kMaxPidsLimit);
     r.restart_policy = fields.text("restart_policy", "never");
     if (r.restart_policy != "never" && r.restart_policy != "always" && r.restart_policy != "on-failure")
         throw ApiError{400, "field 'restart_policy' must be never, always or on-failure"};

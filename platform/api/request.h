@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "instances/limits.h"
+
 namespace kiln::api {
 
 inline constexpr size_t kMaxBody = 1 << 20;
@@ -83,6 +85,7 @@ struct CreateRequest {
     std::optional<ServiceRequest> new_service;
     ScaleToZeroRequest scale_to_zero;
     std::optional<std::string> platform;  // kvm or proc; the host's default when absent
+    instances::Limits limits;             // cpu_shares, pids_limit
 };
 CreateRequest parse_create(const std::string& body);
 

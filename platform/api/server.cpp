@@ -337,6 +337,7 @@ void Server::routes() {
                     instance.env = create.env;
                     instance.memory_mb = create.memory_mb.value_or(image->manifest["memory_mb"].get<int64_t>());
                     instance.platform = choose_platform(state_.platforms, create.platform, *image);
+                    instance.limits = create.limits;
                     instance.restart_policy = create.restart_policy;
                     instance.scale_to_zero.policy = create.scale_to_zero.policy;
                     instance.scale_to_zero.stateful = create.scale_to_zero.stateful;

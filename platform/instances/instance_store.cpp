@@ -12,7 +12,7 @@ namespace {
 constexpr const char* kColumns =
     "uuid, name, image, image_digest, args, env, memory_mb, restart_policy, state, stop_reason, exit_code, pid, "
     "pid_start, created_ns, started_ns, stopped_ns, restarts, starts, vmm_status, ip, service, scale_to_zero, "
-    "platform";
+    "platform, cpu_shares, pids_limit";
 
 Instance from_row(const store::Statement& row) {
     Instance i;
@@ -39,6 +39,8 @@ Instance from_row(const store::Statement& row) {
     i.service = row.text(20);
     i.scale_to_zero = ScaleToZero::from_json(nlohmann::json::parse(row.text(21)));
     i.platform = row.text(22);
+    i.limits.cpu_shares = row.integer(23);
+    i.limits.pids_limit = row.integer(24);
     return i;
 }
 
@@ -58,6 +60,7 @@ void bind_fields(store::Statement& s, const Instance& i) {
     else
         s.bind_null(19);
     s.bind(20, i.ip).bind(21, i.service).bind(22, i.scale_to_zero.to_json().dump()).bind(23, i.platform);
+    s.bind(24, i.limits.cpu_shares).bind(25, i.limits.pids_limit);
 }
 
 }  // namespace
@@ -102,6 +105,8 @@ nlohmann::json Instance::to_json() const {
     if (!ip.empty()) j["private_fqdn"] = name + ".internal";
     if (!service.empty()) j["service_group"] = {{"uuid", service}};
     j["scale_to_zero"] = scale_to_zero.to_json();
+    j["cpu_shares"] = limits.cpu_shares;
+    j["pids_limit"] = limits.pids_limit;
     j["platform"] = platform;
     return j;
 }
@@ -119,6 +124,8 @@ InstanceStore::InstanceStore(store::Database& db) : db_(db) {
         {"service", "TEXT NOT NULL DEFAULT ''"},
         {"scale_to_zero", "TEXT NOT NULL DEFAULT '{}'"},
         {"platform", "TEXT NOT NULL DEFAULT 'kvm'"},  // every instance before was a VM
+        {"cpu_shares", "INTEGER NOT NULL DEFAULT 1024"},
+        {"pids_limit", "INTEGER NOT NULL DEFAULT 64"},
     };
     for (const auto& [column, type] : added) {
         store::Statement has(db_, "SELECT 1 FROM pragma_table_info('instances') WHERE name = ?");
@@ -129,7 +136,7 @@ InstanceStore::InstanceStore(store::Database& db) : db_(db) {
 
 void InstanceStore::insert(const Instance& instance) {
     store::Statement s(db_, (std::string("INSERT INTO instances (") + kColumns +
-                             ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                             ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
                                 .c_str());
     s.bind(1, instance.uuid);
     bind_fields(s, instance);
@@ -142,7 +149,7 @@ void InstanceStore::update(const Instance& instance) {
                        "memory_mb = ?7, restart_policy = ?8, state = ?9, stop_reason = ?10, exit_code = ?11, "
                        "pid = ?12, pid_start = ?13, created_ns = ?14, started_ns = ?15, stopped_ns = ?16, "
                        "restarts = ?17, starts = ?18, vmm_status = ?19, ip = ?20, service = ?21, "
-                       "scale_to_zero = ?22, platform = ?23 WHERE uuid = ?1");
+                       "scale_to_zero = ?22, platform = ?23, cpu_shares = ?24, pids_limit = ?25 WHERE uuid = ?1");
     s.bind(1, instance.uuid);
     bind_fields(s, instance);
     s.step();

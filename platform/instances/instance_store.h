@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "instances/limits.h"
 #include "store/sqlite.h"
 
 namespace kiln::instances {
@@ -63,6 +64,7 @@ struct Instance {
     std::string service;           // the uuid of the service it serves, "" if none
     std::string platform = "kvm";  // kvm (kiln-vmm) or proc (kiln-proc): instances/platforms.h
     ScaleToZero scale_to_zero;
+    Limits limits;  // its cgroup's CPU share and process cap (cgroups.h)
 
     nlohmann::json to_json() const;
 };

@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -91,7 +92,12 @@ int64_t process_start_time(int64_t pid) {
 }
 
 Supervisor::Supervisor(SupervisorOptions options, InstanceStore& instances, images::ImageStore& images)
-    : options_(std::move(options)), instances_(instances), images_(images) {
+    : options_(std::move(options)), instances_(instances), images_(images),
+      cgroups_(options_.cgroup_root,
+               options_.cgroup_parent.empty() ? network::namespace_name(options_.state_dir) : options_.cgroup_parent) {
+    if (!cgroups_.available())
+        std::fprintf(stderr, "kilnd: instances run without CPU shares and process caps: %s\n",
+                     cgroups_.why_not().c_str());
     std::map<std::string, std::string> binaries;
     for (const auto& platform : options_.waiting_tenders)
         binaries[platform] = platform == kPlatformProc ? options_.kiln_proc : options_.kiln_vmm;
@@ -99,7 +105,7 @@ Supervisor::Supervisor(SupervisorOptions options, InstanceStore& instances, imag
         pool_ = std::make_unique<TenderPool>(std::move(binaries), options_.network ? options_.network->ns().fd() : -1);
 }
 
-Supervisor::~Supervisor() = default;
+Supervisor::~Supervisor() { cgroups_.remove_parent(); }
 
 std::string Supervisor::instance_dir(const std::string& uuid) const {
     return (fs::path(options_.state_dir) / "instances" / uuid).string();
@@ -160,7 +166,15 @@ std::chrono::steady_clock::time_point Supervisor::start(Instance& instance, cons
         throw std::runtime_error(dir + ": cannot open the instance's logs");
     }
     const auto forked = std::chrono::steady_clock::now();
-    const pid_t pid = launch(instance, argv, console, messages);
+    std::vector<UniqueFd> procs;
+    try {
+        if (cgroups_.available()) procs = cgroups_.prepare(instance.uuid, instance.limits);
+    } catch (...) {
+        ::close(console);
+        ::close(messages);
+        throw;
+    }
+    const pid_t pid = launch(instance, argv, console, messages, procs);
     ::close(console);
     ::close(messages);
     if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
@@ -177,10 +191,12 @@ std::chrono::steady_clock::time_point Supervisor::start(Instance& instance, cons
     return forked;
 }
 
-pid_t Supervisor::launch(const Instance& instance, std::vector<std::string>& argv, int console, int messages) {
+pid_t Supervisor::launch(const Instance& instance, std::vector<std::string>& argv, int console, int messages,
+                         const std::vector<UniqueFd>& procs) {
     UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     if (!null.valid()) return -1;
     if (auto waiting = pool_ ? pool_->take(instance.platform) : std::nullopt) {
+        Cgroups::move(procs, waiting->pid);  // before its orders: the instance it forks is counted there
         if (host::send_orders(waiting->orders.get(), {argv.begin() + 1, argv.end()}, {null.get(), console, messages}))
             return waiting->pid;
         ::kill(waiting->pid, SIGKILL);  // it could not take them: a new one does
@@ -189,7 +205,10 @@ pid_t Supervisor::launch(const Instance& instance, std::vector<std::string>& arg
     for (auto& a : argv) args.push_back(a.data());
     args.push_back(nullptr);
     const int netns = options_.network ? options_.network->ns().fd() : -1;
-    return spawn_tender(args.data(), {null.get(), console, messages, netns});
+    std::vector<int> cgroup_procs;
+    for (const auto& fd : procs) cgroup_procs.push_back(fd.get());
+    return spawn_tender(args.data(), {null.get(), console, messages, netns, -1, cgroup_procs.data(),
+                                      static_cast<int>(cgroup_procs.size())});
 }
 
 void Supervisor::kill_and_wait(const Instance& instance) {
@@ -214,6 +233,7 @@ void Supervisor::forget(Instance& instance) {
     stop(instance, std::chrono::milliseconds(0), true);
     if (options_.network && !instance.ip.empty())
         options_.network->detach(network::PrivateNetwork::endpoint(instance.uuid, instance.ip));
+    cgroups_.remove(instance.uuid);
     std::error_code error;
     fs::remove_all(instance_dir(instance.uuid), error);
 }

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "images/image_store.h"
+#include "instances/cgroups.h"
 #include "instances/instance_store.h"
 #include "instances/tender_pool.h"
 
@@ -41,6 +42,8 @@ struct SupervisorOptions {
     network::PrivateNetwork* network = nullptr;  // none: instances have no network card
     // Platforms to keep a tender waiting for (tender_pool.h): a start sends it its orders.
     std::vector<std::string> waiting_tenders;
+    // Where the host's cgroups are mounted, and kilnd's group in them (one per state directory).
+    std::string cgroup_root = "/sys/fs/cgroup", cgroup_parent;
     // Told when an instance's kiln-vmm was started (or restored) and when it ended or was
     // stopped, on the thread that did it, under kilnd's state lock.
     std::function<void(const Instance&)> on_started, on_ended;
@@ -73,13 +76,17 @@ class Supervisor {
     std::string instance_dir(const std::string& uuid) const;
     std::string snapshot_dir(const std::string& uuid) const { return instance_dir(uuid) + "/snapshot"; }
     std::string control_socket(const std::string& uuid) const { return instance_dir(uuid) + "/control.sock"; }
+    // Each instance's CPU share and process cap; none where the host has no usable cgroups.
+    const Cgroups& cgroups() const { return cgroups_; }
 
   private:
     bool alive(const Instance& instance) const;
     void kill_and_wait(const Instance& instance);
     std::vector<std::string> vmm_arguments(Instance& instance, const std::string& restore);
     // The tender's pid, a waiting one given its orders or a new one; -1 with errno.
-    pid_t launch(const Instance& instance, std::vector<std::string>& argv, int console, int messages);
+    // Its cgroup (`procs`, open) holds it before it starts the instance.
+    pid_t launch(const Instance& instance, std::vector<std::string>& argv, int console, int messages,
+                 const std::vector<UniqueFd>& procs);
     // Records how kiln-vmm ended; `by` is kStopPlatform | kStopUser (| kStopForced) for a stop kilnd made.
     void ended(Instance& instance, int64_t by);
 
@@ -88,6 +95,7 @@ class Supervisor {
     images::ImageStore& images_;
     std::map<std::string, std::chrono::steady_clock::time_point> restart_due_;  // uuid -> when
     std::unique_ptr<TenderPool> pool_;
+    Cgroups cgroups_;
 };
 
 // /proc/PID/stat's start time (clock ticks since boot); 0 if there is no such process.

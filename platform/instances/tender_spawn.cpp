@@ -23,6 +23,13 @@ struct SpawnRequest {
     int error = 0;
 };
 
+// "0": the process that writes it.
+bool join_cgroups(const TenderFds& fds) {
+    for (int i = 0; i < fds.cgroup_count; ++i)
+        if (::write(fds.cgroup_procs[i], "0", 1) != 1) return false;
+    return true;
+}
+
 // The child of spawn_tender, sharing kilnd's memory until its exec: only system calls, no
 // allocation or locks, and whatever failed is reported through `error`.
 int exec_tender(void* arg) {
@@ -46,6 +53,8 @@ int exec_tender(void* arg) {
         request.failed = "its file descriptors";
     } else if (request.fds.netns >= 0 && ::setns(request.fds.netns, CLONE_NEWNET) != 0) {
         request.failed = "setns into the private network";
+    } else if (!join_cgroups(request.fds)) {
+        request.failed = "joining its instance's cgroup";
     } else {
         ::sigprocmask(SIG_SETMASK, &request.mask, nullptr);
         ::execv(request.argv[0], request.argv);

@@ -9,6 +9,10 @@ struct TenderFds {
     int stdin_fd, stdout_fd, stderr_fd;
     int netns = -1;   // the network namespace to enter; -1: kilnd's own
     int orders = -1;  // made its fd 3 (host/tender_orders.h); -1: none
+    // cgroup.procs files the child writes itself into before its exec (cgroups.h), so the tender
+    // never runs a moment outside its instance's group.
+    const int* cgroup_procs = nullptr;
+    int cgroup_count = 0;
 };
 
 // fork() would copy kilnd's page tables (every thread's stack, the balancer's buffers) only for

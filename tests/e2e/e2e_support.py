@@ -58,11 +58,36 @@ def remove_private_network(state_dir):
     subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)
 
 
+def remove_cgroups(state_dir):
+    """kilnd's cgroups (platform/instances/cgroups.h) are named as its namespace; a killed kilnd
+    leaves them, empty once its tenders are gone."""
+    try:
+        with open(os.path.join(state_dir, "netns")) as f:
+            name = f.read().strip()
+    except OSError:
+        return
+    for parent in (f"/sys/fs/cgroup/cpu/{name}", f"/sys/fs/cgroup/pids/{name}", f"/sys/fs/cgroup/{name}"):
+        if not os.path.isdir(parent):
+            continue
+        for entry in os.scandir(parent):
+            if entry.is_dir():
+                try:
+                    os.rmdir(entry.path)
+                except OSError:
+                    pass
+        try:
+            os.rmdir(parent)
+        except OSError:
+            pass
+
+
 def end_state(state_dir):
-    """Kills the kilnd of `state_dir` and every kiln-vmm it started, then removes its network."""
+    """Kills the kilnd of `state_dir` and every kiln-vmm it started, then removes its network
+    and its cgroups."""
     pid = kilnd_pid(state_dir)
     if pid:
         os.kill(pid, signal.SIGKILL)
     subprocess.run(["pkill", "-KILL", "-f", state_dir], check=False)  # its kiln-vmms
     time.sleep(0.2)
     remove_private_network(state_dir)
+    remove_cgroups(state_dir)

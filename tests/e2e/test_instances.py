@@ -212,6 +212,68 @@ class WaitingTenders(InstanceCase):
         self.kiln("rm", "-f", "sleeper")
 
 
+class Limits(InstanceCase):
+    """An instance's CPU share and process cap (--cpu-shares, --pids-limit; the API's cpu_shares,
+    pids_limit) are its tender's cgroup's, and its instance process's too: set on the host,
+    where the kernel enforces them (tests/platform/cgroups_test.cpp shows it refusing a task
+    over the cap)."""
+
+    @staticmethod
+    def groups(pid):
+        """controller -> the process's group path, from /proc/PID/cgroup (v1 and v2)."""
+        out = {}
+        with open(f"/proc/{pid}/cgroup") as f:
+            for line in f:
+                _, controllers, path = line.rstrip("\n").split(":", 2)
+                for c in controllers.split(",") if controllers else ["unified"]:
+                    out[c] = path
+        return out
+
+    @staticmethod
+    def value(controller, group, name):
+        base = "/sys/fs/cgroup" if controller == "unified" else f"/sys/fs/cgroup/{controller}"
+        with open(f"{base}{group}/{name}") as f:
+            return f.read().strip()
+
+    def limits(self, pid):
+        groups = self.groups(pid)
+        if "pids" in groups:  # v1: a hierarchy per controller
+            return (int(self.value("cpu", groups["cpu"], "cpu.shares")),
+                    self.value("pids", groups["pids"], "pids.max"), groups["pids"])
+        return (int(self.value("unified", groups["unified"], "cpu.weight")),
+                self.value("unified", groups["unified"], "pids.max"), groups["unified"])
+
+    def test_cpu_share_and_process_cap(self):
+        self.kiln("run", "-d", "--name", "limited", "--cpu-shares", "100", "--pids-limit", "12", "apps",
+                  "/bin/busybox", "sleep", "120")
+        self.kiln("run", "-d", "--name", "plain", "apps", "/bin/busybox", "sleep", "120")
+        limited = self.wait_for("limited", lambda i: i["state"] == "running" and "pid" in i)
+        plain = self.wait_for("plain", lambda i: i["state"] == "running" and "pid" in i)
+        self.assertEqual((limited["cpu_shares"], limited["pids_limit"]), (100, 12))
+        self.assertEqual((plain["cpu_shares"], plain["pids_limit"]), (1024, 64))
+        v1 = "pids" in self.groups(limited["pid"])
+        shares, cap, group = self.limits(limited["pid"])
+        self.assertEqual((shares, cap), (100 if v1 else 1 + (100 - 2) * 9999 // 262142, "12"))
+        self.assertTrue(group.endswith("/" + limited["uuid"]), group)
+        shares, cap, _ = self.limits(plain["pid"])
+        self.assertEqual((shares, cap), (1024 if v1 else 1 + (1024 - 2) * 9999 // 262142, "64"))
+        # On proc the instance is the tender's child process: in the same group.
+        with open(f"/proc/{limited['pid']}/task/{limited['pid']}/children") as f:
+            for child in map(int, f.read().split()):
+                self.assertEqual(self.groups(child), self.groups(limited["pid"]))
+        # Out of range: refused, naming the field, by the CLI and by the API.
+        r = self.kiln("run", "--pids-limit", "1", "apps", ok=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("--pids-limit", r.stderr)
+        api = UnixHttp(os.path.join(self.state, "kilnd.sock"))
+        api.request("POST", "/v1/instances", json.dumps({"image": "apps", "cpu_shares": 1}))
+        answer = api.getresponse()
+        self.assertEqual(answer.status, 400)
+        self.assertIn("field 'cpu_shares' must be between 2 and 262144", answer.read().decode())
+        self.kiln("rm", "-f", "limited", "plain")
+        self.assertFalse(os.path.exists(f"/sys/fs/cgroup/pids{group}" if v1 else f"/sys/fs/cgroup{group}"))
+
+
 class Detached(InstanceCase):
     def test_detached_instance_lifecycle(self):
         # (busybox sh would need execve, which the kernel does not have: the sleep applet itself.)

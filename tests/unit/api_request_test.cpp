@@ -18,7 +18,8 @@ std::string refusal(const std::string& body) {
 
 TEST(ApiRequest, ACreateRequestWithEveryField) {
     const CreateRequest r = parse_create(R"({"image": "hello:v2", "name": "web-1", "args": ["/bin/hello", "7"],
-        "env": {"A": "1"}, "memory_mb": 128, "restart_policy": "on-failure", "autostart": false, "timeout_s": 5})");
+        "env": {"A": "1"}, "memory_mb": 128, "restart_policy": "on-failure", "autostart": false, "timeout_s": 5,
+        "cpu_shares": 512, "pids_limit": 16})");
     EXPECT_EQ(r.image, "hello:v2");
     EXPECT_EQ(r.name, "web-1");
     EXPECT_EQ(r.args, (std::vector<std::string>{"/bin/hello", "7"}));
@@ -26,11 +27,15 @@ TEST(ApiRequest, ACreateRequestWithEveryField) {
     EXPECT_EQ(r.memory_mb, 128);
     EXPECT_EQ(r.restart_policy, "on-failure");
     EXPECT_FALSE(r.autostart);
+    EXPECT_EQ(r.limits.cpu_shares, 512);
+    EXPECT_EQ(r.limits.pids_limit, 16);
     const CreateRequest minimal = parse_create(R"({"image": "hello", "env": ["B=two words", "C="]})");
     EXPECT_FALSE(minimal.name.has_value());
     EXPECT_FALSE(minimal.memory_mb.has_value());
     EXPECT_EQ(minimal.env, (std::vector<std::string>{"B=two words", "C="}));
     EXPECT_TRUE(minimal.autostart);
+    EXPECT_EQ(minimal.limits.cpu_shares, 1024);
+    EXPECT_EQ(minimal.limits.pids_limit, 64);
 }
 
 TEST(ApiRequest, RefusalsNameTheField) {
@@ -46,6 +51,8 @@ TEST(ApiRequest, RefusalsNameTheField) {
     EXPECT_EQ(refusal(R"({"image": "a", "memory_mb": "64"})"), "400: field 'memory_mb' must be an integer");
     EXPECT_EQ(refusal(R"({"image": "a", "memory_mb": 1.5})"), "400: field 'memory_mb' must be an integer");
     EXPECT_EQ(refusal(R"({"image": "a", "memory_mb": 4})"), "400: field 'memory_mb' must be between 16 and 3072");
+    EXPECT_EQ(refusal(R"({"image": "a", "cpu_shares": 1})"), "400: field 'cpu_shares' must be between 2 and 262144");
+    EXPECT_EQ(refusal(R"({"image": "a", "pids_limit": 7})"), "400: field 'pids_limit' must be between 8 and 4194304");
     EXPECT_EQ(refusal(R"({"image": "a", "memory_mb": 18446744073709551615})"),
               "400: field 'memory_mb' must be between 16 and 3072");
     EXPECT_EQ(refusal(R"({"image": "a", "restart_policy": "sometimes"})"),

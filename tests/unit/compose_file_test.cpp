@@ -59,6 +59,8 @@ services:
     ports:
       - "80:8080"
     mem_limit: 64m
+    cpu_shares: 512
+    pids_limit: 32
     depends_on: [api]
     restart: always
   api:
@@ -84,6 +86,9 @@ x-notes: ignored
     EXPECT_EQ(web.environment, (std::vector<std::string>{"GREETING=hi there", "EMPTY="}));
     EXPECT_EQ(web.ports, (std::vector<std::string>{"80:8080"}));
     EXPECT_EQ(web.memory_mb, 64);
+    EXPECT_EQ(web.cpu_shares, 512);
+    EXPECT_EQ(web.pids_limit, 32);
+    EXPECT_FALSE(api.cpu_shares);
     EXPECT_EQ(web.depends_on, (std::vector<std::string>{"api"}));
     EXPECT_EQ(web.restart, "always");
 }
@@ -162,11 +167,15 @@ TEST_F(ComposeFileTest, MemLimitTakesUnits) {
 }
 
 TEST_F(ComposeFileTest, ErrorsNameTheLineAndTheKey) {
+    EXPECT_EQ(error("services:\n  web:\n    image: web\n    pids_limit: 2\n"),
+              "4: services.web.pids_limit: expected a whole number from 8 to 4194304");
+    EXPECT_EQ(error("services:\n  web:\n    image: web\n    cpu_shares: half\n"),
+              "4: services.web.cpu_shares: expected a whole number from 2 to 262144");
     EXPECT_EQ(error("services:\n  web:\n    image: web\n    volumes: [./a:/b]\n"),
               "4: services.web.volumes: volumes are not supported yet");
     EXPECT_EQ(error("services:\n  web:\n    image: web\n\n    colour: blue\n"),
               "5: services.web.colour: unknown key; Kiln reads image, build, command, environment, ports, mem_limit, "
-              "depends_on, restart");
+              "cpu_shares, pids_limit, depends_on, restart");
     EXPECT_EQ(error("volumes: {}\nservices:\n  web:\n    image: web\n"), "1: volumes: volumes are not supported yet");
     EXPECT_EQ(error("services:\n  web:\n    image: web\nextra: 1\n"),
               "4: extra: unknown key; Kiln reads services, name, version");
