@@ -115,6 +115,8 @@ class Balancer {
     // The wake kilnd tried failed: connections held for `service` are closed.
     void wake_failed(const std::string& service);
     ServiceStats stats(const std::string& service);
+    // How often its thread has woken: about once a tick (10 ms) when nothing happens.
+    uint64_t wakeups() const;
 
     struct Impl;
 

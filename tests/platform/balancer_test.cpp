@@ -507,6 +507,18 @@ TEST_F(BalancerTest, AMalformedHttpRequestGetsA400AndReachesNoBackend) {
     EXPECT_EQ(balancer_->stats("svc").backends.at("a").total, 0);
 }
 
+// A count, not a time: idle, its thread wakes about once a tick (10 ms). Before the wait was
+// rounded up, the last part of each millisecond before a tick was waited out in a loop of
+// epoll_wait(0): hundreds of wakes per tick.
+TEST_F(BalancerTest, AnIdleBalancerWakesOncePerTick) {
+    open_service();
+    const uint64_t before = balancer_->wakeups();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const uint64_t wakes = balancer_->wakeups() - before;
+    EXPECT_LE(wakes, 300 / 10 + 10);
+    EXPECT_GE(wakes, 1u);
+}
+
 TEST_F(BalancerTest, RemovingTheServiceClosesItsPort) {
     open_service();
     balancer_->remove_service("svc");
