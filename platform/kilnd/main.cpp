@@ -154,6 +154,9 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "kilnd: no platform for instances here: kvm: %s; proc: %s\n",
                          platforms.kvm.missing.c_str(), platforms.proc.missing.c_str());
         options.backoff = backoff_from_env(options.backoff);
+        // Where the host's cgroups are (instances/cgroups.h); a path without them runs instances
+        // without CPU shares and task caps, and says so.
+        if (const char* root = std::getenv("KILN_CGROUP_ROOT"); root && *root) options.cgroup_root = root;
         for (const char* p : {kiln::instances::kPlatformKvm, kiln::instances::kPlatformProc})
             if (platforms.of(p).available) options.waiting_tenders.push_back(p);
         options.network = network.get();
