@@ -30,6 +30,15 @@ constexpr int kConnectAttempts = 3;
 constexpr auto kMaxWait = std::chrono::seconds(30);    // a held connection gives up after this
 constexpr auto kTick = std::chrono::milliseconds(10);  // idle and wait checks
 
+// Ends an upstream connection whose response was read whole with a reset, not a FIN: the side
+// that closes first keeps the connection in TIME_WAIT for a minute, and one connection per
+// request would run the private network out of ephemeral ports within seconds. Nothing is lost:
+// the request was sent and its response read to its end.
+void end_with_reset(int fd) {
+    const linger abort{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof(abort));
+}
+
 // What an epoll event is about: the low two bits of its data, the id above them.
 enum Kind : uint64_t { kControl = 0, kListener = 1, kClient = 2, kUpstream = 3 };
 uint64_t tag(uint64_t id, Kind kind) { return id << 2 | kind; }
@@ -222,6 +231,7 @@ void Balancer::Impl::on_http_event(uint64_t id, Connection& c) {
                 return dispatch(id);
             case HttpExchange::Next::kRequestDone:
                 release_backend(c);
+                end_with_reset(c.upstream.get());
                 c.upstream.reset();  // one upstream connection per request; closing leaves the epoll set
                 c.registered.upstream = 0;
                 c.waited = false;
