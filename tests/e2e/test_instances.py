@@ -273,6 +273,15 @@ class Limits(InstanceCase):
         self.kiln("rm", "-f", "limited", "plain")
         self.assertFalse(os.path.exists(f"/sys/fs/cgroup/pids{group}" if v1 else f"/sys/fs/cgroup{group}"))
 
+    def test_a_host_without_cgroups_runs_instances_without_these_limits(self):
+        self.env["KILN_CGROUP_ROOT"] = os.path.join(self.dir, "no-cgroups")
+        self.kiln("run", "-d", "--name", "unlimited", "apps", "/bin/busybox", "sleep", "120")
+        unlimited = self.wait_for("unlimited", lambda i: i["state"] == "running" and "pid" in i)
+        self.assertNotIn(unlimited["uuid"], "".join(self.groups(unlimited["pid"]).values()))
+        with open(os.path.join(self.state, "kilnd.log")) as f:
+            self.assertIn("instances run without CPU shares and process caps: no cgroup hierarchy", f.read())
+        self.kiln("rm", "-f", "unlimited")
+
 
 class Detached(InstanceCase):
     def test_detached_instance_lifecycle(self):
