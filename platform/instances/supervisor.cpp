@@ -221,6 +221,7 @@ void Supervisor::standby(Instance& instance) {
     restart_due_.erase(instance.uuid);
     if (options_.on_ended) options_.on_ended(instance);
     if (alive(instance)) kill_and_wait(instance);
+    cgroups_.remove(instance.uuid);  // 10,000 services in standby hold no cgroup
     instance.state = kStandby;
     instance.pid = 0;
     instance.pid_start = 0;
@@ -291,6 +292,7 @@ void Supervisor::ended(Instance& instance, int64_t by) {
     // Its tap and resources free for a restart (unless the pid is another process's by now).
     const int64_t start = process_start_time(instance.pid);
     if (start == 0 || start == instance.pid_start) wait_for_group(instance.pid);
+    cgroups_.remove(instance.uuid);  // made again at its next start: a stopped instance holds none
     std::ifstream status(instance_dir(instance.uuid) + "/status");
     int64_t code = 0;
     const bool reported = static_cast<bool>(status >> code);

@@ -255,8 +255,11 @@ class Limits(InstanceCase):
         shares, cap, group = self.limits(limited["pid"])
         self.assertEqual((shares, cap), (100 if v1 else 1 + (100 - 2) * 9999 // 262142, "12"))
         self.assertTrue(group.endswith("/" + limited["uuid"]), group)
-        shares, cap, _ = self.limits(plain["pid"])
+        shares, cap, plain_group = self.limits(plain["pid"])
         self.assertEqual((shares, cap), (1024 if v1 else 1 + (1024 - 2) * 9999 // 262142, "64"))
+        cgroup_dir = (lambda g: f"/sys/fs/cgroup/pids{g}") if v1 else (lambda g: f"/sys/fs/cgroup{g}")
+        self.kiln("stop", "plain")  # a stopped instance holds no group; its next start makes it again
+        self.assertFalse(os.path.exists(cgroup_dir(plain_group)))
         # On proc the instance is the tender's child process: in the same group.
         with open(f"/proc/{limited['pid']}/task/{limited['pid']}/children") as f:
             for child in map(int, f.read().split()):
@@ -271,7 +274,7 @@ class Limits(InstanceCase):
         self.assertEqual(answer.status, 400)
         self.assertIn("field 'cpu_shares' must be between 2 and 262144", answer.read().decode())
         self.kiln("rm", "-f", "limited", "plain")
-        self.assertFalse(os.path.exists(f"/sys/fs/cgroup/pids{group}" if v1 else f"/sys/fs/cgroup{group}"))
+        self.assertFalse(os.path.exists(cgroup_dir(group)))
 
     def test_a_host_without_cgroups_runs_instances_without_these_limits(self):
         self.env["KILN_CGROUP_ROOT"] = os.path.join(self.dir, "no-cgroups")
