@@ -272,16 +272,10 @@ class Parser {
 
     int64_t integer(const YAML::Node& key, const YAML::Node& value, const std::string& at, int64_t low,
                     int64_t high) const {
-        const std::string text = scalar(key, value, at);
-        size_t used = 0;
-        long long number = 0;
-        try {
-            number = std::stoll(text, &used);
-        } catch (const std::exception&) {
-            used = 0;
-        }
-        if (used == 0 || used != text.size() || number < low || number > high)
-            fail(key, at, "expected a whole number from " + std::to_string(low) + " to " + std::to_string(high));
+        const std::string range = "expected a whole number from " + std::to_string(low) + " to " + std::to_string(high);
+        if (!value.IsScalar()) fail(key, at, range);
+        int64_t number = 0;
+        if (!YAML::convert<int64_t>::decode(value, number) || number < low || number > high) fail(key, at, range);
         return number;
     }
 
