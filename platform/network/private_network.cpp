@@ -17,6 +17,7 @@ namespace {
 constexpr const char* kBridge = "kbr0";
 constexpr uint32_t kGateway = 0x0a4d0001;  // 10.77.0.1
 constexpr uint32_t kNetmask = 0xffff0000;
+constexpr uint32_t kAddressesPerBridge = 1000;  // and its trunk: under the 1,024 ports a bridge takes
 
 std::string ip_string(uint32_t address) {
     in_addr in{htonl(address)};
@@ -45,6 +46,7 @@ PrivateNetwork::PrivateNetwork(const std::string& state_dir)
     : ns_(std::make_unique<netns::Namespace>(namespace_name(state_dir), netns::Namespace::Persistent{})),
       gateway_(kGateway) {
     if (!ns_->find_link(kBridge)) ns_->add_bridge(kBridge, netns::Ipv4Prefix{kGateway, 16});
+    bridges_.insert(kBridge);
     reaper_ = std::make_unique<TapReaper>(*ns_);
     // For people and tests: `ip netns exec $(cat STATE/netns) ...` reaches the guests.
     std::ofstream(state_dir + "/netns") << ns_->name() << "\n";
@@ -76,8 +78,26 @@ Endpoint PrivateNetwork::endpoint(const std::string& uuid, const std::string& ip
     return {ip, mac, tap};
 }
 
+std::string PrivateNetwork::bridge_for(const std::string& ip) {
+    return "kbr" + std::to_string((parse_ipv4(ip) & ~kNetmask) / kAddressesPerBridge);
+}
+
 void PrivateNetwork::attach(const Endpoint& endpoint) {
-    if (!ns_->find_link(endpoint.tap)) ns_->add_tap(endpoint.tap, kBridge);
+    const std::string bridge = bridge_for(endpoint.ip);
+    if (!bridges_.count(bridge)) add_trunked_bridge(bridge);
+    if (!ns_->find_link(endpoint.tap)) ns_->add_tap(endpoint.tap, bridge);
+}
+
+void PrivateNetwork::add_trunked_bridge(const std::string& name) {
+    if (!ns_->find_link(name)) ns_->add_bridge(name);
+    const std::string up = name + "-up", down = name + "-dn";
+    // Deleting either end of a veth pair deletes both: one found means both are there.
+    if (!ns_->find_link(up)) netns::add_veth({*ns_, up}, {*ns_, down});
+    auto& netlink = ns_->netlink();
+    const int trunk_master = netlink.index_of(kBridge), bridge = netlink.index_of(name);
+    if (ns_->find_link(up)->master != trunk_master) netlink.set_master(up, kBridge);
+    if (ns_->find_link(down)->master != bridge) netlink.set_master(down, name);
+    bridges_.insert(name);
 }
 
 PrivateNetwork::~PrivateNetwork() = default;

@@ -1,16 +1,25 @@
-// kilnd's private network: one network namespace per state directory, holding a bridge (the
+// kilnd's private network: one network namespace per state directory, holding bridges (the
 // guests' gateway and name server) and one persistent tap per instance. kiln-vmm runs inside the
 // namespace and attaches to its instance's tap; nothing in the namespace routes to the host, so
 // guests reach each other and nothing else. The namespace outlives kilnd, as the guests do: a
 // kilnd started again reopens it.
 //
+// A Linux bridge takes at most 1,024 ports (BR_MAX_PORTS), and the /16 holds 65,534 instances.
+// So the taps are spread over bridges by address, a thousand addresses each, and every further
+// bridge is a port of kbr0 through a veth pair: still one Ethernet segment, one subnet, one
+// gateway, so guests on different bridges reach each other as before. kbr0 holds its own
+// thousand taps and at most 65 trunks.
+//
 //   netns kiln-<hash of the state dir>
 //     kbr0   10.77.0.1/16: gateway, and DNS for <name>.internal (DnsServer)
-//     k<uuid prefix>: one tap per instance, a port of kbr0; the instance is 10.77.x.y
+//     kbrN   made with the first instance of 10.77.0.0 + N*1000 ..+999; kbrN-up (on kbr0) and
+//            kbrN-dn (on kbrN) the veth pair joining it to kbr0
+//     k<uuid prefix>: one tap per instance, a port of its address's bridge; the instance is 10.77.x.y
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -39,8 +48,10 @@ class PrivateNetwork {
     std::string allocate(const std::vector<std::string>& taken) const;
     // The endpoint of the instance with `uuid` and address `ip`.
     static Endpoint endpoint(const std::string& uuid, const std::string& ip);
-    // Creates the endpoint's tap on the bridge, unless it exists.
+    // Creates the endpoint's tap on its bridge (and the bridge, the first time), unless it exists.
     void attach(const Endpoint& endpoint);
+    // The bridge the endpoint with address `ip` is a port of: "kbr0", "kbr1"...
+    static std::string bridge_for(const std::string& ip);
     // Removes the endpoint's tap (the instance is gone): soon, on the reaper's thread.
     void detach(const Endpoint& endpoint);
     // Returns once every tap detached so far is gone.
@@ -54,9 +65,13 @@ class PrivateNetwork {
     std::string kernel_parameters(const Endpoint& endpoint) const;
 
   private:
+    // Makes bridge `name` and its trunk to kbr0, or finishes what a kilnd ended midway began.
+    void add_trunked_bridge(const std::string& name);
+
     std::unique_ptr<netns::Namespace> ns_;
     uint32_t gateway_;
     std::unique_ptr<TapReaper> reaper_;  // after ns_: gone before it
+    std::set<std::string> bridges_;      // those known to be there, trunk and all
 };
 
 // "10.77.0.2" -> host byte order; throws NetnsError for anything else.

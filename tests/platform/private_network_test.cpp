@@ -2,10 +2,22 @@
 // the reaper's thread, and none left behind by a kilnd that ends with deletions queued.
 #include "network/private_network.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <netinet/if_ether.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <array>
+#include <chrono>
+#include <cstring>
 #include <filesystem>
+
+#include "host/unique_fd.h"
 
 namespace kiln::network {
 namespace {
@@ -52,6 +64,115 @@ TEST_F(PrivateNetworkTest, AnEndingKilndDeletesWhatItQueued) {
     PrivateNetwork again(dir_.string());  // the namespace outlives kilnd; the tap did not
     EXPECT_FALSE(again.ns().find_link(endpoint.tap));
     EXPECT_TRUE(again.ns().find_link("kbr0"));
+}
+
+TEST(PrivateNetworkBridges, AThousandAddressesToABridge) {
+    EXPECT_EQ(PrivateNetwork::bridge_for("10.77.0.2"), "kbr0");
+    EXPECT_EQ(PrivateNetwork::bridge_for("10.77.3.231"), "kbr0");  // host 999
+    EXPECT_EQ(PrivateNetwork::bridge_for("10.77.3.232"), "kbr1");  // host 1000
+    EXPECT_EQ(PrivateNetwork::bridge_for("10.77.39.16"), "kbr10");
+    EXPECT_EQ(PrivateNetwork::bridge_for("10.77.255.254"), "kbr65");
+}
+
+// The persistent tap `name`, opened as a guest's tender would, without the virtio header.
+UniqueFd open_tap(netns::Namespace& ns, const std::string& name) {
+    return UniqueFd(ns.run([&] {
+        const int fd = ::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        ifreq request{};
+        std::memcpy(request.ifr_name, name.data(), name.size());
+        request.ifr_flags = IFF_TAP | IFF_NO_PI;
+        if (fd >= 0 && ::ioctl(fd, TUNSETIFF, &request) != 0) {
+            ::close(fd);
+            return -1;
+        }
+        return fd;
+    }));
+}
+
+std::array<uint8_t, 6> mac_of(const Endpoint& endpoint) {
+    std::array<uint8_t, 6> mac{};
+    std::sscanf(endpoint.mac.c_str(), "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &mac[0], &mac[1], &mac[2], &mac[3], &mac[4],
+                &mac[5]);
+    return mac;
+}
+
+// "Who has `target`? Tell `from`", broadcast.
+std::vector<uint8_t> arp_request(const Endpoint& from, const std::string& target) {
+    std::vector<uint8_t> frame(sizeof(ether_header) + sizeof(ether_arp));
+    auto* eth = reinterpret_cast<ether_header*>(frame.data());
+    auto* arp = reinterpret_cast<ether_arp*>(frame.data() + sizeof(ether_header));
+    const auto mac = mac_of(from);
+    std::memset(eth->ether_dhost, 0xff, 6);
+    std::memcpy(eth->ether_shost, mac.data(), 6);
+    eth->ether_type = htons(ETHERTYPE_ARP);
+    arp->arp_hrd = htons(ARPHRD_ETHER);
+    arp->arp_pro = htons(ETHERTYPE_IP);
+    arp->arp_hln = 6;
+    arp->arp_pln = 4;
+    arp->arp_op = htons(ARPOP_REQUEST);
+    std::memcpy(arp->arp_sha, mac.data(), 6);
+    const uint32_t sender = htonl(parse_ipv4(from.ip)), wanted = htonl(parse_ipv4(target));
+    std::memcpy(arp->arp_spa, &sender, 4);
+    std::memcpy(arp->arp_tpa, &wanted, 4);
+    return frame;
+}
+
+// Waits up to two seconds for an ARP frame of `op` about `sender` (its sender address) on `tap`.
+bool arp_arrives(int tap, uint16_t op, const std::string& sender) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    const uint32_t wanted = htonl(parse_ipv4(sender));
+    while (std::chrono::steady_clock::now() < deadline) {
+        pollfd readable{tap, POLLIN, 0};
+        if (::poll(&readable, 1, 100) <= 0) continue;
+        uint8_t frame[2048];
+        const ssize_t n = ::read(tap, frame, sizeof(frame));
+        if (n < static_cast<ssize_t>(sizeof(ether_header) + sizeof(ether_arp))) continue;
+        const auto* eth = reinterpret_cast<const ether_header*>(frame);
+        const auto* arp = reinterpret_cast<const ether_arp*>(frame + sizeof(ether_header));
+        if (ntohs(eth->ether_type) == ETHERTYPE_ARP && ntohs(arp->arp_op) == op &&
+            std::memcmp(arp->arp_spa, &wanted, 4) == 0)
+            return true;
+    }
+    return false;
+}
+
+// Two taps a thousand addresses apart are ports of two bridges, and still one segment: a
+// broadcast from the second reaches the first, and the gateway on kbr0 answers it.
+TEST_F(PrivateNetworkTest, TapsOnTwoBridgesShareOneSegment) {
+    PrivateNetwork network(dir_.string());
+    const Endpoint near = PrivateNetwork::endpoint("22222222-aaaa-bbbb", "10.77.0.2");
+    const Endpoint far = PrivateNetwork::endpoint("33333333-aaaa-bbbb", "10.77.3.234");
+    network.attach(near);
+    network.attach(far);
+    auto& ns = network.ns();
+    ASSERT_TRUE(ns.find_link("kbr1"));
+    EXPECT_EQ(ns.find_link(near.tap)->master, ns.find_link("kbr0")->index);
+    EXPECT_EQ(ns.find_link(far.tap)->master, ns.find_link("kbr1")->index);
+    EXPECT_EQ(ns.find_link("kbr1-up")->master, ns.find_link("kbr0")->index);
+    EXPECT_EQ(ns.find_link("kbr1-dn")->master, ns.find_link("kbr1")->index);
+
+    const UniqueFd near_tap = open_tap(ns, near.tap), far_tap = open_tap(ns, far.tap);
+    ASSERT_TRUE(near_tap.valid() && far_tap.valid());
+    ns.wait_forwarding(near.tap);
+    ns.wait_forwarding(far.tap);
+    const auto request = arp_request(far, network.gateway_string());
+    ASSERT_EQ(::write(far_tap.get(), request.data(), request.size()), static_cast<ssize_t>(request.size()));
+    EXPECT_TRUE(arp_arrives(near_tap.get(), ARPOP_REQUEST, far.ip)) << "the broadcast did not cross the trunk";
+    EXPECT_TRUE(arp_arrives(far_tap.get(), ARPOP_REPLY, network.gateway_string())) << "no answer from the gateway";
+}
+
+// A kilnd that ended after making a bridge but before its trunk: the next one finishes it.
+TEST_F(PrivateNetworkTest, AHalfMadeBridgeIsFinished) {
+    {
+        PrivateNetwork network(dir_.string());
+        network.ns().add_bridge("kbr2");
+    }
+    PrivateNetwork network(dir_.string());
+    network.attach(PrivateNetwork::endpoint("44444444-aaaa-bbbb", "10.77.7.210"));  // host 2002
+    auto& ns = network.ns();
+    ASSERT_TRUE(ns.find_link("kbr2-up"));
+    EXPECT_EQ(ns.find_link("kbr2-up")->master, ns.find_link("kbr0")->index);
+    EXPECT_EQ(ns.find_link("kbr2-dn")->master, ns.find_link("kbr2")->index);
 }
 
 }  // namespace
