@@ -132,6 +132,8 @@ InstanceStore::InstanceStore(store::Database& db) : db_(db) {
         has.bind(1, column);
         if (!has.step()) db_.exec(std::string("ALTER TABLE instances ADD COLUMN ") + column + " " + type);
     }
+    db_.exec("CREATE INDEX IF NOT EXISTS instances_by_state ON instances (state)");
+    db_.exec("CREATE INDEX IF NOT EXISTS instances_by_service ON instances (service, created_ns)");
 }
 
 void InstanceStore::insert(const Instance& instance) {
@@ -167,10 +169,38 @@ std::optional<Instance> InstanceStore::find(const std::string& uuid_or_name) {
     return from_row(s);
 }
 
-std::vector<Instance> InstanceStore::list() {
-    store::Statement s(db_, (std::string("SELECT ") + kColumns + " FROM instances ORDER BY created_ns").c_str());
+namespace {
+
+std::vector<Instance> rows(store::Statement& s) {
     std::vector<Instance> out;
     while (s.step()) out.push_back(from_row(s));
+    return out;
+}
+
+}  // namespace
+
+std::vector<Instance> InstanceStore::list() {
+    store::Statement s(db_, (std::string("SELECT ") + kColumns + " FROM instances ORDER BY created_ns").c_str());
+    return rows(s);
+}
+
+std::vector<Instance> InstanceStore::list_live() {
+    store::Statement s(db_, (std::string("SELECT ") + kColumns + " FROM instances WHERE state IN (?, ?, ?)").c_str());
+    s.bind(1, kStarting).bind(2, kRunning).bind(3, kStopping);
+    return rows(s);
+}
+
+std::vector<Instance> InstanceStore::list_of_service(const std::string& service_uuid) {
+    store::Statement s(
+        db_, (std::string("SELECT ") + kColumns + " FROM instances WHERE service = ? ORDER BY created_ns").c_str());
+    s.bind(1, service_uuid);
+    return rows(s);
+}
+
+std::vector<std::string> InstanceStore::addresses() {
+    store::Statement s(db_, "SELECT ip FROM instances WHERE ip != ''");
+    std::vector<std::string> out;
+    while (s.step()) out.push_back(s.text(0));
     return out;
 }
 

@@ -219,8 +219,7 @@ void Controller::watch(const std::string& uuid) {
 void Controller::wake(const std::string& service) {
     std::lock_guard lock(parts_.state_mutex);
     std::optional<Instance> chosen;
-    for (auto& instance : parts_.instances.list()) {
-        if (instance.service != service) continue;
+    for (auto& instance : parts_.instances.list_of_service(service)) {
         if (coming_.count(instance.uuid)) return;  // one is on its way: its watch brings it in
         if (instance.state == instances::kStandby && (!chosen || chosen->state != instances::kStandby))
             chosen = instance;
@@ -245,19 +244,11 @@ void Controller::wake(const std::string& service) {
 }
 
 std::optional<Instance> Controller::clone_for(const Service& service) {
-    std::optional<Instance> first;
-    int64_t count = 0;
-    std::set<std::string> names;
-    for (const auto& instance : parts_.instances.list()) {
-        names.insert(instance.name);
-        if (instance.service != service.uuid) continue;
-        ++count;
-        if (!first) first = instance;  // listed oldest first
-    }
-    if (!first || count >= service.autoscale_max) return std::nullopt;
-    Instance clone = *first;
+    const auto members = parts_.instances.list_of_service(service.uuid);  // oldest first
+    if (members.empty() || static_cast<int64_t>(members.size()) >= service.autoscale_max) return std::nullopt;
+    Instance clone = members.front();
     clone.uuid = instances::new_uuid();
-    for (int n = 2; names.count(clone.name = service.name + "-" + std::to_string(n)); ++n) {
+    for (int n = 2; parts_.instances.find(clone.name = service.name + "-" + std::to_string(n)); ++n) {
     }
     clone.state = instances::kStopped;
     clone.ip.clear();
