@@ -15,6 +15,7 @@
 #include <deque>
 #include <future>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "balancer/http_exchange.h"
 #include "balancer/relay.h"
@@ -91,6 +92,9 @@ struct Balancer::Impl {
 
     // Touched only by the balancer's thread.
     std::unordered_map<std::string, Service> services;
+    // Those with a backend or a held connection: all the tick has to look at. Most of thousands
+    // of services are in standby, with neither.
+    std::unordered_set<std::string> busy;
     std::unordered_map<uint64_t, ListenerEntry> listeners;
     std::unordered_map<uint64_t, Connection> connections;
     uint64_t next_id = 1;
@@ -176,6 +180,7 @@ void Balancer::Impl::dispatch(uint64_t id) {
     }
     c.waited = true;
     service.waiting.push_back(id);
+    busy.insert(c.service);
     if (!service.waking) {
         service.waking = true;
         hooks.wake(c.service, c.accepted);
@@ -327,7 +332,15 @@ bool overloaded(const Service& service) {
 
 void Balancer::Impl::tick() {
     const auto now = Clock::now();
-    for (auto& [name, service] : services) {
+    // A copy: closing a held connection may dispatch another, which marks its service busy.
+    const std::vector<std::string> names(busy.begin(), busy.end());
+    for (const std::string& name : names) {
+        const auto found = services.find(name);
+        if (found == services.end() || (found->second.backends.empty() && found->second.waiting.empty())) {
+            busy.erase(name);
+            continue;
+        }
+        Service& service = found->second;
         // Held too long: the wake did not come.
         while (!service.waiting.empty() && now - connections.at(service.waiting.front()).accepted > kMaxWait)
             close(service.waiting.front(), true);
@@ -490,6 +503,7 @@ void Balancer::backend_up(const std::string& service, const std::string& instanc
             std::remove_if(backends.begin(), backends.end(), [&](const Backend& b) { return b.instance == instance; }),
             backends.end());
         backends.push_back(Backend{instance, ip, cooldown, Clock::now()});
+        impl.busy.insert(service);
         s.stats.backends[instance];  // counted from now on
         s.waking = false;
         impl.drain_waiting(s);

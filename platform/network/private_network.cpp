@@ -45,11 +45,26 @@ std::string namespace_name(const std::string& state_dir) {
 PrivateNetwork::PrivateNetwork(const std::string& state_dir)
     : ns_(std::make_unique<netns::Namespace>(namespace_name(state_dir), netns::Namespace::Persistent{})),
       gateway_(kGateway) {
+    disable_ipv6();
     if (!ns_->find_link(kBridge)) ns_->add_bridge(kBridge, netns::Ipv4Prefix{kGateway, 16});
     bridges_.insert(kBridge);
     reaper_ = std::make_unique<TapReaper>(*ns_);
     // For people and tests: `ip netns exec $(cat STATE/netns) ...` reaches the guests.
     std::ofstream(state_dir + "/netns") << ns_->name() << "\n";
+}
+
+// The network is IPv4 (the guests' stack is). With IPv6 on, every tap that comes up gets a
+// link-local address and its routes, and sends router solicitations and MLD reports that each
+// bridge floods to all its ports: at thousands of taps, each carrier change walked the IPv6
+// routing table (fib6_ifdown) and flooded a thousand ports. `all` turns it off on what exists,
+// `default` on what is made later. /proc/sys/net is the namespace of whoever opens it.
+void PrivateNetwork::disable_ipv6() {
+    ns_->run([] {
+        for (const char* scope : {"all", "default"}) {
+            const std::string path = std::string("/proc/sys/net/ipv6/conf/") + scope + "/disable_ipv6";
+            std::ofstream(path) << "1\n";  // no such file: a kernel without IPv6, nothing to do
+        }
+    });
 }
 
 std::string PrivateNetwork::gateway_string() const { return ip_string(gateway_); }

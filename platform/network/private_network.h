@@ -65,6 +65,7 @@ class PrivateNetwork {
     std::string kernel_parameters(const Endpoint& endpoint) const;
 
   private:
+    void disable_ipv6();
     // Makes bridge `name` and its trunk to kbr0, or finishes what a kilnd ended midway began.
     void add_trunked_bridge(const std::string& name);
 

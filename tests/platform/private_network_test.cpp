@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "host/unique_fd.h"
 
@@ -150,6 +151,16 @@ TEST_F(PrivateNetworkTest, TapsOnTwoBridgesShareOneSegment) {
     EXPECT_EQ(ns.find_link(far.tap)->master, ns.find_link("kbr1")->index);
     EXPECT_EQ(ns.find_link("kbr1-up")->master, ns.find_link("kbr0")->index);
     EXPECT_EQ(ns.find_link("kbr1-dn")->master, ns.find_link("kbr1")->index);
+
+    // IPv4 only: no tap floods the bridges with IPv6 neighbour discovery as it comes up.
+    for (const auto& link : {near.tap, far.tap, std::string("kbr0"), std::string("kbr1-up")}) {
+        const std::string value = ns.run([&] {
+            std::string text;
+            std::ifstream("/proc/sys/net/ipv6/conf/" + link + "/disable_ipv6") >> text;
+            return text;
+        });
+        EXPECT_EQ(value, "1") << link;
+    }
 
     const UniqueFd near_tap = open_tap(ns, near.tap), far_tap = open_tap(ns, far.tap);
     ASSERT_TRUE(near_tap.valid() && far_tap.valid());
