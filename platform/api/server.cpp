@@ -296,11 +296,9 @@ void Server::routes() {
         if (state_.services.find(service.name)) throw ApiError{409, "a service named '" + service.name + "' exists"};
         for (const auto& p : request.ports)
             service.ports.push_back({static_cast<int>(p.port), static_cast<int>(p.destination_port), p.handlers});
-        for (const auto& other : state_.services.list())
-            for (const auto& mine : service.ports)
-                for (const auto& theirs : other.ports)
-                    if (mine.port == theirs.port)
-                        throw ApiError{409, "port " + std::to_string(mine.port) + " is service '" + other.name + "'s"};
+        for (const auto& mine : service.ports)
+            if (const auto owner = state_.services.port_owner(mine.port))
+                throw ApiError{409, "port " + std::to_string(mine.port) + " is service '" + *owner + "'s"};
         service.soft_limit = request.soft_limit;
         service.hard_limit = request.hard_limit;
         service.autoscale_min = request.autoscale_min;

@@ -75,6 +75,15 @@ std::optional<Service> ServiceStore::find(const std::string& uuid_or_name) {
     return Service::from_json(nlohmann::json::parse(s.text(0)));
 }
 
+std::optional<std::string> ServiceStore::port_owner(int port) {
+    store::Statement s(db_,
+                       "SELECT services.name FROM service_ports JOIN services ON services.uuid = service_ports.service "
+                       "WHERE service_ports.port = ?");
+    s.bind(1, int64_t{port});
+    if (!s.step()) return std::nullopt;
+    return s.text(0);
+}
+
 std::vector<Service> ServiceStore::list() {
     store::Statement s(db_, "SELECT spec FROM services ORDER BY created_ns");
     std::vector<Service> out;

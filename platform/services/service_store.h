@@ -41,6 +41,8 @@ class ServiceStore {
     void remove(const std::string& uuid);
     std::optional<Service> find(const std::string& uuid_or_name);
     std::vector<Service> list();
+    // The name of the service that has public port `port`, if one has.
+    std::optional<std::string> port_owner(int port);
 
   private:
     store::Database& db_;
