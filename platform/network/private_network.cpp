@@ -46,6 +46,7 @@ PrivateNetwork::PrivateNetwork(const std::string& state_dir)
     : ns_(std::make_unique<netns::Namespace>(namespace_name(state_dir), netns::Namespace::Persistent{})),
       gateway_(kGateway) {
     disable_ipv6();
+    raise_neighbour_limits();
     if (!ns_->find_link(kBridge)) ns_->add_bridge(kBridge, netns::Ipv4Prefix{kGateway, 16});
     bridges_.insert(kBridge);
     reaper_ = std::make_unique<TapReaper>(*ns_);
@@ -65,6 +66,33 @@ void PrivateNetwork::disable_ipv6() {
             std::ofstream(path) << "1\n";  // no such file: a kernel without IPv6, nothing to do
         }
     });
+}
+
+// The balancer (10.77.0.1) holds an ARP entry for every instance it reaches, and Linux keeps one
+// neighbour table for all namespaces, capped by the host's gc_thresh3 (1,024 by default). Past it
+// the kernel refuses new entries ("neighbor table overflow"): the next instance's SYN went
+// nowhere until the periodic collection freed some, 30 s later, at every 1,024th service of a
+// density run. The limits are host-wide and only the host's namespace may set them, so kilnd
+// raises them (never lowers them) to hold the whole /16 twice over.
+void PrivateNetwork::raise_neighbour_limits() {
+    constexpr std::pair<const char*, long> kWanted[] = {
+        {"gc_thresh3", 131072},  // the hard cap: the first raised, so the others never exceed it
+        {"gc_thresh2", 65536},
+        {"gc_thresh1", 8192},
+    };
+    for (const auto& [name, wanted] : kWanted) {
+        const std::string path = std::string("/proc/sys/net/ipv4/neigh/default/") + name;
+        long now = 0;
+        if (!(std::ifstream(path) >> now) || now >= wanted) continue;
+        if (std::ofstream(path) << wanted << "\n")
+            std::fprintf(stderr, "kilnd: raised the host's net.ipv4.neigh.default.%s from %ld to %ld\n", name, now,
+                         wanted);
+        else
+            std::fprintf(stderr,
+                         "kilnd: cannot raise net.ipv4.neigh.default.%s (%ld): past that many instances, "
+                         "the balancer cannot reach new ones\n",
+                         name, now);
+    }
 }
 
 std::string PrivateNetwork::gateway_string() const { return ip_string(gateway_); }

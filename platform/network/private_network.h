@@ -66,6 +66,7 @@ class PrivateNetwork {
 
   private:
     void disable_ipv6();
+    static void raise_neighbour_limits();
     // Makes bridge `name` and its trunk to kbr0, or finishes what a kilnd ended midway began.
     void add_trunked_bridge(const std::string& name);
 

@@ -67,6 +67,15 @@ TEST_F(PrivateNetworkTest, AnEndingKilndDeletesWhatItQueued) {
     EXPECT_TRUE(again.ns().find_link("kbr0"));
 }
 
+// The host's neighbour table holds an ARP entry for each instance the balancer reaches: far
+// more than Linux's default cap of 1,024.
+TEST_F(PrivateNetworkTest, TheHostsNeighbourTableHoldsTheWholeNetwork) {
+    PrivateNetwork network(dir_.string());
+    long cap = 0;
+    std::ifstream("/proc/sys/net/ipv4/neigh/default/gc_thresh3") >> cap;
+    EXPECT_GE(cap, 131072);
+}
+
 TEST(PrivateNetworkBridges, AThousandAddressesToABridge) {
     EXPECT_EQ(PrivateNetwork::bridge_for("10.77.0.2"), "kbr0");
     EXPECT_EQ(PrivateNetwork::bridge_for("10.77.3.231"), "kbr0");  // host 999
