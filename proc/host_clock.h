@@ -12,7 +12,8 @@ struct HostClock {
     uint64_t epoch_ns;  // CLOCK_REALTIME when the TSC read 0
 };
 
-// Throws VmmError if the frequency cannot be found.
+// Throws VmmError if the frequency cannot be found. The frequency is measured at the first call
+// only.
 HostClock read_host_clock();
 
 }  // namespace kiln::proc

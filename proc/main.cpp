@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "host/tender_orders.h"
+#include "host_clock.h"
 #include "kiln/hostcall.h"
 #include "options.h"
 #include "sandbox.h"
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
         kiln::vmm::warm_up_options(kiln::vmm::Monitor::kProc);
         try {
             (void)kiln::proc::instance_filter({3, 1, 4, 5, 6});
+            (void)kiln::proc::read_host_clock();  // the TSC's rate, measured once
         } catch (const kiln::vmm::VmmError&) {
             // The real one will say what is wrong.
         }

@@ -53,11 +53,14 @@ struct ProcRecord {
     char boot_id[kBootIdSize + 4];
 };
 
-std::string host_boot_id() {
-    std::ifstream in("/proc/sys/kernel/random/boot_id");
-    std::string id;
-    std::getline(in, id);
-    return id.substr(0, kBootIdSize);
+const std::string& host_boot_id() {
+    static const std::string id = [] {  // the host's boot's, read once
+        std::ifstream in("/proc/sys/kernel/random/boot_id");
+        std::string line;
+        std::getline(in, line);
+        return line.substr(0, kBootIdSize);
+    }();
+    return id;
 }
 
 // `from` (the snapshot's memory file) into the memfd, extent by extent, in the host kernel.
