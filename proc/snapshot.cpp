@@ -19,6 +19,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -140,8 +141,12 @@ void Tender::load_snapshot(const std::string& dir) {
     const auto record = state.get_object<ProcRecord>(Tag::kProcMachine);
     if (record.memory_bytes == 0 || record.memory_bytes > vmm::layout::kMaxMemory || record.memory_bytes % kPage)
         state.fail("has a bad memory size");
+    // The boot id below is what proves the TSC carried over; the rate is a second look. Each
+    // tender measures it, and a measurement disturbed on a busy host may differ a little from the
+    // snapshot's: within 2% it is the same clock, and the kernel keeps the snapshot's figure.
     const HostClock clock = read_host_clock();
-    if (record.tsc_khz != clock.tsc_khz)
+    if (std::llabs(static_cast<long long>(record.tsc_khz) - static_cast<long long>(clock.tsc_khz)) * 50 >
+        static_cast<long long>(record.tsc_khz))
         state.fail("was taken where the TSC ran at " + std::to_string(record.tsc_khz) + " kHz; here it runs at " +
                    std::to_string(clock.tsc_khz) + " kHz");
     if (std::string(record.boot_id, strnlen(record.boot_id, sizeof(record.boot_id))) != host_boot_id())

@@ -105,7 +105,7 @@ struct Balancer::Impl {
     void dispatch(uint64_t id);
     void connect_to(uint64_t id, Connection& c, Backend& backend);
     void on_connected(uint64_t id, Connection& c);
-    void on_relay_event(uint64_t id, Connection& c);
+    void on_relay_event(uint64_t id, Connection& c, Relay::Ready ready = {true, true});
     void on_http_event(uint64_t id, Connection& c);
     void connect_failed(uint64_t id, Connection& c);
     void close(uint64_t id, bool failed = false);
@@ -255,8 +255,8 @@ void Balancer::Impl::connect_failed(uint64_t id, Connection& c) {
     dispatch(id);
 }
 
-void Balancer::Impl::on_relay_event(uint64_t id, Connection& c) {
-    if (!c.relay->pump()) return close(id);
+void Balancer::Impl::on_relay_event(uint64_t id, Connection& c, Relay::Ready ready) {
+    if (!c.relay->pump(ready)) return close(id);
     update_interest(id, c);
 }
 
@@ -310,6 +310,15 @@ namespace {
 
 // Idle: no connection for its scale-to-zero cooldown, or (autoscale) for the scale-in time while
 // the rotation holds more than its minimum.
+// What an event on a relayed connection's socket lets move: readable is its own direction
+// (client -> upstream for the client), writable the other; a hang-up or error, both.
+Relay::Ready ready_directions(Kind kind, uint32_t events) {
+    if (events & (EPOLLHUP | EPOLLERR)) return {true, true};
+    const bool readable = events & EPOLLIN, writable = events & EPOLLOUT;
+    if (kind == kClient) return {readable, writable};
+    return {writable, readable};
+}
+
 bool idle(const Service& service, const Backend& b, size_t backends, Clock::time_point now) {
     if (service.stats.backends.at(b.instance).connections != 0) return false;
     if (b.cooldown.count() > 0 && now - b.last_active >= b.cooldown) return true;
@@ -401,7 +410,7 @@ void Balancer::Impl::run() {
             if (it == connections.end()) continue;  // closed by an earlier event of this round
             Connection& c = it->second;
             if (c.relay) {
-                on_relay_event(id, c);
+                on_relay_event(id, c, ready_directions(kind, events[i].events));
             } else if (c.exchange && (kind == kClient || c.exchange->attached())) {
                 on_http_event(id, c);
             } else if (kind == kUpstream) {

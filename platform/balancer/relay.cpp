@@ -24,6 +24,7 @@ SplicePipe::SplicePipe() {
 
 bool SplicePipe::pump(int source, int destination, bool& source_ended) {
     // Bounded: one busy connection must not starve the others of the event loop.
+    bool source_drained = false;
     for (int round = 0; round < 8; ++round) {
         bool progress = false;
         if (pending_ > 0) {
@@ -35,11 +36,15 @@ bool SplicePipe::pump(int source, int destination, bool& source_ended) {
                 return false;
             }
         }
+        if (source_drained) break;  // and its bytes passed on: epoll says when there are more
         if (pending_ == 0 && !source_ended) {
             const ssize_t n = ::splice(source, nullptr, write_.get(), nullptr, kChunk, kSpliceFlags);
             if (n > 0) {
                 pending_ += static_cast<size_t>(n);
                 progress = true;
+                // Less than asked for: the socket had no more. Asking again would only get
+                // EAGAIN, a system call per message for nothing (epoll is level-triggered).
+                source_drained = static_cast<size_t>(n) < kChunk;
             } else if (n == 0) {
                 source_ended = true;
             } else if (errno != EAGAIN) {
@@ -60,8 +65,9 @@ bool Relay::pump(Direction& d, int source, int destination) {
     return true;
 }
 
-bool Relay::pump() {
-    if (!pump(up_, client_, upstream_) || !pump(down_, upstream_, client_)) return false;
+bool Relay::pump(Ready ready) {
+    if (ready.up && !pump(up_, client_, upstream_)) return false;
+    if (ready.down && !pump(down_, upstream_, client_)) return false;
     return !(up_.shut && down_.shut);
 }
 

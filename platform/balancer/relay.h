@@ -33,9 +33,14 @@ struct Interest {
 class Relay {
   public:
     Relay(int client, int upstream) : client_(client), upstream_(upstream) {}
-    // Moves bytes both ways. Returns false when the connection is over (both directions ended,
-    // or an error): the caller closes both sockets.
-    bool pump();
+    // Which directions an event may let move: a readable client or writable upstream moves
+    // `up`, the reverse `down`. Pumping the other too would cost a system call that finds nothing.
+    struct Ready {
+        bool up, down;
+    };
+    // Moves bytes in the `ready` directions. Returns false when the connection is over (both
+    // directions ended, or an error): the caller closes both sockets.
+    bool pump(Ready ready = {true, true});
     Interest interest() const;
 
   private:
