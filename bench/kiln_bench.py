@@ -64,19 +64,17 @@ def with_children(pids):
     return out
 
 
-def rss_kib(pids):
+def _sum_kib(pids, file, field):
     total = 0
     for pid in with_children(pids):
-        with open(f"/proc/{pid}/status") as f:
-            total += int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+        with open(f"/proc/{pid}/{file}") as f:
+            total += int(re.search(field + r":\s+(\d+)", f.read()).group(1))
     return total
+
+
+def rss_kib(pids):
+    return _sum_kib(pids, "status", "VmRSS")
 
 
 def pss_kib(pids):
-    total = 0
-    for pid in with_children(pids):
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            total += int(re.search(r"Pss:\s+(\d+)", f.read()).group(1))
-    return total
-
-
+    return _sum_kib(pids, "smaps_rollup", "Pss")
