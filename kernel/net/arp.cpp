@@ -3,6 +3,7 @@
 #include "lib/string.h"
 #include "net/bytes.h"
 #include "net/interface.h"
+#include "net/stack.h"
 #include "time/clock.h"
 
 namespace kiln::net {
@@ -128,11 +129,14 @@ void hold_for_arp(Packet* packet, uint32_t address) {
     held().push_back(*h);
     ++held_count;
     if (!asked) send_arp(kRequest, address, nullptr);
+    schedule_timer(now);  // the network thread ticks ARP while anything waits
 }
 
 namespace {
 constinit unsigned announcements_left = 0;
 }
+
+bool arp_waiting() { return held_count > 0 || announcements_left > 0; }
 
 void arp_tick(uint64_t now_ns) {
     if (announcements_left > 0) {
@@ -156,6 +160,9 @@ void announce() {
     if (config().address != 0) send_arp(kRequest, config().address, nullptr);
 }
 
-void announce_again(unsigned times) { announcements_left = times; }
+void announce_again(unsigned times) {
+    announcements_left = times;
+    schedule_timer(time::now_ns());
+}
 
 }  // namespace kiln::net

@@ -15,6 +15,8 @@ bool resolve(uint32_t address, uint8_t mac[6]);
 void hold_for_arp(Packet* packet, uint32_t address);
 // Re-sends requests for unresolved addresses and drops packets that waited too long. Net thread.
 void arp_tick(uint64_t now_ns);
+// Packets wait for an answer, or announcements are left: arp_tick is due every 100 ms.
+bool arp_waiting();
 // Tells the segment our address is ours (gratuitous ARP), e.g. after boot or restore.
 void announce();
 // Announces again at each of the next `times` ARP ticks (100 ms apart), as QEMU's self-announce

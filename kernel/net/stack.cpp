@@ -21,7 +21,9 @@ namespace {
 
 constinit bool running = false;
 constinit volatile bool work_pending = false;
-constinit uint64_t sleeping_until = 0;  // 0: not asleep, or asleep with no deadline
+constinit bool asleep = false;
+constinit uint64_t sleeping_until = 0;           // while asleep: its deadline, 0 for none
+constinit volatile bool deadline_moved = false;  // a timer was set while the thread was awake
 constexpr uint64_t kArpTickNs = 100'000'000;
 
 sched::WaitQueue& wakeup() {
@@ -35,9 +37,10 @@ PacketList& loopback() {
 }
 
 void network_thread(void*) {
-    uint64_t next_arp = 0;
+    uint64_t next_arp = 0;  // 0: no ARP work
     for (;;) {
         work_pending = false;
+        deadline_moved = false;
         if (NetDevice* dev = device()) dev->poll();
         for (;;) {
             Packet* p = nullptr;
@@ -50,16 +53,24 @@ void network_thread(void*) {
         }
         const uint64_t now = time::now_ns();
         uint64_t deadline = tcp::tick(now);
-        if (now >= next_arp) {
+        // ARP ticks only while packets wait for an answer or announcements are left: an idle
+        // instance sleeps until something happens. (It ticked 10 times a second, always: at
+        // 1,000 idle instances, a core of this host.)
+        if (!arp_waiting()) {
+            next_arp = 0;
+        } else if (next_arp == 0) {
+            next_arp = now + kArpTickNs;  // work just came: its first tick a tick from now
+        } else if (now >= next_arp) {
             arp_tick(now);
-            next_arp = now + kArpTickNs;
+            next_arp = arp_waiting() ? now + kArpTickNs : 0;
         }
-        // ARP only needs its tick while packets wait for an answer; a cheap bound either way.
-        if (deadline == 0 || deadline > next_arp) deadline = next_arp;
+        if (next_arp != 0 && (deadline == 0 || deadline > next_arp)) deadline = next_arp;
         platform::IrqGuard guard;
-        if (work_pending) continue;
+        if (work_pending || deadline_moved) continue;
         sleeping_until = deadline;
+        asleep = true;
         sched::wait(wakeup(), deadline, false);
+        asleep = false;
         sleeping_until = 0;
     }
 }
@@ -144,7 +155,11 @@ void wake_from_interrupt() {
 
 void schedule_timer(uint64_t deadline_ns) {
     platform::IrqGuard guard;
-    if (sleeping_until != 0 && deadline_ns < sleeping_until) {
+    if (!asleep) {  // awake: it takes its deadline again before it sleeps
+        deadline_moved = true;
+        return;
+    }
+    if (sleeping_until == 0 || deadline_ns < sleeping_until) {
         work_pending = true;
         sched::wake(wakeup());
     }
