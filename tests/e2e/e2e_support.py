@@ -58,27 +58,34 @@ def remove_private_network(state_dir):
     subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)
 
 
-def remove_cgroups(state_dir):
+def remove_cgroups(state_dir, seconds=10):
     """kilnd's cgroups (platform/instances/cgroups.h) are named as its namespace; a killed kilnd
-    leaves them, empty once its tenders are gone."""
+    leaves them, empty once its tenders are gone. A killed tender stays in its group until it is
+    reaped, and PID 1 reaps orphans late here: the removal is retried for a while."""
     try:
         with open(os.path.join(state_dir, "netns")) as f:
             name = f.read().strip()
     except OSError:
         return
-    for parent in (f"/sys/fs/cgroup/cpu/{name}", f"/sys/fs/cgroup/pids/{name}", f"/sys/fs/cgroup/{name}"):
-        if not os.path.isdir(parent):
-            continue
-        for entry in os.scandir(parent):
-            if entry.is_dir():
-                try:
-                    os.rmdir(entry.path)
-                except OSError:
-                    pass
-        try:
-            os.rmdir(parent)
-        except OSError:
-            pass
+    parents = [p for p in (f"/sys/fs/cgroup/cpu/{name}", f"/sys/fs/cgroup/pids/{name}", f"/sys/fs/cgroup/{name}")
+               if os.path.isdir(p)]
+    deadline = time.time() + seconds
+    while parents:
+        for parent in list(parents):
+            for entry in os.scandir(parent):
+                if entry.is_dir():
+                    try:
+                        os.rmdir(entry.path)
+                    except OSError:
+                        pass
+            try:
+                os.rmdir(parent)
+                parents.remove(parent)
+            except OSError:
+                pass
+        if not parents or time.time() > deadline:
+            return
+        time.sleep(0.1)
 
 
 def end_state(state_dir):
