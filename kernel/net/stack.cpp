@@ -53,16 +53,18 @@ void network_thread(void*) {
         }
         const uint64_t now = time::now_ns();
         uint64_t deadline = tcp::tick(now);
-        // ARP ticks only while packets wait for an answer or announcements are left: an idle
-        // instance sleeps until something happens. (It ticked 10 times a second, always: at
-        // 1,000 idle instances, a core of this host.)
-        if (!arp_waiting()) {
+        // ARP ticks only while packets wait for an answer or announcements are left (or for a
+        // card that needs polling, interface.h): an idle instance sleeps until something
+        // happens. (It ticked 10 times a second, always: at 1,000 idle instances, a core.)
+        const NetDevice* dev = device();
+        const bool tick_anyway = dev == nullptr || !dev->interrupts_every_frame();
+        if (!arp_waiting() && !tick_anyway) {
             next_arp = 0;
         } else if (next_arp == 0) {
             next_arp = now + kArpTickNs;  // work just came: its first tick a tick from now
         } else if (now >= next_arp) {
             arp_tick(now);
-            next_arp = arp_waiting() ? now + kArpTickNs : 0;
+            next_arp = arp_waiting() || tick_anyway ? now + kArpTickNs : 0;
         }
         if (next_arp != 0 && (deadline == 0 || deadline > next_arp)) deadline = next_arp;
         platform::IrqGuard guard;

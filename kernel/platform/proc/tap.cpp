@@ -26,6 +26,7 @@ class TapDevice final : public net::NetDevice {
     const uint8_t* mac() const override { return mac_; }
     bool checksum_offload() const override { return true; }
     bool segmentation_offload() const override { return true; }
+    bool interrupts_every_frame() const override { return true; }  // SIGIO for each, O_ASYNC
 
     // A snapshot's card restored without a tap (kiln-proc --restore without --net) is unplugged:
     // it sends into nothing and receives nothing.
