@@ -3,23 +3,24 @@
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
-
-#include "netns/error.h"
 
 namespace kiln::balancer {
 
 namespace {
-constexpr size_t kChunk = 1 << 16;  // a pipe's default capacity
+constexpr size_t kChunk = 1 << 16;      // a pipe's default capacity
+constexpr size_t kCopyChunk = 1 << 14;  // a read this full makes a direction a bulk transfer
 constexpr unsigned kSpliceFlags = SPLICE_F_NONBLOCK | SPLICE_F_MOVE;
+
+bool would_block(ssize_t n) { return n < 0 && (errno == EAGAIN || errno == EINTR); }
 }  // namespace
 
-SplicePipe::SplicePipe() {
+std::unique_ptr<SplicePipe> SplicePipe::open() {
     int fds[2];
-    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) throw netns::system_error("balancer: pipe2");
-    read_.reset(fds[0]);
-    write_.reset(fds[1]);
+    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return nullptr;
+    return std::unique_ptr<SplicePipe>(new SplicePipe(fds[0], fds[1]));
 }
 
 bool SplicePipe::pump(int source, int destination, bool& source_ended) {
@@ -56,9 +57,44 @@ bool SplicePipe::pump(int source, int destination, bool& source_ended) {
     return true;
 }
 
+bool Pump::flush_leftover(int destination) {
+    const ssize_t n = ::send(destination, leftover_.data(), leftover_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) leftover_.erase(0, static_cast<size_t>(n));
+    return n >= 0 || would_block(n);
+}
+
+bool Pump::copy(int source, int destination, bool& source_ended) {
+    // One buffer for every connection: what a send leaves over is kept per direction.
+    static thread_local char buffer[kCopyChunk];
+    const ssize_t n = ::recv(source, buffer, sizeof(buffer), MSG_DONTWAIT);
+    if (n == 0) source_ended = true;
+    if (n <= 0) return n == 0 || would_block(n);
+    const auto got = static_cast<size_t>(n);
+    ssize_t sent = ::send(destination, buffer, got, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (sent < 0 && !would_block(sent)) return false;
+    if (sent < 0) sent = 0;
+    if (static_cast<size_t>(sent) < got) leftover_.assign(buffer + sent, got - static_cast<size_t>(sent));
+    if (got == sizeof(buffer)) pipe_ = SplicePipe::open();  // a bulk transfer: no more copies
+    return true;
+}
+
+bool Pump::pump(int source, int destination, bool& source_ended) {
+    if (!leftover_.empty()) {
+        if (!flush_leftover(destination)) return false;
+        if (!leftover_.empty()) return true;  // epoll says when the destination takes more
+    }
+    if (!pipe_) {
+        if (source_ended) return true;
+        if (!copy(source, destination, source_ended)) return false;
+        if (!pipe_ || !leftover_.empty()) return true;
+        // That read filled the buffer: the rest of the transfer goes through the new pipe.
+    }
+    return pipe_->pump(source, destination, source_ended);
+}
+
 bool Relay::pump(Direction& d, int source, int destination) {
-    if (!d.pipe.pump(source, destination, d.source_ended)) return false;
-    if (d.source_ended && d.pipe.pending() == 0 && !d.shut) {
+    if (!d.pump.pump(source, destination, d.source_ended)) return false;
+    if (d.source_ended && d.pump.pending() == 0 && !d.shut) {
         ::shutdown(destination, SHUT_WR);
         d.shut = true;
     }
@@ -73,10 +109,10 @@ bool Relay::pump(Ready ready) {
 
 Interest Relay::interest() const {
     Interest i;
-    if (!up_.source_ended && up_.pipe.pending() == 0) i.client |= EPOLLIN;
-    if (up_.pipe.pending() > 0) i.upstream |= EPOLLOUT;
-    if (!down_.source_ended && down_.pipe.pending() == 0) i.upstream |= EPOLLIN;
-    if (down_.pipe.pending() > 0) i.client |= EPOLLOUT;
+    if (!up_.source_ended && up_.pump.pending() == 0) i.client |= EPOLLIN;
+    if (up_.pump.pending() > 0) i.upstream |= EPOLLOUT;
+    if (!down_.source_ended && down_.pump.pending() == 0) i.upstream |= EPOLLIN;
+    if (down_.pump.pending() > 0) i.client |= EPOLLOUT;
     return i;
 }
 

@@ -1,11 +1,18 @@
-// One proxied TCP connection: bytes move client -> upstream and upstream -> client through a
-// pipe each way with splice(2), so they never enter user space. Each direction is a small state
-// machine: fill the pipe from its source, drain it into its destination, and when the source
-// ends and the pipe is empty, shut the destination's write side (half-close passes through).
+// One proxied TCP connection: bytes move client -> upstream and upstream -> client. Each
+// direction is a small state machine: move what the source has to the destination, and when the
+// source ends and nothing is left in flight, shut the destination's write side (half-close passes
+// through).
+//
+// How the bytes move depends on how many there are, as in HAProxy: small messages (requests,
+// most responses) are copied through a buffer, since a recv and a send cost less than two
+// splices; a direction whose read fills the whole buffer is a bulk transfer and moves to a pipe
+// with splice(2), so that its bytes no longer enter user space.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <string>
 
 #include "host/unique_fd.h"
 
@@ -14,15 +21,32 @@ namespace kiln::balancer {
 // A pipe that holds `pending` bytes in flight from one socket to the other.
 class SplicePipe {
   public:
-    SplicePipe();  // throws NetnsError when out of descriptors
+    // Null when out of descriptors: the direction goes on copying.
+    static std::unique_ptr<SplicePipe> open();
     // Moves what it can: source -> pipe -> destination. Returns false on a hard error of either
     // socket (reset, refused...). Sets `source_ended` when the source sent its FIN.
     bool pump(int source, int destination, bool& source_ended);
     size_t pending() const { return pending_; }
 
   private:
+    SplicePipe(int read, int write) : read_(read), write_(write) {}
     UniqueFd read_, write_;
     size_t pending_ = 0;
+};
+
+// One direction: copies while its messages are small, splices once one fills a buffer.
+class Pump {
+  public:
+    // Same contract as SplicePipe::pump.
+    bool pump(int source, int destination, bool& source_ended);
+    size_t pending() const { return leftover_.size() + (pipe_ ? pipe_->pending() : 0); }
+    bool splicing() const { return pipe_ != nullptr; }
+
+  private:
+    bool copy(int source, int destination, bool& source_ended);
+    bool flush_leftover(int destination);
+    std::string leftover_;  // copied from the source, not yet taken by the destination
+    std::unique_ptr<SplicePipe> pipe_;
 };
 
 // The events a relaying connection wants on each socket, given its pipes.
@@ -42,10 +66,13 @@ class Relay {
     // directions ended, or an error): the caller closes both sockets.
     bool pump(Ready ready = {true, true});
     Interest interest() const;
+    // Whether the client -> upstream / upstream -> client direction has moved to splice(2).
+    bool splicing_up() const { return up_.pump.splicing(); }
+    bool splicing_down() const { return down_.pump.splicing(); }
 
   private:
     struct Direction {
-        SplicePipe pipe;
+        Pump pump;
         bool source_ended = false;
         bool shut = false;
     };
