@@ -144,7 +144,10 @@ nlmsghdr* Rtnetlink::begin(uint16_t type, uint16_t flags) {
 void Rtnetlink::request(nlmsghdr* message, const std::string& what, std::vector<Link>* links) {
     std::string detail;
     const int error = try_request(message, links, detail);
-    if (error == 0) return;
+    if (error != 0) fail(what, error, detail);
+}
+
+void Rtnetlink::fail(const std::string& what, int error, const std::string& detail) const {
     std::string text = where_ + ": " + what + ": " + std::strerror(error);
     if (!detail.empty()) text += " (" + detail + ")";
     throw NetnsError(text);
@@ -292,6 +295,25 @@ void Rtnetlink::delete_link(const std::string& name) {
     nlmsghdr* message = begin(RTM_DELLINK, NLM_F_ACK);
     put_ifinfo(message, index);
     request(message, "delete link " + name);
+}
+
+void Rtnetlink::set_group(const std::string& name, uint32_t group) {
+    const int index = index_of(name);
+    nlmsghdr* message = begin(RTM_NEWLINK, NLM_F_ACK);
+    put_ifinfo(message, index);
+    mnl_attr_put_u32(message, IFLA_GROUP, group);
+    request(message, "put " + name + " in group " + std::to_string(group));
+}
+
+bool Rtnetlink::delete_group(uint32_t group) {
+    nlmsghdr* message = begin(RTM_DELLINK, NLM_F_ACK);
+    put_ifinfo(message, 0);
+    mnl_attr_put_u32(message, IFLA_GROUP, group);
+    std::string detail;
+    const int error = try_request(message, nullptr, detail);
+    if (error == ENODEV) return false;
+    if (error != 0) fail("delete the links of group " + std::to_string(group), error, detail);
+    return true;
 }
 
 }  // namespace kiln::netns

@@ -35,18 +35,32 @@ void TapReaper::run() {
     for (;;) {
         changed_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
         if (queue_.empty()) return;  // stopping, and nothing left
-        const std::string tap = std::move(queue_.front());
-        queue_.pop_front();
+        std::deque<std::string> batch;
+        batch.swap(queue_);
         busy_ = true;
         lock.unlock();
-        try {
-            if (netlink_->find(tap)) netlink_->delete_link(tap);
-        } catch (const std::exception& error) {  // left for the namespace's end; said, not fatal
-            std::fprintf(stderr, "kilnd: %s: cannot delete tap %s: %s\n", where_.c_str(), tap.c_str(), error.what());
-        }
+        delete_together(batch);
         lock.lock();
         busy_ = false;
         changed_.notify_all();
+    }
+}
+
+// Each tap joins the doomed group, then the group goes in one request: as fast as the
+// instances come and go, where one deletion at a time fell behind a busy kilnd, and the taps
+// waiting their turn filled their bridge's 1,024 ports.
+void TapReaper::delete_together(const std::deque<std::string>& taps) {
+    for (const std::string& tap : taps) {
+        try {
+            if (netlink_->find(tap)) netlink_->set_group(tap, kDoomedGroup);
+        } catch (const std::exception& error) {  // left for the namespace's end; said, not fatal
+            std::fprintf(stderr, "kilnd: %s: cannot delete tap %s: %s\n", where_.c_str(), tap.c_str(), error.what());
+        }
+    }
+    try {
+        netlink_->delete_group(kDoomedGroup);
+    } catch (const std::exception& error) {
+        std::fprintf(stderr, "kilnd: %s: cannot delete %zu taps: %s\n", where_.c_str(), taps.size(), error.what());
     }
 }
 

@@ -30,8 +30,12 @@ class TapReaper {
     // Returns once every tap queued so far is gone (or failed to go).
     void wait_idle();
 
+    // The group (IFLA_GROUP) of taps on their way out; no other link is ever in it.
+    static constexpr uint32_t kDoomedGroup = 0x6b696c6e;  // "kiln"
+
   private:
     void run();
+    void delete_together(const std::deque<std::string>& taps);
 
     std::unique_ptr<netns::Rtnetlink> netlink_;
     std::string where_;

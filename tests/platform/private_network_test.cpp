@@ -55,6 +55,28 @@ TEST_F(PrivateNetworkTest, DetachedTapsGoOnTheReapersThread) {
     EXPECT_TRUE(network.ns().find_link("kbr0"));
 }
 
+// Many detached at once go as one batch (the doomed group), and only they: an attached tap, the
+// bridge and its trunks stay. Then the bridge takes new taps in their place.
+TEST_F(PrivateNetworkTest, ABatchOfDetachedTapsGoesTogetherAndNothingElse) {
+    PrivateNetwork network(dir_.string());
+    std::vector<std::string> taken;
+    std::vector<Endpoint> endpoints;
+    for (int i = 0; i < 60; ++i) {
+        taken.push_back(network.allocate(taken));
+        endpoints.push_back(PrivateNetwork::endpoint("2222" + std::to_string(1000 + i) + "-aaaa", taken.back()));
+        network.attach(endpoints.back());
+    }
+    const Endpoint kept = PrivateNetwork::endpoint("33333333-aaaa", "10.77.4.10");  // on kbr1, past a trunk
+    network.attach(kept);
+    for (const auto& e : endpoints) network.detach(e);
+    network.wait_detached();
+    for (const auto& e : endpoints) EXPECT_FALSE(network.ns().find_link(e.tap)) << e.tap;
+    for (const char* link : {"kbr0", "kbr1", "kbr1-up", "kbr1-dn"}) EXPECT_TRUE(network.ns().find_link(link)) << link;
+    EXPECT_TRUE(network.ns().find_link(kept.tap));
+    network.attach(endpoints.front());  // the same name again, on the same bridge
+    EXPECT_TRUE(network.ns().find_link(endpoints.front().tap));
+}
+
 TEST_F(PrivateNetworkTest, AnEndingKilndDeletesWhatItQueued) {
     const Endpoint endpoint = PrivateNetwork::endpoint("11111111-aaaa-bbbb", "10.77.0.5");
     {
