@@ -28,6 +28,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr int kConnectAttempts = 3;
+// An instance on this host answers a SYN in microseconds, or at once with a reset; one that has
+// not answered in this long is frozen or gone, and the next attempt may find another.
+constexpr auto kDefaultConnectTimeout = std::chrono::milliseconds(2000);
 constexpr auto kMaxWait = std::chrono::seconds(30);    // a held connection gives up after this
 constexpr auto kTick = std::chrono::milliseconds(10);  // idle and wait checks
 
@@ -97,6 +100,10 @@ struct Balancer::Impl {
     std::unordered_set<std::string> busy;
     std::unordered_map<uint64_t, ListenerEntry> listeners;
     std::unordered_map<uint64_t, Connection> connections;
+    // Upstream connections still connecting, and when they give up: a backend that drops SYNs (a
+    // frozen instance) would otherwise hold its client through the kernel's SYN retries, minutes.
+    std::unordered_map<uint64_t, Clock::time_point> connecting;
+    std::chrono::milliseconds connect_timeout{kDefaultConnectTimeout};
     uint64_t next_id = 1;
 
     void run();
@@ -114,6 +121,7 @@ struct Balancer::Impl {
     void update_interest(uint64_t id, Connection& c);
     void drain_waiting(Service& service);
     void tick();
+    void expire_connects(Clock::time_point now);
     Backend* pick(Service& service);
 };
 
@@ -206,11 +214,13 @@ void Balancer::Impl::connect_to(uint64_t id, Connection& c, Backend& backend) {
         return on_connected(id, c);
     }
     if (errno != EINPROGRESS) return connect_failed(id, c);
+    connecting[id] = Clock::now() + connect_timeout;
     watch(c.upstream.get(), tag(id, kUpstream), EPOLLOUT, EPOLL_CTL_ADD);
     c.registered.upstream = EPOLLOUT;
 }
 
 void Balancer::Impl::on_connected(uint64_t id, Connection& c) {
+    connecting.erase(id);
     if (c.waited) {
         const auto now = Clock::now();
         const std::chrono::duration<double> waited = now - c.accepted;
@@ -248,6 +258,7 @@ void Balancer::Impl::on_http_event(uint64_t id, Connection& c) {
 }
 
 void Balancer::Impl::connect_failed(uint64_t id, Connection& c) {
+    connecting.erase(id);
     release_backend(c);
     if (c.upstream.valid()) c.upstream.reset();  // closing it also leaves the epoll set
     c.registered.upstream = 0;
@@ -286,6 +297,7 @@ void Balancer::Impl::close(uint64_t id, bool failed) {
     if (it == connections.end()) return;
     Connection& c = it->second;
     release_backend(c);
+    connecting.erase(id);
     auto service = services.find(c.service);
     if (service != services.end()) {
         auto& waiting = service->second.waiting;
@@ -339,8 +351,23 @@ bool overloaded(const Service& service) {
 
 }  // namespace
 
+void Balancer::Impl::expire_connects(Clock::time_point now) {
+    std::vector<uint64_t> expired;
+    for (const auto& [id, deadline] : connecting)
+        if (now >= deadline) expired.push_back(id);
+    for (uint64_t id : expired) {  // each tries another backend, or the next attempt
+        const auto it = connections.find(id);
+        if (it == connections.end()) {
+            connecting.erase(id);
+            continue;
+        }
+        connect_failed(id, it->second);
+    }
+}
+
 void Balancer::Impl::tick() {
     const auto now = Clock::now();
+    if (!connecting.empty()) expire_connects(now);
     // A copy: closing a held connection may dispatch another, which marks its service busy.
     const std::vector<std::string> names(busy.begin(), busy.end());
     for (const std::string& name : names) {
@@ -435,8 +462,10 @@ void Balancer::Impl::run() {
     }
 }
 
-Balancer::Balancer(const netns::Namespace& ns, Hooks hooks) : impl_(std::make_unique<Impl>()) {
+Balancer::Balancer(const netns::Namespace& ns, Hooks hooks, std::chrono::milliseconds connect_timeout)
+    : impl_(std::make_unique<Impl>()) {
     impl_->hooks = std::move(hooks);
+    if (connect_timeout.count() > 0) impl_->connect_timeout = connect_timeout;
     if (!impl_->epoll.valid() || !impl_->control.valid()) throw netns::system_error("balancer: epoll/eventfd");
     std::promise<void> entered;
     const int ns_fd = ns.fd();

@@ -96,7 +96,9 @@ struct ServiceStats {
 
 class Balancer {
   public:
-    Balancer(const netns::Namespace& ns, Hooks hooks);
+    // `connect_timeout`: how long an upstream connect may take before the next attempt (0: the
+    // default, 2 s).
+    Balancer(const netns::Namespace& ns, Hooks hooks, std::chrono::milliseconds connect_timeout = {});
     ~Balancer();
     Balancer(const Balancer&) = delete;
     Balancer& operator=(const Balancer&) = delete;

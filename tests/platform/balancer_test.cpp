@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -28,6 +29,7 @@ using kiln::UniqueFd;
 
 constexpr uint32_t kLocal1 = 0x7f000001, kLocal2 = 0x7f000002;
 constexpr int kBackendPort = 9000;
+constexpr auto kConnectTimeout = std::chrono::milliseconds(300);  // the balancer's, shortened
 
 sockaddr_in address(uint32_t ip, int port) {
     sockaddr_in a{};
@@ -204,7 +206,7 @@ class BalancerTest : public ::testing::Test {
             std::lock_guard guard(mutex_);
             idles_.push_back(instance);
         };
-        balancer_ = std::make_unique<kiln::balancer::Balancer>(*ns_, hooks);
+        balancer_ = std::make_unique<kiln::balancer::Balancer>(*ns_, hooks, kConnectTimeout);
     }
     void TearDown() override {
         balancer_.reset();
@@ -427,6 +429,35 @@ TEST_F(BalancerTest, ARefusedUpstreamIsRetriedThenTheClientIsClosed) {
     UniqueFd client = connect_client();
     char c;
     EXPECT_LE(::recv(client.get(), &c, 1, 0), 0);
+    EXPECT_TRUE(eventually([&] { return balancer_->stats("svc").failed == 1; }));
+}
+
+// A backend that never answers a SYN (a frozen instance: here a listener whose accept queue is
+// full, which drops them) costs the client its connect timeout per attempt, not the kernel's
+// minutes of SYN retries; then the client is closed and the failure counted.
+TEST_F(BalancerTest, AnUpstreamThatNeverAnswersASynIsGivenUp) {
+    constexpr int kFrozenPort = kBackendPort + 7;
+    const UniqueFd frozen = ns_->run([] {
+        UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        const sockaddr_in at = address(INADDR_ANY, kFrozenPort);
+        if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&at), sizeof(at)) != 0 || ::listen(fd.get(), 0) != 0)
+            throw std::runtime_error("test: frozen listener");
+        return fd;
+    });
+    const UniqueFd filler = ns_->run([] {  // takes the queue's only place, never accepted
+        UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        const sockaddr_in to = address(kLocal1, kFrozenPort);
+        if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&to), sizeof(to)) != 0)
+            throw std::runtime_error("test: filling the frozen listener's queue");
+        return fd;
+    });
+    open_service({}, kFrozenPort);
+    balancer_->backend_up("svc", "frozen", kLocal1, 0ms);
+    UniqueFd client = connect_client();
+    char c;
+    const ssize_t got = ::recv(client.get(), &c, 1, 0);
+    // Closed by the balancer; EAGAIN would be the client's 10 s receive timeout running out first.
+    EXPECT_TRUE(got == 0 || (got < 0 && errno == ECONNRESET)) << "recv: " << got << ", " << std::strerror(errno);
     EXPECT_TRUE(eventually([&] { return balancer_->stats("svc").failed == 1; }));
 }
 
