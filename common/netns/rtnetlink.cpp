@@ -6,6 +6,7 @@
 #include <linux/if_addr.h>
 #include <linux/if_bridge.h>
 #include <linux/if_link.h>
+#include <linux/neighbour.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
@@ -295,6 +296,35 @@ void Rtnetlink::delete_link(const std::string& name) {
     nlmsghdr* message = begin(RTM_DELLINK, NLM_F_ACK);
     put_ifinfo(message, index);
     request(message, "delete link " + name);
+}
+
+namespace {
+void put_neighbour(nlmsghdr* message, int index, uint32_t ip, uint8_t state) {
+    auto* neighbour = static_cast<ndmsg*>(mnl_nlmsg_put_extra_header(message, sizeof(ndmsg)));
+    neighbour->ndm_family = AF_INET;
+    neighbour->ndm_ifindex = index;
+    neighbour->ndm_state = state;
+    mnl_attr_put_u32(message, NDA_DST, htonl(ip));
+}
+}  // namespace
+
+void Rtnetlink::set_neighbour(const std::string& name, uint32_t ip, const std::array<uint8_t, 6>& mac) {
+    const int index = index_of(name);
+    nlmsghdr* message = begin(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE | NLM_F_ACK);
+    put_neighbour(message, index, ip, NUD_PERMANENT);
+    mnl_attr_put(message, NDA_LLADDR, mac.size(), mac.data());
+    request(message, "permanent neighbour on " + name);
+}
+
+bool Rtnetlink::delete_neighbour(const std::string& name, uint32_t ip) {
+    const int index = index_of(name);
+    nlmsghdr* message = begin(RTM_DELNEIGH, NLM_F_ACK);
+    put_neighbour(message, index, ip, 0);
+    std::string detail;
+    const int error = try_request(message, nullptr, detail);
+    if (error == ENOENT) return false;
+    if (error != 0) fail("delete a neighbour on " + name, error, detail);
+    return true;
 }
 
 void Rtnetlink::set_group(const std::string& name, uint32_t group) {

@@ -57,6 +57,11 @@ class Rtnetlink {
     void set_master(const std::string& name, const std::string& master);
     void add_address(const std::string& name, const Ipv4Prefix& prefix);
     void delete_link(const std::string& name);
+    // A permanent neighbour entry on link `name`: `ip` (host byte order) is at `mac`, and no ARP
+    // request is ever broadcast for it. Replaces an entry there was.
+    void set_neighbour(const std::string& name, uint32_t ip, const std::array<uint8_t, 6>& mac);
+    // Removes the entry for `ip` on `name`; false if there was none.
+    bool delete_neighbour(const std::string& name, uint32_t ip);
     // Links in a group are deleted together, in one request: Linux unregisters them as a batch,
     // with one wait for readers (an RCU grace period) for all, where deleting them one by one
     // waited once per link (~15 ms each here).

@@ -17,6 +17,7 @@
 //     k<uuid prefix>: one tap per instance, a port of its address's bridge; the instance is 10.77.x.y
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <set>
@@ -48,11 +49,15 @@ class PrivateNetwork {
     std::string allocate(const std::vector<std::string>& taken) const;
     // The endpoint of the instance with `uuid` and address `ip`.
     static Endpoint endpoint(const std::string& uuid, const std::string& ip);
-    // Creates the endpoint's tap on its bridge (and the bridge, the first time), unless it exists.
+    // Creates the endpoint's tap on its bridge (and the bridge, the first time), unless it exists,
+    // and a permanent neighbour entry for it on the gateway's bridge.
     void attach(const Endpoint& endpoint);
+    // The MAC of the instance at `address` (host byte order): 02:4b and the address's 4 bytes.
+    static std::array<uint8_t, 6> mac_of(uint32_t address);
     // The bridge the endpoint with address `ip` is a port of: "kbr0", "kbr1"...
     static std::string bridge_for(const std::string& ip);
-    // Removes the endpoint's tap (the instance is gone): soon, on the reaper's thread.
+    // Removes the endpoint's neighbour entry, and its tap (the instance is gone): soon, on the
+    // reaper's thread.
     void detach(const Endpoint& endpoint);
     // Returns once every tap detached so far is gone.
     void wait_detached() { reaper_->wait_idle(); }

@@ -77,6 +77,33 @@ TEST_F(PrivateNetworkTest, ABatchOfDetachedTapsGoesTogetherAndNothingElse) {
     EXPECT_TRUE(network.ns().find_link(endpoints.front().tap));
 }
 
+// The gateway knows each instance's MAC from its attach on (no ARP broadcast to find it), and
+// forgets it at its detach: the next instance at that address gets its own entry.
+TEST_F(PrivateNetworkTest, EachInstanceHasAPermanentNeighbourEntryWhileAttached) {
+    PrivateNetwork network(dir_.string());
+    const Endpoint endpoint = PrivateNetwork::endpoint("44444444-aaaa", "10.77.0.42");
+    const auto neighbours = [&] {
+        return network.ns().run([] {
+            std::string out;
+            FILE* p = ::popen("ip -4 neigh show dev kbr0 nud permanent", "r");
+            char line[256];
+            while (p != nullptr && std::fgets(line, sizeof(line), p) != nullptr) out += line;
+            if (p != nullptr) ::pclose(p);
+            return out;
+        });
+    };
+    network.attach(endpoint);
+    EXPECT_NE(neighbours().find("10.77.0.42 lladdr 02:4b:0a:4d:00:2a PERMANENT"), std::string::npos) << neighbours();
+    EXPECT_EQ(endpoint.mac, "02:4b:0a:4d:00:2a");
+    network.detach(endpoint);
+    EXPECT_EQ(neighbours().find("10.77.0.42 "), std::string::npos) << neighbours();
+    network.detach(endpoint);  // twice: no harm
+    const Endpoint next = PrivateNetwork::endpoint("55555555-aaaa", "10.77.0.42");
+    network.attach(next);
+    network.wait_detached();  // the first one's tap is gone; the address's entry is the new one's
+    EXPECT_NE(neighbours().find("10.77.0.42 lladdr 02:4b:0a:4d:00:2a PERMANENT"), std::string::npos) << neighbours();
+}
+
 TEST_F(PrivateNetworkTest, AnEndingKilndDeletesWhatItQueued) {
     const Endpoint endpoint = PrivateNetwork::endpoint("11111111-aaaa-bbbb", "10.77.0.5");
     {
