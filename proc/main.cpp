@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 
 #include "host/tender_orders.h"
 #include "host_clock.h"
@@ -14,7 +15,15 @@
 #include "util/error.h"
 
 int main(int argc, char** argv) {
-    kiln::host::TenderArguments arguments(argc, argv, [] {  // or kilnd's orders (host/tender_orders.h)
+    // A tender started ahead of need forks its instance process ahead too (kilnd moves both into
+    // the instance's cgroups with the orders): no fork is left on a wake's path.
+    std::unique_ptr<kiln::proc::InstanceProcess> instance_process;
+    kiln::host::TenderArguments arguments(argc, argv, [&instance_process] {  // or kilnd's orders
+        try {
+            instance_process = std::make_unique<kiln::proc::InstanceProcess>();
+        } catch (const kiln::vmm::VmmError&) {
+            // The tender forks when its orders come.
+        }
         kiln::vmm::warm_up_options(kiln::vmm::Monitor::kProc);
         try {
             (void)kiln::proc::instance_filter({3, 1, 4, 5, 6});
@@ -29,7 +38,7 @@ int main(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN);  // a console whose reader went away is not fatal
     int status;
     try {
-        kiln::proc::Tender tender(options);
+        kiln::proc::Tender tender(options, std::move(instance_process));
         status = tender.run();
     } catch (const kiln::vmm::VmmError& e) {
         std::cerr << "kiln-proc: " << e.what() << "\n";

@@ -35,11 +35,6 @@ namespace {
 
 constexpr uint64_t kPage = 4096;
 
-[[noreturn]] void instance_failed(const char* what) {
-    std::fprintf(stderr, "kiln-proc: instance: %s: %s\n", what, std::strerror(errno));
-    _exit(abi::kExitVmmError);
-}
-
 }  // namespace
 
 std::string default_kernel_path() {
@@ -52,7 +47,8 @@ std::string default_kernel_path() {
                    (dir / ".." / "kernel").lexically_normal().string());
 }
 
-Tender::Tender(const vmm::Options& options) : options_(options) {
+Tender::Tender(const vmm::Options& options, std::unique_ptr<InstanceProcess> instance_process)
+    : options_(options), instance_process_(std::move(instance_process)) {
     milestones_.started = Clock::now();
     if (options.nets.size() > 1)
         throw VmmError("--net: kiln-proc gives an instance one network card, not " +
@@ -67,6 +63,9 @@ Tender::Tender(const vmm::Options& options) : options_(options) {
         throw system_error("the instance's control channel");
     channel_.reset(ends[0]);
     instance_channel_.reset(ends[1]);
+    // The instance process forks now, unless it was forked ahead: its start-up runs beside the
+    // loading below.
+    if (!instance_process_) instance_process_ = std::make_unique<InstanceProcess>();
 
     if (options.restore.empty())
         load_kernel();
@@ -187,70 +186,28 @@ int Tender::run() {
     if (tap_ && start_info_ == 0 && !tap_->wait_until_running(1000))
         std::cerr << "kiln-proc: --net tap=" << tap_->name() << ": no carrier after 1 s; starting anyway\n";
     find_resident_extents();
-    const pid_t supervisor = ::getpid();
     milestones_.forked = Clock::now();
-    const pid_t instance = ::fork();
-    if (instance < 0) throw system_error("fork");
-    if (instance == 0) enter_instance(supervisor);
+    instance_process_->start(instance_plan());
     instance_channel_.reset();  // the instance's now: a read of the channel sees its end
-    return supervise(instance);
+    return supervise(instance_process_->pid());
 }
 
-// In the child. Nothing here may throw: a failure ends the child with kExitVmmError.
-// `supervisor` is taken before the fork: were it read here, a supervisor killed meanwhile would
-// leave the instance its new parent's pid, and it would run on, orphaned.
-void Tender::enter_instance(pid_t supervisor) const {
-    // The device signals (the timer's, the tap's, the channel's) stay blocked until the kernel has
-    // its handlers: a frame that reaches the tap before would otherwise end the process (SIGIO's
-    // default action). The kernel unblocks them (interrupts.cpp).
-    sigset_t devices;
-    sigemptyset(&devices);
-    for (int signal : {SIGALRM, SIGIO, SIGUSR1}) sigaddset(&devices, signal);
-    sigprocmask(SIG_SETMASK, &devices, nullptr);
-    // The instance's memory at the address the kernel is linked for, and the files mapped over
-    // and above it, before confine() closes their descriptors.
-    auto* base =
-        static_cast<uint8_t*>(::mmap(reinterpret_cast<void*>(abi::kProcMemoryBase), memory_->size(),
-                                     PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, memory_->fd(), 0));
-    if (base != reinterpret_cast<uint8_t*>(abi::kProcMemoryBase)) instance_failed("mapping the instance's memory");
-    // A page fault costs a few microseconds here (a trip through the hypervisor on a VM host);
-    // one madvise maps a whole range. Best effort: without it (Linux < 5.14) the pages fault.
-    for (const auto& [start, length] : resident_) (void)::madvise(base + start, length, MADV_POPULATE_WRITE);
-    map_files(base);
-    // Each frame that reaches the tap raises SIGIO in this process: the card's interrupt.
-    if (tap_ &&
-        (::fcntl(tap_->fd(), F_SETOWN, ::getpid()) != 0 || ::fcntl(tap_->fd(), F_SETFL, O_NONBLOCK | O_ASYNC) != 0))
-        instance_failed("O_ASYNC on the tap");
-    // And each message from the supervisor a SIGUSR1: the control channel's interrupt.
-    const int channel = instance_channel_.get();
-    if (::fcntl(channel, F_SETOWN, ::getpid()) != 0 || ::fcntl(channel, F_SETSIG, SIGUSR1) != 0 ||
-        ::fcntl(channel, F_SETFL, O_NONBLOCK | O_ASYNC) != 0)
-        instance_failed("O_ASYNC on the control channel");
-
-    const std::string failed = confine(identity_, instance_fds());
-    if (!failed.empty()) instance_failed(failed.c_str());
-    // After the change of uid, which clears it.
-    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) instance_failed("PR_SET_PDEATHSIG");
-    if (::getppid() != supervisor) _exit(abi::kExitVmmError);  // the supervisor is already gone
-
-    // The host kernel keeps three pointers into this thread's glibc data, which the kernel is
-    // about to unmap: without them it would write the exit's tid and robust futexes into the
-    // instance's memory, and fail every signal delivery on the rseq area.
-    if (__rseq_size > 0) {
-        auto* area = reinterpret_cast<char*>(__builtin_thread_pointer()) + __rseq_offset;
-        // glibc registers sizeof(struct rseq) (32 bytes); __rseq_size may name fewer.
-        if (::syscall(SYS_rseq, area, sizeof(struct rseq), RSEQ_FLAG_UNREGISTER, RSEQ_SIG) != 0 &&
-            ::syscall(SYS_rseq, area, __rseq_size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) != 0)
-            instance_failed("unregistering rseq");
-    }
-    ::syscall(SYS_set_robust_list, nullptr, 0);
-    ::syscall(SYS_set_tid_address, nullptr);
-
-    asm volatile("jmp *%2" : : "D"(start_info_), "S"(abi::kProcHandoffPhys), "r"(entry_) : "memory");
-    __builtin_unreachable();
+InstancePlan Tender::instance_plan() const {
+    InstancePlan plan;
+    plan.supervisor = ::getpid();
+    plan.memory_size = memory_->size();
+    plan.entry = entry_;
+    plan.start_info = start_info_;
+    plan.identity = identity_;
+    plan.fds = instance_fds();
+    plan.read_only_fd = read_only_fd_.get();
+    plan.initrd_size = initrd_mapped_ ? initrd_file_.bytes().size() : 0;
+    plan.resident = resident_;
+    plan.read_only = read_only_;
+    return plan;
 }
 
-// The memfd's data, read before the fork: the kernel's writable segments and the handoff (a
+// The memfd's data, read before the instance starts: the kernel's writable segments and the handoff (a
 // boot), or everything the snapshot held (a restore). Capped: beyond it, pages fault as used.
 void Tender::find_resident_extents() {
     constexpr uint64_t kMaxResident = 64ull << 20;
@@ -265,18 +222,6 @@ void Tender::find_resident_extents() {
         total += length;
         at = ::lseek(fd, end, SEEK_DATA);
     }
-}
-
-// In the child: the kernel's read-only segments over the memory (text R+X, read-only data R;
-// never W+X), and the initrd above it, from their files.
-void Tender::map_files(uint8_t* base) const {
-    for (const ReadOnlyRange& range : read_only_)
-        if (::mmap(base + range.phys, range.length, static_cast<int>(range.prot), MAP_PRIVATE | MAP_FIXED,
-                   read_only_fd_.get(), static_cast<off_t>(range.file_offset)) == MAP_FAILED)
-            instance_failed("mapping the kernel's segments");
-    if (initrd_mapped_ && ::mmap(base + vmm::layout::kInitrdMapped, initrd_file_.bytes().size(), PROT_READ,
-                                 MAP_PRIVATE | MAP_FIXED_NOREPLACE, initrd_fd_.get(), 0) == MAP_FAILED)
-        instance_failed("mapping the initrd");
 }
 
 }  // namespace kiln::proc

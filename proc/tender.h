@@ -1,10 +1,10 @@
 // kiln-proc: the tender that runs the Kiln kernel's proc build as a Linux process.
 //
 // Two processes, as Solo5's spt tender and Firecracker's jailer divide the work:
-// - the supervisor (this process) loads the kernel and initrd into the instance's memory, a
-//   memfd, exactly as kiln-vmm loads guest RAM (or a snapshot's memory, for --restore), then
-//   forks the instance and watches it: the watchdog (--timeout), SIGTERM and SIGINT, the exit
-//   status, and the control socket (--control), whose pause and snapshot it does with the
+// - the supervisor (this process) forks the instance process first (instance.h), then loads the
+//   kernel and initrd into the instance's memory, a memfd, exactly as kiln-vmm loads guest RAM
+//   (or a snapshot's memory, for --restore), sends the instance its plan and watches it: the watchdog (--timeout),
+//   SIGTERM and SIGINT, the exit status, and the control socket (--control), whose pause and snapshot it does with the
 //   kernel's help over a channel of their own (supervisor.cpp, snapshot.cpp);
 // - the instance (its child) maps the memfd at the address the kernel is linked for and jumps
 //   into it. From then on the child is the Kiln kernel and its application; it dies with the
@@ -28,6 +28,7 @@
 #include "control/control_socket.h"
 #include "event_loop.h"
 #include "host/unique_fd.h"
+#include "instance.h"
 #include "kiln/proc.h"
 #include "kvm/guest_memory.h"
 #include "net/tap.h"
@@ -37,21 +38,12 @@
 
 namespace kiln::proc {
 
-// A part of the instance's memory mapped read-only from a file (never W+X) rather than copied:
-// the kernel's read-only segments, from the kernel's file, or from a snapshot's memory file.
-struct ReadOnlyRange {
-    uint64_t phys;
-    uint64_t length;
-    uint64_t file_offset;
-    uint32_t prot;  // PROT_READ, with PROT_EXEC for text
-    uint32_t pad;
-};
-
 class Tender {
   public:
     // Loads everything; throws VmmError naming what is wrong (a bad kernel, initrd, snapshot or
     // flag).
-    explicit Tender(const vmm::Options& options);
+    // `instance_process`: one forked ahead (main.cpp), or null to fork it now.
+    explicit Tender(const vmm::Options& options, std::unique_ptr<InstanceProcess> instance_process = nullptr);
     ~Tender();
     // Runs the instance to its end; returns kiln-proc's exit status (the application's, or one
     // of abi/kiln/hostcall.h's own).
@@ -65,10 +57,9 @@ class Tender {
     void open_tap(const vmm::NetOptions& net);
     InstanceFds instance_fds() const;
 
-    // The instance (tender.cpp).
-    [[noreturn]] void enter_instance(pid_t supervisor) const;
-    void map_files(uint8_t* base) const;
+    // The instance (tender.cpp, instance.cpp).
     void find_resident_extents();
+    InstancePlan instance_plan() const;
 
     // The supervisor (supervisor.cpp).
     int supervise(pid_t instance);
@@ -113,6 +104,8 @@ class Tender {
     UniqueFd channel_;
     UniqueFd instance_channel_;
     pid_t instance_ = -1;
+    // Forked first, before the loading; it waits for its plan (instance.h).
+    std::unique_ptr<InstanceProcess> instance_process_;
     std::unique_ptr<vmm::EventLoop> loop_;
     std::unique_ptr<vmm::ControlSocket> control_;
     bool parked_ = false;                                            // the loop thread's

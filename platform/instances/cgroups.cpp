@@ -115,6 +115,13 @@ void Cgroups::move(const std::vector<UniqueFd>& procs, pid_t pid) {
             throw std::runtime_error("cgroups: move process " + text + ": " + std::strerror(errno));
 }
 
+void Cgroups::move_with_children(const std::vector<UniqueFd>& procs, pid_t pid) {
+    move(procs, pid);
+    const std::string list = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children";
+    std::ifstream children(list);
+    for (pid_t child; children >> child;) move(procs, child);
+}
+
 void Cgroups::remove(const std::string& instance) const {
     for (const auto& group : dirs(instance)) ::rmdir(group.c_str());
 }

@@ -39,6 +39,8 @@ class Cgroups {
     std::vector<UniqueFd> prepare(const std::string& instance, const Limits& limits) const;
     // Moves process `pid` (all its threads) into the group whose cgroup.procs are `procs`.
     static void move(const std::vector<UniqueFd>& procs, pid_t pid);
+    // The same, and the children `pid` has (a waiting kiln-proc's instance process, forked ahead).
+    static void move_with_children(const std::vector<UniqueFd>& procs, pid_t pid);
     // Deletes the instance's group; best effort (a group with a process left stays).
     void remove(const std::string& instance) const;
     // Deletes kilnd's own group if no instance's is left in it; best effort.

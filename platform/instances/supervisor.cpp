@@ -194,7 +194,8 @@ pid_t Supervisor::launch(const Instance& instance, std::vector<std::string>& arg
     UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     if (!null.valid()) return -1;
     if (auto waiting = pool_ ? pool_->take(instance.platform) : std::nullopt) {
-        Cgroups::move(procs, waiting->pid);  // before its orders: the instance it forks is counted there
+        // Before its orders, with the instance process it forked while waiting: both are counted there.
+        Cgroups::move_with_children(procs, waiting->pid);
         if (host::send_orders(waiting->orders.get(), {argv.begin() + 1, argv.end()}, {null.get(), console, messages}))
             return waiting->pid;
         ::kill(waiting->pid, SIGKILL);  // it could not take them: a new one does

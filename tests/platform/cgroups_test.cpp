@@ -124,5 +124,33 @@ TEST_F(CgroupsTest, ASpawnedTenderStartsInItsGroup) {
     for (const auto& dir : cgroups_.dirs("one")) EXPECT_NE(::access(dir.c_str(), F_OK), 0) << dir;
 }
 
+// A waiting kiln-proc has forked its instance process ahead: kilnd moves it with its tender.
+TEST_F(CgroupsTest, AWaitingTenderMovesWithTheProcessItForkedAhead) {
+    const auto procs = cgroups_.prepare("one", {1024, 16});
+    int ready[2];
+    ASSERT_EQ(::pipe(ready), 0);
+    const pid_t tender = ::fork();
+    ASSERT_GE(tender, 0);
+    if (tender == 0) {
+        const pid_t ahead = ::fork();
+        if (ahead == 0) {
+            ::pause();
+            _exit(0);
+        }
+        if (::write(ready[1], &ahead, sizeof(ahead)) != sizeof(ahead)) _exit(1);
+        _exit(::waitpid(ahead, nullptr, 0) == ahead ? 0 : 1);  // reaped here, so its group can go
+    }
+    pid_t ahead = 0;
+    ASSERT_EQ(::read(ready[0], &ahead, sizeof(ahead)), static_cast<ssize_t>(sizeof(ahead)));
+    Cgroups::move_with_children(procs, tender);
+    EXPECT_TRUE(in_group(tender, "/" + parent_ + "/one"));
+    EXPECT_TRUE(in_group(ahead, "/" + parent_ + "/one"));
+    ::kill(ahead, SIGKILL);
+    int status = 0;
+    ASSERT_EQ(::waitpid(tender, &status, 0), tender);
+    EXPECT_EQ(status, 0);
+    for (int fd : ready) ::close(fd);
+}
+
 }  // namespace
 }  // namespace kiln::instances
