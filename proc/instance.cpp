@@ -24,7 +24,7 @@ namespace kiln::proc {
 
 namespace {
 
-constexpr uint32_t kPlanMagic = 0x4e4c504b;  // "KPLN"
+constexpr uint32_t kPlanMagic = 0x4e4c504b;   // "KPLN"
 constexpr size_t kMaxResidentExtents = 4096;  // beyond them, pages fault as they are used
 constexpr size_t kMaxReadOnlyRanges = 64;
 constexpr int kAboveInstanceFds = 512;  // received descriptors wait here before their move
@@ -44,7 +44,7 @@ constexpr size_t kDescriptors = 7;
 // The plan's descriptors, in the order they travel; -1 for those it has not. Standard error too:
 // an instance process forked ahead holds the waiting tender's (/dev/null), not the orders'.
 std::array<int, kDescriptors> descriptor_numbers(const InstancePlan& plan) {
-    return {plan.fds.memory, plan.fds.console, plan.fds.net,  plan.fds.initrd,
+    return {plan.fds.memory,  plan.fds.console,  plan.fds.net, plan.fds.initrd,
             plan.fds.control, plan.read_only_fd, STDERR_FILENO};
 }
 
@@ -61,7 +61,7 @@ void map_files(const InstancePlan& plan, uint8_t* base) {
                    plan.read_only_fd, static_cast<off_t>(range.file_offset)) == MAP_FAILED)
             instance_failed("mapping the kernel's segments");
     if (plan.initrd_size != 0 && ::mmap(base + vmm::layout::kInitrdMapped, plan.initrd_size, PROT_READ,
-                                         MAP_PRIVATE | MAP_FIXED_NOREPLACE, plan.fds.initrd, 0) == MAP_FAILED)
+                                        MAP_PRIVATE | MAP_FIXED_NOREPLACE, plan.fds.initrd, 0) == MAP_FAILED)
         instance_failed("mapping the initrd");
 }
 
@@ -76,17 +76,17 @@ void map_files(const InstancePlan& plan, uint8_t* base) {
     sigprocmask(SIG_SETMASK, &devices, nullptr);
     // The instance's memory at the address the kernel is linked for, and the files mapped over
     // and above it, before confine() closes their descriptors.
-    auto* base = static_cast<uint8_t*>(::mmap(reinterpret_cast<void*>(abi::kProcMemoryBase), plan.memory_size,
-                                              PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE,
-                                              plan.fds.memory, 0));
+    auto* base =
+        static_cast<uint8_t*>(::mmap(reinterpret_cast<void*>(abi::kProcMemoryBase), plan.memory_size,
+                                     PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, plan.fds.memory, 0));
     if (base != reinterpret_cast<uint8_t*>(abi::kProcMemoryBase)) instance_failed("mapping the instance's memory");
     // A page fault costs a few microseconds here (a trip through the hypervisor on a VM host);
     // one madvise maps a whole range. Best effort: without it (Linux < 5.14) the pages fault.
     for (const auto& [start, length] : plan.resident) (void)::madvise(base + start, length, MADV_POPULATE_WRITE);
     map_files(plan, base);
     // Each frame that reaches the tap raises SIGIO in this process: the card's interrupt.
-    if (plan.fds.net >= 0 && (::fcntl(plan.fds.net, F_SETOWN, ::getpid()) != 0 ||
-                              ::fcntl(plan.fds.net, F_SETFL, O_NONBLOCK | O_ASYNC) != 0))
+    if (plan.fds.net >= 0 &&
+        (::fcntl(plan.fds.net, F_SETOWN, ::getpid()) != 0 || ::fcntl(plan.fds.net, F_SETFL, O_NONBLOCK | O_ASYNC) != 0))
         instance_failed("O_ASYNC on the tap");
     // And each message from the supervisor a SIGUSR1: the control channel's interrupt.
     const int channel = plan.fds.control;
@@ -156,8 +156,8 @@ void install_descriptors(const InstancePlan& plan, const int* received, size_t c
 
     PlanHeader header;
     std::memcpy(&header, bytes.data(), sizeof(header));
-    const size_t expected = sizeof(header) + header.resident_count * 2 * sizeof(uint64_t) +
-                            header.read_only_count * sizeof(ReadOnlyRange);
+    const size_t expected =
+        sizeof(header) + header.resident_count * 2 * sizeof(uint64_t) + header.read_only_count * sizeof(ReadOnlyRange);
     if (header.magic != kPlanMagic || header.resident_count > kMaxResidentExtents ||
         header.read_only_count > kMaxReadOnlyRanges || static_cast<size_t>(n) != expected)
         instance_failed("a malformed plan");
@@ -237,8 +237,8 @@ void InstanceProcess::start(const InstancePlan& plan) {
     header.read_only = plan.read_only_fd;
     const size_t resident = std::min(plan.resident.size(), kMaxResidentExtents);
     if (plan.read_only.size() > kMaxReadOnlyRanges)
-        throw vmm::VmmError("the instance has " + std::to_string(plan.read_only.size()) + " read-only ranges, more than " +
-                            std::to_string(kMaxReadOnlyRanges));
+        throw vmm::VmmError("the instance has " + std::to_string(plan.read_only.size()) +
+                            " read-only ranges, more than " + std::to_string(kMaxReadOnlyRanges));
     header.resident_count = static_cast<uint32_t>(resident);
     header.read_only_count = static_cast<uint32_t>(plan.read_only.size());
     std::vector<char> bytes(sizeof(header));

@@ -3,9 +3,9 @@
 // It is forked ahead and waits for its plan: on this host a fork and the child's first page faults
 // take a millisecond and more (every page-table write is a trip through the hypervisor). A tender
 // that kilnd starts ahead of need (host/tender_orders.h) forks it while it waits for its orders,
-// so no fork is left on a wake's path; one started for an instance forks it first thing. The plan carries what the instance needs: the descriptors
-// made after the fork (passed with SCM_RIGHTS and put at the numbers the seccomp filter and the
-// hand-off name) and what goes where in its memory.
+// so no fork is left on a wake's path; one started for an instance forks it first thing. The plan carries what the
+// instance needs: the descriptors made after the fork (passed with SCM_RIGHTS and put at the numbers the seccomp filter
+// and the hand-off name) and what goes where in its memory.
 #pragma once
 
 #include <sys/types.h>

@@ -29,8 +29,9 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int kConnectAttempts = 3;
 // An instance on this host answers a SYN in microseconds, or at once with a reset; one that has
-// not answered in this long is frozen or gone, and the next attempt may find another.
-constexpr auto kDefaultConnectTimeout = std::chrono::milliseconds(2000);
+// not answered in this long is frozen or gone, and the next attempt may find another. Generous:
+// a guest under nested emulation (scripts/with-kvm) can stall for a second or two and recover.
+constexpr auto kDefaultConnectTimeout = std::chrono::milliseconds(5000);
 constexpr auto kMaxWait = std::chrono::seconds(30);    // a held connection gives up after this
 constexpr auto kTick = std::chrono::milliseconds(10);  // idle and wait checks
 

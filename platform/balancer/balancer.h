@@ -97,7 +97,7 @@ struct ServiceStats {
 class Balancer {
   public:
     // `connect_timeout`: how long an upstream connect may take before the next attempt (0: the
-    // default, 2 s).
+    // default, 5 s).
     Balancer(const netns::Namespace& ns, Hooks hooks, std::chrono::milliseconds connect_timeout = {});
     ~Balancer();
     Balancer(const Balancer&) = delete;
