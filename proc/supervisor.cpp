@@ -132,6 +132,7 @@ void Tender::on_kernel_message(const abi::ProcControlMessage& message) {
     switch (message.kind) {
         case abi::ProcControl::kReady: guest_ready(message.arg0, static_cast<uint32_t>(message.arg1)); return;
         case abi::ProcControl::kResumed:
+            resumed_once_ = true;
             // A restored instance listened before its snapshot: ready again as soon as it runs.
             for (const auto& [protocol, port] : restored_listeners_) guest_ready(protocol, port);
             restored_listeners_.clear();
@@ -161,8 +162,8 @@ bool Tender::exchange(abi::ProcControl request, abi::ProcControl reply, std::str
             return false;
         }
         if (n != sizeof(answer)) continue;
+        on_kernel_message(answer);  // the awaited answer too: a first kResumed makes the instance ready
         if (answer.kind == reply) return true;
-        on_kernel_message(answer);
     }
 }
 
@@ -193,6 +194,11 @@ nlohmann::json Tender::handle_control(const nlohmann::json& request) {
     if (op == "snapshot") {
         if (!request.contains("dir") || !request["dir"].is_string())
             return {{"ok", false}, {"error", "snapshot: \"dir\" (a string) is required"}};
+        if (options_.paused && !resumed_once_)
+            return {{"ok", false},
+                    {"error",
+                     "snapshot: this instance was restored --paused and has not run since; its snapshot is "
+                     "the one it was restored from"}};
         const bool was_running = !parked_;
         if (was_running && !exchange(abi::ProcControl::kPark, abi::ProcControl::kParked, error))
             return {{"ok", false}, {"error", "snapshot: " + error}};

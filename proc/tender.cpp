@@ -81,7 +81,9 @@ Tender::Tender(const vmm::Options& options, std::unique_ptr<InstanceProcess> ins
                    {reinterpret_cast<const uint8_t*>(filter.data()), filter.size() * sizeof(sock_filter)});
     const Identity own = instance_identity(::getpid());
     identity_ = {options.uid.value_or(own.uid), options.gid.value_or(own.gid)};
-    write_handoff(options.restore.empty() ? 0 : abi::kProcResume, filter.size());
+    parked_ = options.paused;  // held by the kernel until a resume request (abi::kProcHold)
+    write_handoff(options.restore.empty() ? 0 : abi::kProcResume | (options.paused ? abi::kProcHold : 0),
+                  filter.size());
     milestones_.confined = Clock::now();
 }
 

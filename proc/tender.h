@@ -109,6 +109,7 @@ class Tender {
     std::unique_ptr<vmm::EventLoop> loop_;
     std::unique_ptr<vmm::ControlSocket> control_;
     bool parked_ = false;                                            // the loop thread's
+    bool resumed_once_ = false;                                      // the loop thread's
     std::vector<std::pair<uint32_t, uint32_t>> listeners_;           // (protocol, port)
     std::vector<std::pair<uint32_t, uint32_t>> restored_listeners_;  // ready again once resumed
     std::atomic<bool> stop_requested_{false};

@@ -62,6 +62,7 @@ Machine::Machine(const Options& options) : options_(options), started_(Clock::no
                                                    [this](const nlohmann::json& r) { return handle_control(r); });
     io_bus_.add(Serial::kCom1, Serial::kPorts, serial_);
     io_bus_.add(abi::kHostcallPort, 4, *control_port_);
+    pause_requested_ = options.paused;  // the vCPUs park before their first entry, until a resume
     setup_done_ = Clock::now();
 }
 
@@ -310,7 +311,9 @@ void Machine::vcpu_thread(Vcpu& vcpu) {
     // A restored guest is announced on its network before anyone hears it is ready (the
     // balancer connects as soon as it does), and it listened before its snapshot: its listeners
     // are ready again as soon as the vCPU enters the guest, which it does right after this.
-    if (&vcpu == vcpus_[0].get() && !options_.restore.empty()) {
+    // Started --paused, nothing of that happens before the resume.
+    park_if_paused();
+    if (&vcpu == vcpus_[0].get() && !options_.restore.empty() && !stopping_) {
         announce_restored_guest();
         for (const auto& [protocol, port] : restored_listeners_) guest_ready(protocol, port);
     }

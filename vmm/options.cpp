@@ -151,6 +151,7 @@ Options parse_options(int argc, char** argv, Monitor monitor) {
                                        : "kernel image (ELF64 with a PVH or Kiln entry note)");
     auto* restore = app.add_option("--restore", o.restore, "resume the snapshot in this directory instead of booting");
     kernel->excludes(restore);
+    app.add_flag("--paused", o.paused, "set everything up, then wait for a resume request on --control before running");
     app.add_option("--initrd", o.initrd, "initial ramdisk, handed to the kernel as a PVH module");
     app.add_option("--cmdline", o.cmdline, "kernel command line: parameters, then -- and the app's argv");
     app.add_option("--memory,-m", memory, "guest memory, e.g. 64M or 1G")->capture_default_str();
@@ -173,6 +174,10 @@ Options parse_options(int argc, char** argv, Monitor monitor) {
     try {
         app.parse(argc, argv);
         if (!proc && o.kernel.empty() && o.restore.empty()) throw CLI::RequiredError("--kernel");
+        if (o.paused && o.control.empty())
+            throw CLI::ValidationError("--paused", "needs --control: only a resume request starts the instance");
+        if (proc && o.paused && o.restore.empty())
+            throw CLI::ValidationError("--paused", "kiln-proc holds a restored instance only (give --restore DIR)");
         o.memory_bytes = parse_memory_size(memory, "--memory");
         o.boot = parse_boot_mode(boot);
         for (const auto& n : nets) o.nets.push_back(parse_net_option(n));

@@ -36,6 +36,9 @@ struct Options {
     bool stats = false;
     std::string control;  // --control PATH: the JSON control socket
     std::string restore;  // --restore DIR: resume a snapshot instead of booting
+    // --paused: everything set up, nothing run until the control socket's `resume` (a restore made
+    // ready before the request that needs it; the announcement and `ready` come at the resume).
+    bool paused = false;
     // --status-file PATH: the exit status is written here (whole, by rename) as kiln-vmm ends, for
     // a supervisor that is not its parent (kilnd after a restart) and so cannot wait for it.
     std::string status_file;

@@ -49,13 +49,16 @@ struct ProcHandoff {
     uint64_t initrd_phys;
     uint64_t initrd_size;
     // kProcResume: no boot; the kernel continues where its snapshot parked it (the handoff was
-    // written over the snapshot's own, with this process's descriptors).
+    // written over the snapshot's own, with this process's descriptors). kProcHold, with it: the
+    // restored kernel rebuilds its host state, says kParked and waits for kResume before it runs
+    // anything else or announces itself (`--paused`: a wake prepared before its request).
     uint32_t flags;
     uint32_t pad2;         // 0
     uint64_t reserved[3];  // 0
 };
 static_assert(sizeof(ProcHandoff) == 96);
 inline constexpr uint32_t kProcResume = 1;
+inline constexpr uint32_t kProcHold = 2;
 
 // What kiln-proc's supervisor and the kernel tell each other over control_fd. The supervisor
 // serves the control socket (pause, resume, snapshot...) outside the sandbox; the kernel parks

@@ -5,9 +5,11 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -22,6 +24,7 @@
 #include "host/tender_orders.h"
 #include "host/unique_fd.h"
 #include "instances/tender_spawn.h"
+#include "instances/vmm_control.h"
 #include "network/private_network.h"
 
 namespace kiln::instances {
@@ -105,7 +108,10 @@ Supervisor::Supervisor(SupervisorOptions options, InstanceStore& instances, imag
         pool_ = std::make_unique<TenderPool>(std::move(binaries), options_.network ? options_.network->ns().fd() : -1);
 }
 
-Supervisor::~Supervisor() { cgroups_.remove_parent(); }
+Supervisor::~Supervisor() {
+    while (!prepared_.empty()) discard_prepared(prepared_.begin()->first);
+    cgroups_.remove_parent();
+}
 
 std::string Supervisor::instance_dir(const std::string& uuid) const {
     return (fs::path(options_.state_dir) / "instances" / uuid).string();
@@ -145,6 +151,9 @@ std::vector<std::string> Supervisor::vmm_arguments(Instance& instance, const std
 }
 
 std::chrono::steady_clock::time_point Supervisor::start(Instance& instance, const std::string& restore) {
+    const auto asked = std::chrono::steady_clock::now();
+    if (!restore.empty() && resume_prepared(instance, restore)) return asked;
+    discard_prepared(instance.uuid);  // a boot, or a restore of something else
     const std::string dir = instance_dir(instance.uuid);
     fs::create_directories(dir);
     fs::remove(dir + "/status");
@@ -156,26 +165,8 @@ std::chrono::steady_clock::time_point Supervisor::start(Instance& instance, cons
     instance.state = kStarting;
     instance.pid = 0;
     instances_.update(instance);
-    const int console = ::open((dir + "/console.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    const int messages = ::open((dir + "/vmm.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (console < 0 || messages < 0) {
-        if (console >= 0) ::close(console);
-        if (messages >= 0) ::close(messages);
-        throw std::runtime_error(dir + ": cannot open the instance's logs");
-    }
     const auto forked = std::chrono::steady_clock::now();
-    std::vector<UniqueFd> procs;
-    try {
-        if (cgroups_.available()) procs = cgroups_.prepare(instance.uuid, instance.limits);
-    } catch (...) {
-        ::close(console);
-        ::close(messages);
-        throw;
-    }
-    const pid_t pid = launch(instance, argv, console, messages, procs);
-    ::close(console);
-    ::close(messages);
-    if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    const pid_t pid = spawn(instance, argv);
     instance.pid = pid;
     instance.pid_start = process_start_time(pid);
     ++instance.starts;
@@ -187,6 +178,120 @@ std::chrono::steady_clock::time_point Supervisor::start(Instance& instance, cons
     instances_.update(instance);
     if (options_.on_started) options_.on_started(instance);
     return forked;
+}
+
+pid_t Supervisor::spawn(const Instance& instance, std::vector<std::string>& argv) {
+    const std::string dir = instance_dir(instance.uuid);
+    UniqueFd console(::open((dir + "/console.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+    UniqueFd messages(::open((dir + "/vmm.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+    if (!console.valid() || !messages.valid()) throw std::runtime_error(dir + ": cannot open the instance's logs");
+    std::vector<UniqueFd> procs;
+    if (cgroups_.available()) procs = cgroups_.prepare(instance.uuid, instance.limits);
+    const pid_t pid = launch(instance, argv, console.get(), messages.get(), procs);
+    if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    return pid;
+}
+
+namespace {
+
+// What a snapshot directory holds now, as far as a prepared restore is concerned: its `state`
+// file's identity and time (a new snapshot writes a new one). Empty: no snapshot.
+std::string snapshot_identity(const std::string& dir) {
+    struct stat st {};
+    if (::stat((dir + "/state").c_str(), &st) != 0) return {};
+    return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+           std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+}
+
+// Until `path` exists (a tender just started creates its control socket), while `pid` runs.
+bool wait_for_socket(const std::string& path, int64_t pid, int64_t start) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (::access(path.c_str(), F_OK) != 0) {
+        if (std::chrono::steady_clock::now() > deadline || !process_running(pid, start)) return false;
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    return true;
+}
+
+}  // namespace
+
+// Off every wake's path: the tender loads the snapshot, confines the instance, maps its memory
+// and leaves the kernel parked before it runs anything (kiln-proc --paused); the wake then only
+// asks it to go on. kiln-vmm takes --paused too, but a parked VM holds its whole guest memory and
+// a VM's set-up, so only proc instances are prepared.
+void Supervisor::prepare_wake(Instance& instance) {
+    if (options_.prepared_wakes == 0 || instance.platform != kPlatformProc) return;
+    const std::string snapshot = snapshot_dir(instance.uuid);
+    std::string identity = snapshot_identity(snapshot);
+    if (identity.empty()) return;
+    discard_prepared(instance.uuid);
+    while (prepared_.size() >= options_.prepared_wakes) {
+        auto oldest = std::min_element(prepared_.begin(), prepared_.end(),
+                                       [](const auto& a, const auto& b) { return a.second.order < b.second.order; });
+        discard_prepared(oldest->first);
+    }
+    try {
+        const std::string dir = instance_dir(instance.uuid);
+        fs::remove(dir + "/status");
+        fs::remove(control_socket(instance.uuid));
+        std::vector<std::string> argv = vmm_arguments(instance, snapshot);
+        argv.push_back("--paused");
+        const pid_t pid = spawn(instance, argv);
+        prepared_[instance.uuid] = {pid, process_start_time(pid), std::move(identity), ++prepared_order_};
+    } catch (const std::exception& e) {
+        cgroups_.remove(instance.uuid);
+        std::fprintf(stderr, "kilnd: preparing the wake of %s: %s\n", instance.name.c_str(), e.what());
+    }
+}
+
+bool Supervisor::resume_prepared(Instance& instance, const std::string& restore) {
+    const auto it = prepared_.find(instance.uuid);
+    if (it == prepared_.end()) return false;
+    const PreparedWake prepared = it->second;
+    prepared_.erase(it);
+    const std::string control = control_socket(instance.uuid);
+    std::string failure;
+    if (restore != snapshot_dir(instance.uuid) || snapshot_identity(restore) != prepared.snapshot) {
+        failure = "its snapshot changed";
+    } else if (!wait_for_socket(control, prepared.pid, prepared.pid_start)) {
+        failure = "its tender ended";
+    } else {
+        const auto answer = control_request(control, {{"op", "resume"}}, std::chrono::seconds(5));
+        if (answer && answer->value("ok", false)) {
+            instance.pid = prepared.pid;
+            instance.pid_start = prepared.pid_start;
+            ++instance.starts;
+            instance.state = kRunning;
+            instance.started_ns = now_ns();
+            instance.stop_reason = 0;
+            instance.exit_code.reset();
+            instance.vmm_status.reset();
+            instances_.update(instance);
+            if (options_.on_started) options_.on_started(instance);
+            return true;
+        }
+        failure = answer ? answer->value("error", std::string("refused")) : "no answer to resume";
+    }
+    std::fprintf(stderr, "kilnd: the prepared wake of %s is not used (%s): restoring anew\n", instance.name.c_str(),
+                 failure.c_str());
+    end_prepared(instance.uuid, prepared);
+    return false;
+}
+
+void Supervisor::discard_prepared(const std::string& uuid) {
+    const auto it = prepared_.find(uuid);
+    if (it == prepared_.end()) return;
+    const PreparedWake prepared = it->second;
+    prepared_.erase(it);
+    end_prepared(uuid, prepared);
+}
+
+void Supervisor::end_prepared(const std::string& uuid, const PreparedWake& prepared) {
+    if (process_start_time(prepared.pid) == prepared.pid_start) {
+        ::kill(static_cast<pid_t>(-prepared.pid), SIGKILL);  // its group: the instance process too
+        wait_for_group(prepared.pid);
+    }
+    cgroups_.remove(uuid);
 }
 
 pid_t Supervisor::launch(const Instance& instance, std::vector<std::string>& argv, int console, int messages,
@@ -227,6 +332,7 @@ void Supervisor::standby(Instance& instance) {
     instance.stop_reason = 0;
     instance.stopped_ns = now_ns();
     instances_.update(instance);
+    prepare_wake(instance);
 }
 
 void Supervisor::forget(Instance& instance) {
@@ -254,6 +360,7 @@ bool Supervisor::alive(const Instance& instance) const {
 
 void Supervisor::stop(Instance& instance, std::chrono::milliseconds drain, bool force) {
     restart_due_.erase(instance.uuid);
+    discard_prepared(instance.uuid);
     if (instance.state == kStandby) {
         instance.state = kStopped;
         instance.stop_reason = kStopPlatform | kStopUser;

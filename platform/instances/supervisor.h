@@ -44,6 +44,10 @@ struct SupervisorOptions {
     std::vector<std::string> waiting_tenders;
     // Where the host's cgroups are mounted, and kilnd's group in them (one per state directory).
     std::string cgroup_root = "/sys/fs/cgroup", cgroup_parent;
+    // proc instances put in standby whose restore is made ready at once (`kiln-proc --restore
+    // --paused`: loaded, confined, mapped, parked), so that their wake is a resume request; the
+    // most recently idled ones, at most this many (each holds two processes and its memory copy).
+    size_t prepared_wakes = 32;
     // Told when an instance's kiln-vmm was started (or restored) and when it ended or was
     // stopped, on the thread that did it, under kilnd's state lock.
     std::function<void(const Instance&)> on_started, on_ended;
@@ -56,12 +60,15 @@ class Supervisor {
     ~Supervisor();
 
     // Starts kiln-vmm for `instance` (which must be stopped or in standby) and records it; with
-    // `restore`, it resumes the snapshot in that directory instead of booting. Throws on failure.
-    // Returns the moment its process was forked (a wake's trace counts the tender's start from it).
+    // `restore`, it resumes the snapshot in that directory instead of booting (a restore prepared
+    // at its standby is resumed). Throws on failure. Returns the moment its process was forked,
+    // or the prepared one asked to resume (a wake's trace counts the tender's start from it).
     std::chrono::steady_clock::time_point start(Instance& instance, const std::string& restore = {});
     // Scale to zero: kills kiln-vmm (any snapshot is the caller's to take first) and records the
-    // instance in standby.
+    // instance in standby; then prepares its next wake from that snapshot (prepared_wakes).
     void standby(Instance& instance);
+    // How many standby instances have a restore waiting for their wake.
+    size_t prepared_count() const { return prepared_.size(); }
     // The instance is deleted: stops it, removes its tap and its directory.
     void forget(Instance& instance);
     // Asks kiln-vmm to stop (SIGTERM), waits up to `drain`, then kills it. With `force`, kills at once.
@@ -80,7 +87,22 @@ class Supervisor {
     const Cgroups& cgroups() const { return cgroups_; }
 
   private:
+    // A restore made ready while its instance is in standby, and what it was made from.
+    struct PreparedWake {
+        int64_t pid = 0, pid_start = 0;
+        std::string snapshot;  // snapshot_identity() of the directory at the time
+        uint64_t order = 0;    // older ones go first when there are too many
+    };
+
     bool alive(const Instance& instance) const;
+    // The tender for `argv`, its output appended to the instance's logs, in the instance's cgroups.
+    pid_t spawn(const Instance& instance, std::vector<std::string>& argv);
+    void prepare_wake(Instance& instance);
+    // The prepared restore of `instance` resumed and recorded as its process; false (and the
+    // prepared one ended) if there is none, or it is not of `restore` as it is now, or it failed.
+    bool resume_prepared(Instance& instance, const std::string& restore);
+    void discard_prepared(const std::string& uuid);
+    void end_prepared(const std::string& uuid, const PreparedWake& prepared);
     void kill_and_wait(const Instance& instance);
     std::vector<std::string> vmm_arguments(Instance& instance, const std::string& restore);
     // The tender's pid, a waiting one given its orders or a new one; -1 with errno.
@@ -96,6 +118,8 @@ class Supervisor {
     std::map<std::string, std::chrono::steady_clock::time_point> restart_due_;  // uuid -> when
     std::unique_ptr<TenderPool> pool_;
     Cgroups cgroups_;
+    std::map<std::string, PreparedWake> prepared_;  // uuid ->
+    uint64_t prepared_order_ = 0;
 };
 
 // /proc/PID/stat's start time (clock ticks since boot); 0 if there is no such process.

@@ -98,6 +98,11 @@ int main(int argc, char** argv) {
                    "the instances' default platform: kvm (microVMs), proc (confined processes) or auto (kvm where "
                    "/dev/kvm works, else proc); also KILN_PLATFORM")
         ->check(CLI::IsMember({"auto", "kvm", "proc"}));
+    size_t prepared_wakes = kiln::instances::SupervisorOptions{}.prepared_wakes;
+    app.add_option("--prepared-wakes", prepared_wakes,
+                   "proc instances in standby whose restore is made ready ahead of their wake, the most recently "
+                   "idled first (0: none)")
+        ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
     // A tender's own children (kiln-proc's instance) that outlive it become kilnd's, which reaps
     // them: PID 1 here reaps orphans late, and a stop waits until they are gone
@@ -160,6 +165,7 @@ int main(int argc, char** argv) {
         for (const char* p : {kiln::instances::kPlatformKvm, kiln::instances::kPlatformProc})
             if (platforms.of(p).available) options.waiting_tenders.push_back(p);
         options.network = network.get();
+        options.prepared_wakes = prepared_wakes;
         options.on_started = [&controller](const kiln::instances::Instance& i) {
             if (controller) controller->instance_started(i);
         };

@@ -27,7 +27,10 @@ std::vector<std::pair<std::string, double>> WakeTrace::steps() const {
     };
     step("queue", held, decided);
     step("spawn", decided, spawned);
-    if (tender.size() == std::size(kTenderSteps)) {
+    if (prepared && !tender.empty()) {
+        step("resume", spawned, tender.back());
+        step("notify", tender.back(), ready);
+    } else if (tender.size() == std::size(kTenderSteps)) {
         WakeClock::time_point before = spawned;
         for (size_t i = 0; i < tender.size(); ++i) {
             step(kTenderSteps[i], before, tender[i]);
@@ -45,7 +48,11 @@ std::vector<std::pair<std::string, double>> WakeTrace::steps() const {
 nlohmann::json WakeTrace::to_json() const {
     nlohmann::json steps_json = nlohmann::json::array();
     for (const auto& [name, seconds] : steps()) steps_json.push_back({{"step", name}, {"ms", seconds * 1000}});
-    nlohmann::json j = {{"instance", instance}, {"platform", platform}, {"restored", restored}, {"steps", steps_json}};
+    nlohmann::json j = {{"instance", instance},
+                        {"platform", platform},
+                        {"restored", restored},
+                        {"prepared", prepared},
+                        {"steps", steps_json}};
     if (known(held) && known(connected)) j["total_ms"] = seconds_between(held, connected) * 1000;
     return j;
 }
@@ -123,7 +130,11 @@ void WakeLog::tender_moments(const std::string& service, const std::string& inst
             if (ns <= 0) break;
             moments.push_back(from_monotonic_ns(ns));
         }
-        if (moments.size() == std::size(kTenderMoments)) trace->tender = std::move(moments);
+        if (moments.size() == std::size(kTenderMoments)) {
+            // Started before kilnd launched it for this wake: prepared at the instance's standby.
+            trace->prepared = known(trace->spawned) && moments.front() < trace->spawned;
+            trace->tender = std::move(moments);
+        }
     }
     observe_when_complete(s);
 }

@@ -16,7 +16,10 @@
 //
 // The [tender] steps come from kiln-proc's `stats` (its moments on CLOCK_MONOTONIC, the clock
 // behind std::chrono::steady_clock here); a tender that has none (kiln-vmm) gives one step,
-// `start`, from spawn to the `ready` read. Every trace also goes into one histogram per step.
+// `start`, from spawn to the `ready` read. A restore prepared at standby (kiln-proc --paused,
+// instances/supervisor.h) was launched, loaded, confined and forked before the request came: its
+// trace is `prepared`, and `spawn` ends when kilnd asks it to resume, `resume` when it runs.
+// Every trace also goes into one histogram per step.
 #pragma once
 
 #include <chrono>
@@ -45,6 +48,7 @@ using StepHistogram = balancer::SecondsHistogram<kStepBounds>;
 struct WakeTrace {
     std::string instance, platform;
     bool restored = false;
+    bool prepared = false;  // the tender's steps before `resume` happened before the request
     WakeClock::time_point held, decided, spawned, ready, routed, connected;
     // The tender's moments, when it reports them: started, loaded, confined, forked, running.
     std::vector<WakeClock::time_point> tender;

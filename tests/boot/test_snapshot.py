@@ -213,6 +213,35 @@ class SnapshotRestore(SnapshotCase):
             self.assertEqual(len(body), 1 << 20)
             self.stop(restored, rc)
 
+    def test_restored_paused_it_runs_nothing_until_resumed(self):
+        """`--paused` (what kilnd prepares ahead of a wake): the restore set up, then nothing runs,
+        nothing is announced and no ready comes until the control socket's resume."""
+        vm, c = self.boot("-- /bin/http-server 8080 /www")
+        snap = self.snapshot(c)
+        self.stop(vm, c)
+        refused = subprocess.run([self.restorer, "--restore", snap, "--paused"], capture_output=True, text=True,
+                                 timeout=60)
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("--paused", refused.stderr)  # without --control nothing could ever resume it
+        control = os.path.join(self.dir, "held.sock")
+        tap = self.net.add_tap()
+        log = open(os.path.join(self.dir, "held.log"), "w+")
+        held = subprocess.Popen(self.net.command([self.restorer, "--restore", snap, "--paused", "--net", f"tap={tap}",
+                                                  "--control", control, "--timeout", "300"]),
+                                stdout=log, stderr=subprocess.STDOUT)
+        held.log = log
+        self.net.vms.append(held)
+        hc = Control(control)
+        self.assertEqual(hc.request(op="stats")["stats"]["state"], "paused")
+        early = self.net.run(["curl", "-sS", "-m", "1", f"http://{GUEST}:8080/hello"])
+        self.assertNotEqual(early.returncode, 0, "a held restore answered")
+        self.assertEqual(hc.request(op="stats")["stats"]["state"], "paused")
+        self.assertEqual(hc.events, [], "a held restore said it was ready")
+        self.assertTrue(hc.request(op="resume")["ok"])
+        self.assertEqual(hc.event("ready")["port"], 8080)
+        self.assertEqual(self.curl(f"http://{GUEST}:8080/hello"), "hello from kiln\n")
+        self.stop(held, hc)
+
     def test_go_server_snapshot_while_running_then_restored(self):
         vm, c = self.boot("-- /bin/gohttp 8081")
         self.assertEqual(self.curl(f"http://{GUEST}:8081/hello"), "hello from go on kiln\n")

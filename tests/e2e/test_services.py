@@ -135,27 +135,64 @@ class ScaleToZero(ServiceCase):
         self.assertRegex(services, r'service_wake_step_seconds_count\{[^}]*service_name="web",step="total"\} 2\n')
         self.assertRegex(services, r'service_wake_step_seconds_count\{[^}]*service_name="web",step="connect"\} 2\n')
 
-    def check_wake_trace(self, client_ms):
+    def check_wake_trace(self, client_ms, prepared=True):
         """The last wake, step by step (platform/services/wake_trace.h), as `kiln service inspect`
         shows it: contiguous steps from the held connection to its connect, inside what the
-        client waited."""
+        client waited. On proc a wake resumes the restore kilnd prepared at the standby before
+        (`prepared`): the tender's earlier steps were not on its path."""
         web = self.api("/v1/instances/web")
         wake = json.loads(self.kiln("service", "inspect", "web").stdout)[0]["last_wake"]
         self.assertEqual((wake["instance"], wake["platform"], wake["restored"]), (web["uuid"], web["platform"], True))
         names = [step["step"] for step in wake["steps"]]
-        middle = ["launch", "load", "confine", "fork", "resume", "notify"] if web["platform"] == "proc" else ["start"]
-        if web["platform"] == "proc" and "launch" not in names:
+        proc = web["platform"] == "proc"
+        middle = ["start"]
+        if proc:
+            middle = ["resume", "notify"] if prepared else ["launch", "load", "confine", "fork", "resume", "notify"]
             # The tender's own steps arrive after the connection: wait for them.
             deadline = time.monotonic() + 10
-            while "launch" not in names and time.monotonic() < deadline:
+            while "start" in names and time.monotonic() < deadline:
                 time.sleep(0.05)
                 wake = json.loads(self.kiln("service", "inspect", "web").stdout)[0]["last_wake"]
                 names = [step["step"] for step in wake["steps"]]
         self.assertEqual(names, ["queue", "spawn", *middle, "route", "connect"], wake)
+        self.assertEqual(wake["prepared"], proc and prepared, wake)
         for step in wake["steps"]:
             self.assertGreaterEqual(step["ms"], 0, wake)
         self.assertAlmostEqual(sum(step["ms"] for step in wake["steps"]), wake["total_ms"], delta=0.01)
         self.assertLess(wake["total_ms"], client_ms, wake)
+
+    def prepared_tenders(self, uuid):
+        """The pids of the tenders holding a prepared restore of instance `uuid` (kiln-proc --paused)."""
+        pids = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                argv = read(f"/proc/{pid}/cmdline").split("\0")
+            except OSError:
+                continue
+            if "--paused" in argv and any(uuid in arg for arg in argv):
+                pids.append(int(pid))
+        return pids
+
+    def test_a_prepared_wake_that_cannot_be_used_is_a_restore_as_before(self):
+        self.scale_to_zero_service()
+        self.wait_state("web", "standby")
+        uuid = self.api("/v1/instances/web")["uuid"]
+        if self.api("/v1/instances/web")["platform"] != "proc":
+            self.assertEqual(self.prepared_tenders(uuid), [])  # kvm instances are not prepared
+            return
+        deadline = time.monotonic() + 10
+        while not self.prepared_tenders(uuid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        prepared = self.prepared_tenders(uuid)
+        self.assertEqual(len(prepared), 1, "standby prepares the next wake")
+        os.kill(prepared[0], signal.SIGKILL)
+        began = time.monotonic()
+        self.assertEqual(http_get(self.port), ("HTTP/1.1 200 OK", "hello from kiln\n"))
+        self.check_wake_trace((time.monotonic() - began) * 1000, prepared=False)
+        self.wait_state("web", "standby")  # and the next one is prepared again, and used
+        began = time.monotonic()
+        self.assertEqual(http_get(self.port), ("HTTP/1.1 200 OK", "hello from kiln\n"))
+        self.check_wake_trace((time.monotonic() - began) * 1000)
 
     def test_wake_cycles_lose_no_request(self):
         self.scale_to_zero_service("100ms")

@@ -73,7 +73,11 @@ void rebuild_host_state() {
     forget_fs_base();
     resume_timer();
     mm::address_space().remap_present_pages();
-    if (net::enabled() && net::device() != nullptr) {  // who has our address now
+}
+
+// Who has our address now: a restored instance may come back on another host or tap.
+void announce_restored() {
+    if (net::enabled() && net::device() != nullptr) {
         net::announce();
         net::announce_again(3);
     }
@@ -87,6 +91,11 @@ void park() {
         wait_for_resume();
     } else {
         rebuild_host_state();
+        if ((handoff().flags & abi::kProcHold) != 0) {  // prepared ahead: the wake says when
+            send_to_supervisor(abi::ProcControl::kParked);
+            wait_for_resume();
+        }
+        announce_restored();
     }
     mark_devices_pending();
     restore_signal_mask(
