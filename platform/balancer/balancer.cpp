@@ -560,7 +560,14 @@ void Balancer::backend_down(const std::string& service, const std::string& insta
         std::vector<uint64_t> orphans;
         for (const auto& [id, c] : impl.connections)
             if (c.service == service && c.backend == instance) orphans.push_back(id);
-        for (uint64_t id : orphans) impl.close(id, true);
+        for (uint64_t id : orphans) {
+            // One still connecting has sent nothing upstream: it goes to another backend, or
+            // waits for a wake, as when a connect fails.
+            if (impl.connecting.count(id) != 0)
+                impl.connect_failed(id, impl.connections.at(id));
+            else
+                impl.close(id, true);
+        }
     });
 }
 

@@ -150,9 +150,9 @@ std::vector<std::string> Supervisor::vmm_arguments(Instance& instance, const std
     return argv;
 }
 
-std::chrono::steady_clock::time_point Supervisor::start(Instance& instance, const std::string& restore) {
-    const auto asked = std::chrono::steady_clock::now();
-    if (!restore.empty() && resume_prepared(instance, restore)) return asked;
+Started Supervisor::start(Instance& instance, const std::string& restore) {
+    if (!restore.empty())
+        if (auto resumed = resume_prepared(instance, restore)) return *resumed;
     discard_prepared(instance.uuid);  // a boot, or a restore of something else
     const std::string dir = instance_dir(instance.uuid);
     fs::create_directories(dir);
@@ -177,7 +177,7 @@ std::chrono::steady_clock::time_point Supervisor::start(Instance& instance, cons
     instance.vmm_status.reset();
     instances_.update(instance);
     if (options_.on_started) options_.on_started(instance);
-    return forked;
+    return {forked, false};
 }
 
 pid_t Supervisor::spawn(const Instance& instance, std::vector<std::string>& argv) {
@@ -244,9 +244,9 @@ void Supervisor::prepare_wake(Instance& instance) {
     }
 }
 
-bool Supervisor::resume_prepared(Instance& instance, const std::string& restore) {
+std::optional<Started> Supervisor::resume_prepared(Instance& instance, const std::string& restore) {
     const auto it = prepared_.find(instance.uuid);
-    if (it == prepared_.end()) return false;
+    if (it == prepared_.end()) return std::nullopt;
     const PreparedWake prepared = it->second;
     prepared_.erase(it);
     const std::string control = control_socket(instance.uuid);
@@ -256,8 +256,11 @@ bool Supervisor::resume_prepared(Instance& instance, const std::string& restore)
     } else if (!wait_for_socket(control, prepared.pid, prepared.pid_start)) {
         failure = "its tender ended";
     } else {
-        const auto answer = control_request(control, {{"op", "resume"}}, std::chrono::seconds(5));
-        if (answer && answer->value("ok", false)) {
+        // Not waiting for the answer (a round trip through the tender and the kernel): the
+        // instance takes connections the moment it runs, and its tap holds what comes before.
+        // Should its kernel fail to go on, the tender ends and the instance ends as any does.
+        const auto asked = std::chrono::steady_clock::now();
+        if (control_send(control, {{"op", "resume"}})) {
             instance.pid = prepared.pid;
             instance.pid_start = prepared.pid_start;
             ++instance.starts;
@@ -268,14 +271,16 @@ bool Supervisor::resume_prepared(Instance& instance, const std::string& restore)
             instance.vmm_status.reset();
             instances_.update(instance);
             if (options_.on_started) options_.on_started(instance);
-            return true;
+            // kilnd snapshots an instance only after its `ready` (services/controller.cpp): its
+            // app listens again as soon as it runs.
+            return Started{asked, true};
         }
-        failure = answer ? answer->value("error", std::string("refused")) : "no answer to resume";
+        failure = std::string("its control socket: ") + std::strerror(errno);
     }
     std::fprintf(stderr, "kilnd: the prepared wake of %s is not used (%s): restoring anew\n", instance.name.c_str(),
                  failure.c_str());
     end_prepared(instance.uuid, prepared);
-    return false;
+    return std::nullopt;
 }
 
 void Supervisor::discard_prepared(const std::string& uuid) {

@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,15 @@ struct SupervisorOptions {
     std::function<void(const Instance&)> on_started, on_ended;
 };
 
+// What start() did: when, and whether the app is known to listen already.
+struct Started {
+    // The tender forked, or the prepared one asked to resume (a wake's trace counts from it).
+    std::chrono::steady_clock::time_point at;
+    // A prepared restore asked to resume (kilnd's snapshots are taken after the app's `ready`):
+    // it may take connections now.
+    bool ready = false;
+};
+
 class Supervisor {
   public:
     // Not thread-safe: kilnd calls it under its state lock.
@@ -61,9 +71,8 @@ class Supervisor {
 
     // Starts kiln-vmm for `instance` (which must be stopped or in standby) and records it; with
     // `restore`, it resumes the snapshot in that directory instead of booting (a restore prepared
-    // at its standby is resumed). Throws on failure. Returns the moment its process was forked,
-    // or the prepared one asked to resume (a wake's trace counts the tender's start from it).
-    std::chrono::steady_clock::time_point start(Instance& instance, const std::string& restore = {});
+    // at its standby is resumed). Throws on failure.
+    Started start(Instance& instance, const std::string& restore = {});
     // Scale to zero: kills kiln-vmm (any snapshot is the caller's to take first) and records the
     // instance in standby; then prepares its next wake from that snapshot (prepared_wakes).
     void standby(Instance& instance);
@@ -98,9 +107,9 @@ class Supervisor {
     // The tender for `argv`, its output appended to the instance's logs, in the instance's cgroups.
     pid_t spawn(const Instance& instance, std::vector<std::string>& argv);
     void prepare_wake(Instance& instance);
-    // The prepared restore of `instance` resumed and recorded as its process; false (and the
+    // The prepared restore of `instance` resumed and recorded as its process; nullopt (and the
     // prepared one ended) if there is none, or it is not of `restore` as it is now, or it failed.
-    bool resume_prepared(Instance& instance, const std::string& restore);
+    std::optional<Started> resume_prepared(Instance& instance, const std::string& restore);
     void discard_prepared(const std::string& uuid);
     void end_prepared(const std::string& uuid, const PreparedWake& prepared);
     void kill_and_wait(const Instance& instance);

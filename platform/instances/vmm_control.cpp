@@ -66,6 +66,14 @@ bool wait_ready(const std::string& path, std::chrono::milliseconds timeout, cons
     }
 }
 
+bool control_send(const std::string& path, const nlohmann::json& request) {
+    const int fd = connect_to(path);
+    if (fd < 0) return false;
+    Closer closer{fd};
+    const std::string line = request.dump() + "\n";
+    return ::send(fd, line.data(), line.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(line.size());
+}
+
 std::optional<nlohmann::json> control_request(const std::string& path, const nlohmann::json& request,
                                               std::chrono::milliseconds timeout) {
     const int fd = connect_to(path);

@@ -14,6 +14,10 @@ namespace kiln::instances {
 std::optional<nlohmann::json> control_request(const std::string& path, const nlohmann::json& request,
                                               std::chrono::milliseconds timeout = std::chrono::milliseconds(500));
 
+// Sends `request` without waiting for its answer (the monitor serves a client that has gone);
+// false if the socket takes no connection or no request.
+bool control_send(const std::string& path, const nlohmann::json& request);
+
 // Waits for kiln-vmm's `ready` event (the app listens; events are lasting, so it comes even if
 // the app got ready before we connected). Connects as soon as the socket exists. False if
 // kiln-vmm exits, `keep_waiting` (asked every few milliseconds) says no, or nothing comes

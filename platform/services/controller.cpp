@@ -168,9 +168,10 @@ void Controller::watch(const std::string& uuid) {
         ~Arrived() {
             std::lock_guard lock(c.parts_.state_mutex);
             c.coming_.erase(uuid);
+            c.routed_at_wake_.erase(uuid);
         }
     } arrived{*this, uuid};
-    std::string control, snapshot, service, ip;
+    std::string control, snapshot, service;
     instances::ScaleToZero scale_to_zero;
     int64_t pid = 0, start = 0;
     {
@@ -180,7 +181,6 @@ void Controller::watch(const std::string& uuid) {
         control = parts_.supervisor.control_socket(uuid);
         snapshot = parts_.supervisor.snapshot_dir(uuid);
         service = instance->service;
-        ip = instance->ip;
         scale_to_zero = instance->scale_to_zero;
         pid = instance->pid;
         start = instance->pid_start;
@@ -204,16 +204,21 @@ void Controller::watch(const std::string& uuid) {
         std::lock_guard lock(parts_.state_mutex);
         const auto instance = parts_.instances.find(uuid);
         if (!instance || instance->state != instances::kRunning || instance->pid != pid) return;  // gone meanwhile
+        if (routed_at_wake_.count(uuid) == 0) route(service, *instance);
     }
-    const auto cooldown =
-        scale_to_zero.enabled() ? std::chrono::milliseconds(scale_to_zero.cooldown_ms) : std::chrono::milliseconds(0);
-    wakes_.routed(service, uuid);
-    balancer_->backend_up(service, uuid, network::parse_ipv4(ip), cooldown);
     // Off the wake's path: where the tender's own time went, for the wake's trace.
     const auto stats = instances::control_request(control, {{"op", "stats"}}, std::chrono::seconds(5));
     wakes_.tender_moments(
         service, uuid,
         stats && stats->contains("stats") ? (*stats)["stats"].value("start", nlohmann::json()) : nlohmann::json());
+}
+
+void Controller::route(const std::string& service, const Instance& instance) {
+    const auto cooldown = instance.scale_to_zero.enabled()
+                              ? std::chrono::milliseconds(instance.scale_to_zero.cooldown_ms)
+                              : std::chrono::milliseconds(0);
+    wakes_.routed(service, instance.uuid);
+    balancer_->backend_up(service, instance.uuid, network::parse_ipv4(instance.ip), cooldown);
 }
 
 void Controller::wake(const std::string& service) {
@@ -236,7 +241,13 @@ void Controller::wake(const std::string& service) {
         const std::string snapshot = parts_.supervisor.snapshot_dir(chosen->uuid);
         const bool restore = has_snapshot(snapshot);
         wakes_.decided(service, chosen->uuid, chosen->platform, restore);
-        wakes_.spawned(service, parts_.supervisor.start(*chosen, restore ? snapshot : std::string()));
+        const auto started = parts_.supervisor.start(*chosen, restore ? snapshot : std::string());
+        wakes_.spawned(service, started.at);
+        if (started.ready) {  // a prepared restore, listening again: no need to wait for its watch
+            wakes_.ready(service, chosen->uuid);
+            route(service, *chosen);
+            routed_at_wake_.insert(chosen->uuid);
+        }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "kilnd: waking service %s: %s\n", service.c_str(), e.what());
         balancer_->wake_failed(service);

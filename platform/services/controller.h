@@ -62,6 +62,8 @@ class Controller {
     void wake(const std::string& service);
     void sleep(const std::string& service, const std::string& instance);
     void watch(const std::string& instance);
+    // `instance` into the balancer's rotation for `service`.
+    void route(const std::string& service, const instances::Instance& instance);
     // Autoscale: a new instance of `service` made like its first one; nullopt at its maximum.
     std::optional<instances::Instance> clone_for(const Service& service);
     void post(std::function<void()> job);
@@ -84,6 +86,9 @@ class Controller {
     // Instances started and not yet in the rotation (under the state lock): a wake that finds one
     // waits for it rather than starting another.
     std::set<std::string> coming_;
+    // Of those, the ones a wake put in the rotation itself (a prepared restore ready as it resumed,
+    // under the state lock): their watch does the rest and leaves the routing alone.
+    std::set<std::string> routed_at_wake_;
     std::mutex watches_mutex_;
     std::vector<std::pair<std::thread, std::shared_ptr<std::atomic<bool>>>> watches_;  // thread, finished
 };

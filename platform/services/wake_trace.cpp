@@ -1,5 +1,7 @@
 #include "services/wake_trace.h"
 
+#include <algorithm>
+
 namespace kiln::services {
 
 namespace {
@@ -28,8 +30,12 @@ std::vector<std::pair<std::string, double>> WakeTrace::steps() const {
     step("queue", held, decided);
     step("spawn", decided, spawned);
     if (prepared && !tender.empty()) {
-        step("resume", spawned, tender.back());
-        step("notify", tender.back(), ready);
+        // Routed before it ran: the connect's SYN waited in its tap. The tender tells of the
+        // kernel running a moment after the kernel may have answered it.
+        const WakeClock::time_point running = known(connected) ? std::min(tender.back(), connected) : tender.back();
+        step("resume", spawned, running);
+        step("connect", running, connected);
+        return out;
     } else if (tender.size() == std::size(kTenderSteps)) {
         WakeClock::time_point before = spawned;
         for (size_t i = 0; i < tender.size(); ++i) {

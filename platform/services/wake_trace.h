@@ -17,8 +17,9 @@
 // The [tender] steps come from kiln-proc's `stats` (its moments on CLOCK_MONOTONIC, the clock
 // behind std::chrono::steady_clock here); a tender that has none (kiln-vmm) gives one step,
 // `start`, from spawn to the `ready` read. A restore prepared at standby (kiln-proc --paused,
-// instances/supervisor.h) was launched, loaded, confined and forked before the request came: its
-// trace is `prepared`, and `spawn` ends when kilnd asks it to resume, `resume` when it runs.
+// instances/supervisor.h) was launched, loaded, confined and forked before the request came, and
+// is routed as kilnd asks it to resume: its trace is `prepared`, with the steps queue, spawn (to
+// the resume asked), resume (to the kernel running again) and connect.
 // Every trace also goes into one histogram per step.
 #pragma once
 

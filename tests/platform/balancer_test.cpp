@@ -39,13 +39,13 @@ sockaddr_in address(uint32_t ip, int port) {
     return a;
 }
 
-// A listening socket on every address of the namespace's own network.
-UniqueFd listen_in(const kiln::netns::Namespace& ns, int port) {
-    return ns.run([port] {
+// A listening socket on every address of the namespace's own network, or on `ip` alone.
+UniqueFd listen_in(const kiln::netns::Namespace& ns, int port, uint32_t ip = INADDR_ANY) {
+    return ns.run([port, ip] {
         UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
         const int one = 1;
         ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        const sockaddr_in at = address(INADDR_ANY, port);
+        const sockaddr_in at = address(ip, port);
         if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&at), sizeof(at)) != 0 || ::listen(fd.get(), 64) != 0)
             throw std::runtime_error("test server: bind/listen on port " + std::to_string(port));
         return fd;
@@ -55,8 +55,8 @@ UniqueFd listen_in(const kiln::netns::Namespace& ns, int port) {
 // Echoes every connection until its peer closes; one thread per connection. Lives inside `ns`.
 class EchoServer {
   public:
-    explicit EchoServer(const kiln::netns::Namespace& ns) {
-        listener_ = listen_in(ns, kBackendPort);
+    explicit EchoServer(const kiln::netns::Namespace& ns, int port = kBackendPort, uint32_t ip = INADDR_ANY) {
+        listener_ = listen_in(ns, port, ip);
         thread_ = std::thread([this] { serve(); });
     }
     ~EchoServer() {
@@ -471,6 +471,38 @@ TEST_F(BalancerTest, ABackendThatEndsTakesItsConnectionsWithIt) {
     char c;
     EXPECT_EQ(::recv(client.get(), &c, 1, 0), 0);  // closed, well before the client's 10 s timeout
     EXPECT_TRUE(eventually([&] { return balancer_->stats("svc").failed == 1; }));
+}
+
+// A wake routes a prepared instance as it asks it to resume; should that instance end before
+// it answers the SYN, the connections on their way to it have sent nothing and go elsewhere.
+TEST_F(BalancerTest, ABackendThatEndsWhileAConnectionIsStillConnectingPassesItOn) {
+    constexpr int kFrozenPort = kBackendPort + 8;
+    const EchoServer echo(*ns_, kFrozenPort, kLocal2);
+    const UniqueFd frozen = ns_->run([] {
+        UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        const sockaddr_in at = address(kLocal1, kFrozenPort);
+        if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&at), sizeof(at)) != 0 || ::listen(fd.get(), 0) != 0)
+            throw std::runtime_error("test: frozen listener");
+        return fd;
+    });
+    const UniqueFd filler = ns_->run([] {  // takes the queue's only place: SYNs to it are dropped
+        UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        const sockaddr_in to = address(kLocal1, kFrozenPort);
+        if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&to), sizeof(to)) != 0)
+            throw std::runtime_error("test: filling the frozen listener's queue");
+        return fd;
+    });
+    open_service({}, kFrozenPort);
+    balancer_->backend_up("svc", "frozen", kLocal1, 0ms);
+    UniqueFd client = connect_client();
+    ASSERT_EQ(::send(client.get(), "ping", 4, 0), 4);
+    ASSERT_TRUE(eventually([&] { return balancer_->stats("svc").backends["frozen"].connections == 1; }));
+    balancer_->backend_down("svc", "frozen");
+    balancer_->backend_up("svc", "echo", kLocal2, 0ms);
+    char reply[4];
+    ASSERT_EQ(::recv(client.get(), reply, sizeof(reply), MSG_WAITALL), 4) << std::strerror(errno);
+    EXPECT_EQ(std::string(reply, 4), "ping");
+    EXPECT_EQ(balancer_->stats("svc").failed, 0);
 }
 
 TEST_F(BalancerTest, HttpKeepAliveClientsAreBalancedPerRequest) {

@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <thread>
+
 namespace kiln::services {
 namespace {
 
@@ -19,50 +22,80 @@ std::vector<std::string> names(const nlohmann::json& trace) {
     return out;
 }
 
-// One wake: held at `t0`, decided 1 ms later, spawned 2 ms later, ready at 10, routed at 11,
-// connected at 12; the tender's moments as given.
-nlohmann::json wake(WakeLog& log, WakeClock::time_point t0, const nlohmann::json& moments) {
-    log.held("web", t0);
+using Moments = std::function<nlohmann::json(WakeClock::time_point spawned)>;
+
+// One wake, a millisecond between its moments: held, decided, spawned, then the tender's moments
+// (from `moments`, given the spawn), ready, routed, connected.
+nlohmann::json wake(WakeLog& log, const Moments& moments) {
+    const auto pause = [] { std::this_thread::sleep_for(milliseconds(1)); };
+    log.held("web", WakeClock::now());
+    pause();
     log.decided("web", "i1", "proc", true);
-    log.spawned("web", t0 + milliseconds(2));
+    pause();
+    const auto spawned = WakeClock::now();
+    log.spawned("web", spawned);
+    const nlohmann::json tender = moments(spawned);
+    pause();
     log.ready("web", "i1");
+    pause();
     log.routed("web", "i1");
+    pause();
     log.connected("web", "i1", WakeClock::now());
-    log.tender_moments("web", "i1", moments);
+    log.tender_moments("web", "i1", tender);
     return *log.last("web");
+}
+
+nlohmann::json moments_at(WakeClock::time_point started, WakeClock::time_point forked, WakeClock::time_point running) {
+    return {{"started_ns", ns_of(started)},
+            {"loaded_ns", ns_of(started + (forked - started) / 3)},
+            {"confined_ns", ns_of(started + 2 * (forked - started) / 3)},
+            {"forked_ns", ns_of(forked)},
+            {"running_ns", ns_of(running)}};
+}
+
+void expect_contiguous(const nlohmann::json& trace) {
+    double sum = 0;
+    for (const auto& step : trace["steps"]) {
+        EXPECT_GE(step["ms"].get<double>(), 0) << trace.dump();
+        sum += step["ms"].get<double>();
+    }
+    EXPECT_NEAR(sum, trace["total_ms"].get<double>(), 1e-6) << trace.dump();  // nothing counted twice
 }
 
 TEST(WakeTraceTest, ATenderLaunchedForTheWakeReportsEachOfItsSteps) {
     WakeLog log;
-    const auto t0 = WakeClock::now() - milliseconds(20);
-    const nlohmann::json moments = {{"started_ns", ns_of(t0 + milliseconds(3))},
-                                    {"loaded_ns", ns_of(t0 + milliseconds(4))},
-                                    {"confined_ns", ns_of(t0 + milliseconds(5))},
-                                    {"forked_ns", ns_of(t0 + milliseconds(6))},
-                                    {"running_ns", ns_of(t0 + milliseconds(7))}};
-    const auto trace = wake(log, t0, moments);
+    const auto trace = wake(log, [](WakeClock::time_point spawned) {
+        return moments_at(spawned + std::chrono::microseconds(100), spawned + std::chrono::microseconds(400),
+                          spawned + std::chrono::microseconds(500));
+    });
     EXPECT_EQ(names(trace), (std::vector<std::string>{"queue", "spawn", "launch", "load", "confine", "fork", "resume",
                                                       "notify", "route", "connect"}));
     EXPECT_FALSE(trace["prepared"]);
+    expect_contiguous(trace);
 }
 
 TEST(WakeTraceTest, ARestorePreparedBeforeTheWakeReportsOnlyItsResume) {
     WakeLog log;
-    const auto t0 = WakeClock::now() - milliseconds(20);
     // Launched, loaded, confined and forked seconds before the request; running after the spawn.
-    const auto before = t0 - std::chrono::seconds(5);
-    const nlohmann::json moments = {{"started_ns", ns_of(before)},
-                                    {"loaded_ns", ns_of(before + milliseconds(1))},
-                                    {"confined_ns", ns_of(before + milliseconds(2))},
-                                    {"forked_ns", ns_of(before + milliseconds(3))},
-                                    {"running_ns", ns_of(t0 + milliseconds(3))}};
-    const auto trace = wake(log, t0, moments);
-    EXPECT_EQ(names(trace), (std::vector<std::string>{"queue", "spawn", "resume", "notify", "route", "connect"}));
+    const auto trace = wake(log, [](WakeClock::time_point spawned) {
+        return moments_at(spawned - std::chrono::seconds(5), spawned - std::chrono::seconds(4),
+                          spawned + std::chrono::microseconds(500));
+    });
+    EXPECT_EQ(names(trace), (std::vector<std::string>{"queue", "spawn", "resume", "connect"}));
     EXPECT_TRUE(trace["prepared"]);
-    EXPECT_NEAR(trace["steps"][2]["ms"].get<double>(), 1.0, 1e-6);  // spawned at 2 ms, running at 3
-    double sum = 0;
-    for (const auto& step : trace["steps"]) sum += step["ms"].get<double>();
-    EXPECT_NEAR(sum, trace["total_ms"].get<double>(), 1e-6);  // contiguous: nothing counted twice
+    EXPECT_NEAR(trace["steps"][2]["ms"].get<double>(), 0.5, 1e-6);
+    expect_contiguous(trace);
+}
+
+TEST(WakeTraceTest, APreparedRestoreThatAnsweredBeforeItsTenderSpokeHasNoNegativeStep) {
+    WakeLog log;
+    // The kernel ran and answered the SYN; its tender heard of it after the connect.
+    const auto trace = wake(log, [](WakeClock::time_point spawned) {
+        return moments_at(spawned - std::chrono::seconds(5), spawned - std::chrono::seconds(4),
+                          spawned + std::chrono::seconds(1));
+    });
+    EXPECT_EQ(names(trace), (std::vector<std::string>{"queue", "spawn", "resume", "connect"}));
+    expect_contiguous(trace);
 }
 
 }  // namespace
