@@ -237,7 +237,8 @@ void Supervisor::prepare_wake(Instance& instance) {
         std::vector<std::string> argv = vmm_arguments(instance, snapshot);
         argv.push_back("--paused");
         const pid_t pid = spawn(instance, argv);
-        prepared_[instance.uuid] = {pid, process_start_time(pid), std::move(identity), ++prepared_order_};
+        prepared_[instance.uuid] = {pid, process_start_time(pid), instance.service, std::move(identity),
+                                    ++prepared_order_};
     } catch (const std::exception& e) {
         cgroups_.remove(instance.uuid);
         std::fprintf(stderr, "kilnd: preparing the wake of %s: %s\n", instance.name.c_str(), e.what());
@@ -280,6 +281,12 @@ std::optional<Started> Supervisor::resume_prepared(Instance& instance, const std
     std::fprintf(stderr, "kilnd: the prepared wake of %s is not used (%s): restoring anew\n", instance.name.c_str(),
                  failure.c_str());
     end_prepared(instance.uuid, prepared);
+    return std::nullopt;
+}
+
+std::optional<std::string> Supervisor::prepared_wake_of_service(const std::string& service) const {
+    for (const auto& [uuid, prepared] : prepared_)
+        if (!service.empty() && prepared.service == service) return uuid;
     return std::nullopt;
 }
 

@@ -76,8 +76,11 @@ class Supervisor {
     // Scale to zero: kills kiln-vmm (any snapshot is the caller's to take first) and records the
     // instance in standby; then prepares its next wake from that snapshot (prepared_wakes).
     void standby(Instance& instance);
-    // How many standby instances have a restore waiting for their wake.
+    // How many standby instances have a restore waiting for their wake; whether `uuid` has.
     size_t prepared_count() const { return prepared_.size(); }
+    bool has_prepared_wake(const std::string& uuid) const { return prepared_.count(uuid) != 0; }
+    // An instance of `service` with a restore waiting for its wake, if there is one.
+    std::optional<std::string> prepared_wake_of_service(const std::string& service) const;
     // The instance is deleted: stops it, removes its tap and its directory.
     void forget(Instance& instance);
     // Asks kiln-vmm to stop (SIGTERM), waits up to `drain`, then kills it. With `force`, kills at once.
@@ -99,6 +102,7 @@ class Supervisor {
     // A restore made ready while its instance is in standby, and what it was made from.
     struct PreparedWake {
         int64_t pid = 0, pid_start = 0;
+        std::string service;   // the instance's, if any
         std::string snapshot;  // snapshot_identity() of the directory at the time
         uint64_t order = 0;    // older ones go first when there are too many
     };

@@ -224,7 +224,12 @@ void Controller::route(const std::string& service, const Instance& instance) {
 void Controller::wake(const std::string& service) {
     std::lock_guard lock(parts_.state_mutex);
     std::optional<Instance> chosen;
-    for (auto& instance : parts_.instances.list_of_service(service)) {
+    // From zero, with a restore prepared: that instance, without reading all of the service's.
+    if (const auto prepared = parts_.supervisor.prepared_wake_of_service(service); prepared && coming_.empty()) {
+        chosen = parts_.instances.find(*prepared);
+        if (chosen && chosen->state != instances::kStandby) chosen.reset();
+    }
+    for (auto& instance : chosen ? std::vector<Instance>{} : parts_.instances.list_of_service(service)) {
         if (coming_.count(instance.uuid)) return;  // one is on its way: its watch brings it in
         if (instance.state == instances::kStandby && (!chosen || chosen->state != instances::kStandby))
             chosen = instance;
@@ -241,12 +246,23 @@ void Controller::wake(const std::string& service) {
         const std::string snapshot = parts_.supervisor.snapshot_dir(chosen->uuid);
         const bool restore = has_snapshot(snapshot);
         wakes_.decided(service, chosen->uuid, chosen->platform, restore);
+        // A prepared restore goes into the rotation before it is asked to resume: the balancer's
+        // connect and the resume then run side by side, the SYN waiting in the instance's tap.
+        const bool early = restore && parts_.supervisor.has_prepared_wake(chosen->uuid);
+        if (early) {
+            wakes_.spawned(service, std::chrono::steady_clock::now());  // its connect may finish first
+            route(service, *chosen);
+        }
         const auto started = parts_.supervisor.start(*chosen, restore ? snapshot : std::string());
         wakes_.spawned(service, started.at);
-        if (started.ready) {  // a prepared restore, listening again: no need to wait for its watch
+        if (started.ready) {  // listening again: nothing for its watch to wait for
             wakes_.ready(service, chosen->uuid);
-            route(service, *chosen);
+            if (!early) route(service, *chosen);
             routed_at_wake_.insert(chosen->uuid);
+        } else if (early) {
+            // Restored anew instead: its connections wait for its watch to route it.
+            balancer_->backend_down(service, chosen->uuid);
+            wakes_.unrouted(service, chosen->uuid);
         }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "kilnd: waking service %s: %s\n", service.c_str(), e.what());

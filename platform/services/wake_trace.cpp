@@ -66,6 +66,10 @@ nlohmann::json WakeTrace::to_json() const {
 void WakeLog::held(const std::string& service, WakeClock::time_point at) {
     std::lock_guard guard(mutex_);
     auto& s = services_[service];
+    // A wake on its way whose connections were held again (the instance it resumed ended before
+    // it connected; another is started): still that wake. One that never finished is forgotten.
+    constexpr auto kWakeLifetime = std::chrono::seconds(60);
+    if (s.pending && !s.pending->instance.empty() && at - s.pending->held < kWakeLifetime) return;
     s.pending = WakeTrace{};
     s.pending->held = at;
 }
@@ -106,6 +110,11 @@ void WakeLog::routed(const std::string& service, const std::string& instance) {
     std::lock_guard guard(mutex_);
     if (WakeTrace* trace = pending_for(service, instance); trace && !known(trace->routed))
         trace->routed = WakeClock::now();
+}
+
+void WakeLog::unrouted(const std::string& service, const std::string& instance) {
+    std::lock_guard guard(mutex_);
+    if (WakeTrace* trace = pending_for(service, instance)) trace->ready = trace->routed = WakeClock::time_point{};
 }
 
 void WakeLog::connected(const std::string& service, const std::string& instance, WakeClock::time_point at) {

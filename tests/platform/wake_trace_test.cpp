@@ -98,5 +98,22 @@ TEST(WakeTraceTest, APreparedRestoreThatAnsweredBeforeItsTenderSpokeHasNoNegativ
     expect_contiguous(trace);
 }
 
+TEST(WakeTraceTest, ConnectionsHeldAgainDuringAWakeStayInThatWakesTrace) {
+    WakeLog log;
+    const auto held = WakeClock::now() - milliseconds(5);
+    log.held("web", held);
+    log.decided("web", "i1", "proc", true);
+    log.spawned("web", WakeClock::now());
+    log.held("web", WakeClock::now());  // its instance ended before the connect: held again
+    log.decided("web", "i1", "proc", true);
+    log.ready("web", "i1");
+    log.routed("web", "i1");
+    log.connected("web", "i1", WakeClock::now());
+    log.tender_moments("web", "i1", nullptr);
+    const auto trace = *log.last("web");
+    const double since_first_held_ms = std::chrono::duration<double, std::milli>(WakeClock::now() - held).count();
+    EXPECT_NEAR(trace["total_ms"].get<double>(), since_first_held_ms, 2.0);
+}
+
 }  // namespace
 }  // namespace kiln::services
