@@ -167,17 +167,22 @@ Started Supervisor::start(Instance& instance, const std::string& restore) {
     instances_.update(instance);
     const auto forked = std::chrono::steady_clock::now();
     const pid_t pid = spawn(instance, argv);
+    record_running(instance, pid, process_start_time(pid));
+    return {forked, false};
+}
+
+// kiln-vmm runs; the app's readiness is its `ready` event.
+void Supervisor::record_running(Instance& instance, int64_t pid, int64_t pid_start) {
     instance.pid = pid;
-    instance.pid_start = process_start_time(pid);
+    instance.pid_start = pid_start;
     ++instance.starts;
-    instance.state = kRunning;  // kiln-vmm runs; the app's readiness is its `ready` event
+    instance.state = kRunning;
     instance.started_ns = now_ns();
     instance.stop_reason = 0;
     instance.exit_code.reset();
     instance.vmm_status.reset();
     instances_.update(instance);
     if (options_.on_started) options_.on_started(instance);
-    return {forked, false};
 }
 
 pid_t Supervisor::spawn(const Instance& instance, std::vector<std::string>& argv) {
@@ -262,16 +267,7 @@ std::optional<Started> Supervisor::resume_prepared(Instance& instance, const std
         // Should its kernel fail to go on, the tender ends and the instance ends as any does.
         const auto asked = std::chrono::steady_clock::now();
         if (control_send(control, {{"op", "resume"}})) {
-            instance.pid = prepared.pid;
-            instance.pid_start = prepared.pid_start;
-            ++instance.starts;
-            instance.state = kRunning;
-            instance.started_ns = now_ns();
-            instance.stop_reason = 0;
-            instance.exit_code.reset();
-            instance.vmm_status.reset();
-            instances_.update(instance);
-            if (options_.on_started) options_.on_started(instance);
+            record_running(instance, prepared.pid, prepared.pid_start);
             // kilnd snapshots an instance only after its `ready` (services/controller.cpp): its
             // app listens again as soon as it runs.
             return Started{asked, true};
@@ -349,8 +345,15 @@ void Supervisor::standby(Instance& instance) {
 
 void Supervisor::forget(Instance& instance) {
     stop(instance, std::chrono::milliseconds(0), true);
-    if (options_.network && !instance.ip.empty())
-        options_.network->detach(network::PrivateNetwork::endpoint(instance.uuid, instance.ip));
+    if (options_.network && !instance.ip.empty()) {
+        try {
+            options_.network->detach(network::PrivateNetwork::endpoint(instance.uuid, instance.ip));
+        } catch (const std::exception& e) {
+            // The instance goes all the same (its row, cgroups and directory): a half-done
+            // deletion is worse than a tap left in the namespace, which this line names.
+            std::fprintf(stderr, "kilnd: deleting %s: %s\n", instance.name.c_str(), e.what());
+        }
+    }
     cgroups_.remove(instance.uuid);
     std::error_code error;
     fs::remove_all(instance_dir(instance.uuid), error);

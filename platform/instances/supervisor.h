@@ -76,9 +76,8 @@ class Supervisor {
     // Scale to zero: kills kiln-vmm (any snapshot is the caller's to take first) and records the
     // instance in standby; then prepares its next wake from that snapshot (prepared_wakes).
     void standby(Instance& instance);
-    // How many standby instances have a restore waiting for their wake; whether `uuid` has.
+    // How many standby instances have a restore waiting for their wake.
     size_t prepared_count() const { return prepared_.size(); }
-    bool has_prepared_wake(const std::string& uuid) const { return prepared_.count(uuid) != 0; }
     // An instance of `service` with a restore waiting for its wake, if there is one.
     std::optional<std::string> prepared_wake_of_service(const std::string& service) const;
     // The instance is deleted: stops it, removes its tap and its directory.
@@ -108,6 +107,7 @@ class Supervisor {
     };
 
     bool alive(const Instance& instance) const;
+    void record_running(Instance& instance, int64_t pid, int64_t pid_start);
     // The tender for `argv`, its output appended to the instance's logs, in the instance's cgroups.
     pid_t spawn(const Instance& instance, std::vector<std::string>& argv);
     void prepare_wake(Instance& instance);

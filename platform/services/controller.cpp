@@ -246,23 +246,12 @@ void Controller::wake(const std::string& service) {
         const std::string snapshot = parts_.supervisor.snapshot_dir(chosen->uuid);
         const bool restore = has_snapshot(snapshot);
         wakes_.decided(service, chosen->uuid, chosen->platform, restore);
-        // A prepared restore goes into the rotation before it is asked to resume: the balancer's
-        // connect and the resume then run side by side, the SYN waiting in the instance's tap.
-        const bool early = restore && parts_.supervisor.has_prepared_wake(chosen->uuid);
-        if (early) {
-            wakes_.spawned(service, std::chrono::steady_clock::now());  // its connect may finish first
-            route(service, *chosen);
-        }
         const auto started = parts_.supervisor.start(*chosen, restore ? snapshot : std::string());
         wakes_.spawned(service, started.at);
-        if (started.ready) {  // listening again: nothing for its watch to wait for
+        if (started.ready) {  // a prepared restore asked to resume: the SYN waits in its tap
             wakes_.ready(service, chosen->uuid);
-            if (!early) route(service, *chosen);
+            route(service, *chosen);
             routed_at_wake_.insert(chosen->uuid);
-        } else if (early) {
-            // Restored anew instead: its connections wait for its watch to route it.
-            balancer_->backend_down(service, chosen->uuid);
-            wakes_.unrouted(service, chosen->uuid);
         }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "kilnd: waking service %s: %s\n", service.c_str(), e.what());

@@ -112,11 +112,6 @@ void WakeLog::routed(const std::string& service, const std::string& instance) {
         trace->routed = WakeClock::now();
 }
 
-void WakeLog::unrouted(const std::string& service, const std::string& instance) {
-    std::lock_guard guard(mutex_);
-    if (WakeTrace* trace = pending_for(service, instance)) trace->ready = trace->routed = WakeClock::time_point{};
-}
-
 void WakeLog::connected(const std::string& service, const std::string& instance, WakeClock::time_point at) {
     std::lock_guard guard(mutex_);
     WakeTrace* trace = pending_for(service, instance);

@@ -69,9 +69,6 @@ class WakeLog {
     void spawned(const std::string& service, WakeClock::time_point forked);
     void ready(const std::string& service, const std::string& instance);
     void routed(const std::string& service, const std::string& instance);
-    // Out of the rotation again before any connection reached it (a prepared restore that could
-    // not be used): its ready and routed moments are to come.
-    void unrouted(const std::string& service, const std::string& instance);
     // The held connection reached `instance`: the trace is complete.
     void connected(const std::string& service, const std::string& instance, WakeClock::time_point at);
     // The tender's own moments (its `stats` reply's "start"; null from a tender without them),

@@ -52,6 +52,31 @@ UniqueFd listen_in(const kiln::netns::Namespace& ns, int port, uint32_t ip = INA
     });
 }
 
+// A backend that never answers a SYN: a listener at `ip`:`port` whose accept queue (one place)
+// is taken by a connection it never accepts, so the kernel drops every further SYN.
+class FrozenListener {
+  public:
+    FrozenListener(const kiln::netns::Namespace& ns, int port, uint32_t ip) {
+        listener_ = ns.run([port, ip] {
+            UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+            const sockaddr_in at = address(ip, port);
+            if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&at), sizeof(at)) != 0 || ::listen(fd.get(), 0) != 0)
+                throw std::runtime_error("test: frozen listener");
+            return fd;
+        });
+        filler_ = ns.run([port] {
+            UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+            const sockaddr_in to = address(kLocal1, port);
+            if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&to), sizeof(to)) != 0)
+                throw std::runtime_error("test: filling the frozen listener's queue");
+            return fd;
+        });
+    }
+
+  private:
+    UniqueFd listener_, filler_;
+};
+
 // Echoes every connection until its peer closes; one thread per connection. Lives inside `ns`.
 class EchoServer {
   public:
@@ -437,20 +462,7 @@ TEST_F(BalancerTest, ARefusedUpstreamIsRetriedThenTheClientIsClosed) {
 // minutes of SYN retries; then the client is closed and the failure counted.
 TEST_F(BalancerTest, AnUpstreamThatNeverAnswersASynIsGivenUp) {
     constexpr int kFrozenPort = kBackendPort + 7;
-    const UniqueFd frozen = ns_->run([] {
-        UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        const sockaddr_in at = address(INADDR_ANY, kFrozenPort);
-        if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&at), sizeof(at)) != 0 || ::listen(fd.get(), 0) != 0)
-            throw std::runtime_error("test: frozen listener");
-        return fd;
-    });
-    const UniqueFd filler = ns_->run([] {  // takes the queue's only place, never accepted
-        UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        const sockaddr_in to = address(kLocal1, kFrozenPort);
-        if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&to), sizeof(to)) != 0)
-            throw std::runtime_error("test: filling the frozen listener's queue");
-        return fd;
-    });
+    const FrozenListener frozen(*ns_, kFrozenPort, INADDR_ANY);
     open_service({}, kFrozenPort);
     balancer_->backend_up("svc", "frozen", kLocal1, 0ms);
     UniqueFd client = connect_client();
@@ -478,20 +490,7 @@ TEST_F(BalancerTest, ABackendThatEndsTakesItsConnectionsWithIt) {
 TEST_F(BalancerTest, ABackendThatEndsWhileAConnectionIsStillConnectingPassesItOn) {
     constexpr int kFrozenPort = kBackendPort + 8;
     const EchoServer echo(*ns_, kFrozenPort, kLocal2);
-    const UniqueFd frozen = ns_->run([] {
-        UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        const sockaddr_in at = address(kLocal1, kFrozenPort);
-        if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&at), sizeof(at)) != 0 || ::listen(fd.get(), 0) != 0)
-            throw std::runtime_error("test: frozen listener");
-        return fd;
-    });
-    const UniqueFd filler = ns_->run([] {  // takes the queue's only place: SYNs to it are dropped
-        UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        const sockaddr_in to = address(kLocal1, kFrozenPort);
-        if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&to), sizeof(to)) != 0)
-            throw std::runtime_error("test: filling the frozen listener's queue");
-        return fd;
-    });
+    const FrozenListener frozen(*ns_, kFrozenPort, kLocal1);
     open_service({}, kFrozenPort);
     balancer_->backend_up("svc", "frozen", kLocal1, 0ms);
     UniqueFd client = connect_client();
