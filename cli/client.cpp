@@ -1,8 +1,6 @@
 #include "client.h"
 
 #include <fcntl.h>
-#include <httplib.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,18 +17,21 @@ namespace {
 
 Remote remote_host;
 
-httplib::Client connect(const std::string& socket) {
-    httplib::Client http(socket);
-    http.set_address_family(AF_UNIX);
-    http.set_connection_timeout(2);
-    http.set_read_timeout(600);  // a stop may drain for minutes
-    return http;
+bool healthy(const Endpoint& local) {
+    try {
+        return exchange(local, {.method = "GET", .target = "/v1/healthz"}).status == 200;
+    } catch (const std::runtime_error&) {
+        return false;  // no kilnd there (yet)
+    }
 }
 
-bool healthy(const std::string& socket) {
-    auto http = connect(socket);
-    auto result = http.Get("/v1/healthz");
-    return result && result->status == 200;
+// The envelope's data of an answer, or std::runtime_error with kilnd's message.
+nlohmann::json data_of(const HttpResponse& response) {
+    const auto envelope = nlohmann::json::parse(response.body, nullptr, false);
+    if (envelope.is_discarded() || !envelope.is_object())
+        throw std::runtime_error("kilnd answered " + std::to_string(response.status) + " without a JSON envelope");
+    if (response.status >= 400) throw std::runtime_error(envelope.value("message", "error"));
+    return envelope["data"];
 }
 
 }  // namespace
@@ -38,12 +39,19 @@ bool healthy(const std::string& socket) {
 void set_remote(Remote remote) { remote_host = std::move(remote); }
 const Remote& remote() { return remote_host; }
 
-Client::Client() : socket_((fs::path(state_dir()) / "kilnd.sock").string()) {}
+Client::Client() {
+    if (remote_host.host.empty()) {
+        endpoint_.unix_socket = (fs::path(state_dir()) / "kilnd.sock").string();
+    } else {
+        endpoint_ = parse_url(remote_host.host);
+        endpoint_.ca_cert = remote_host.ca_cert;
+    }
+}
 
 void Client::ensure_daemon() {
     if (checked_ || !remote_host.host.empty()) return;
     checked_ = true;
-    if (healthy(socket_)) return;
+    if (healthy(endpoint_)) return;
     std::error_code error;
     const fs::path kilnd = fs::read_symlink("/proc/self/exe", error).parent_path() / "kilnd";
     fs::create_directories(state_dir(), error);
@@ -66,88 +74,77 @@ void Client::ensure_daemon() {
     if (pid > 0) ::waitpid(pid, nullptr, 0);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (std::chrono::steady_clock::now() < deadline) {
-        if (healthy(socket_)) return;
+        if (healthy(endpoint_)) return;
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     throw std::runtime_error("kilnd did not start for " + state_dir() + " (see " + log + ")");
 }
 
-httplib::Client Client::http() {
+const Endpoint& Client::endpoint() {
     ensure_daemon();
-    if (remote_host.host.empty()) return connect(socket_);
-    httplib::Client http(remote_host.host);
-    if (!remote_host.ca_cert.empty()) http.set_ca_cert_path(remote_host.ca_cert.c_str());
-    http.enable_server_certificate_verification(true);  // an https:// kilnd must prove who it is
-    http.set_connection_timeout(5);
-    http.set_read_timeout(600);
-    if (!remote_host.token.empty()) http.set_bearer_token_auth(remote_host.token.c_str());
-    return http;
+    return endpoint_;
+}
+
+HttpRequest Client::request(const std::string& method, const std::string& path) const {
+    return {.method = method, .target = path, .bearer_token = remote_host.token};
 }
 
 void Client::stream(const std::string& path, const std::function<bool(const char*, size_t)>& piece) {
-    httplib::Client connection = http();
-    connection.set_read_timeout(24 * 3600);  // a quiet instance may say nothing for long
+    const HttpTimeouts quiet{.read_ms = 24 * 3600 * 1000};  // a quiet instance may say nothing for long
     std::string refusal;
     int status = 0;
-    const auto result = connection.Get(
-        path.c_str(),
-        [&](const httplib::Response& response) {
-            status = response.status;
-            return true;
-        },
+    exchange(
+        endpoint(), request("GET", path), quiet, [&](int answered) { status = answered; },
         [&](const char* data, size_t size) {
-            if (status >= 400) {
-                refusal.append(data, size);
-                return true;
-            }
-            return piece(data, size);
+            if (status < 400) return piece(data, size);
+            refusal.append(data, size);
+            return true;
         });
     if (status >= 400) {
         const auto envelope = nlohmann::json::parse(refusal, nullptr, false);
         throw std::runtime_error(envelope.is_object() ? envelope.value("message", "error") : refusal);
     }
-    if (!result && result.error() != httplib::Error::Canceled)
-        throw std::runtime_error("kilnd: " + httplib::to_string(result.error()));
 }
 
-nlohmann::json Client::call(const std::string& method, const std::string& path, const nlohmann::json* body) {
-    httplib::Client http = this->http();
-    const bool remote = !remote_host.host.empty();
-    const std::string where = remote ? remote_host.host : socket_;
-    const std::string text = body ? body->dump() : "";
-    httplib::Result result = method == "GET"    ? http.Get(path.c_str())
-                             : method == "POST" ? http.Post(path.c_str(), text, "application/json")
-                             : method == "PUT"  ? http.Put(path.c_str(), text, "application/json")
-                                                : http.Delete(path.c_str());
-    return data_of(result, where);
-}
+nlohmann::json Client::call(HttpRequest request) { return data_of(exchange(endpoint(), request)); }
 
 nlohmann::json Client::post_parts(const std::string& path, const std::vector<Part>& parts) {
-    httplib::Client http = this->http();
-    httplib::MultipartFormDataItems items;
-    for (const auto& part : parts)
-        items.push_back({part.name, part.content, part.filename, "application/octet-stream"});
-    auto result = http.Post(path.c_str(), items);
-    return data_of(result, remote_host.host.empty() ? socket_ : remote_host.host);
-}
-
-// The envelope's data of an answer, or std::runtime_error with kilnd's message.
-nlohmann::json Client::data_of(httplib::Result& result, const std::string& where) {
-    if (!result) {
-        const bool refused = result.error() == httplib::Error::Connection;
-        throw std::runtime_error("kilnd at " + where + ": " +
-                                 (refused ? std::string("cannot connect") : httplib::to_string(result.error())));
+    // multipart/form-data (RFC 7578); the boundary only has to be absent from the parts.
+    std::string boundary = "kiln-boundary-" + std::to_string(::getpid());
+    for (bool clash = true; clash;) {
+        clash = false;
+        for (const auto& part : parts) clash = clash || part.content.find(boundary) != std::string::npos;
+        if (clash) boundary += "x";
     }
-    const auto envelope = nlohmann::json::parse(result->body, nullptr, false);
-    if (envelope.is_discarded() || !envelope.is_object())
-        throw std::runtime_error("kilnd answered " + std::to_string(result->status) + " without a JSON envelope");
-    if (result->status >= 400) throw std::runtime_error(envelope.value("message", "error"));
-    return envelope["data"];
+    HttpRequest post = request("POST", path);
+    post.content_type = "multipart/form-data; boundary=" + boundary;
+    for (const auto& part : parts) {
+        post.body += "--" + boundary + "\r\nContent-Disposition: form-data; name=\"" + part.name + "\"";
+        if (!part.filename.empty()) post.body += "; filename=\"" + part.filename + "\"";
+        post.body += "\r\nContent-Type: application/octet-stream\r\n\r\n";
+        post.body += part.content;
+        post.body += "\r\n";
+    }
+    post.body += "--" + boundary + "--\r\n";
+    return call(std::move(post));
 }
 
-nlohmann::json Client::get(const std::string& path) { return call("GET", path, nullptr); }
-nlohmann::json Client::post(const std::string& path, const nlohmann::json& body) { return call("POST", path, &body); }
-nlohmann::json Client::put(const std::string& path, const nlohmann::json& body) { return call("PUT", path, &body); }
-nlohmann::json Client::del(const std::string& path) { return call("DELETE", path, nullptr); }
+nlohmann::json Client::get(const std::string& path) { return call(request("GET", path)); }
+
+nlohmann::json Client::post(const std::string& path, const nlohmann::json& body) {
+    HttpRequest post = request("POST", path);
+    post.content_type = "application/json";
+    post.body = body.dump();
+    return call(std::move(post));
+}
+
+nlohmann::json Client::put(const std::string& path, const nlohmann::json& body) {
+    HttpRequest put = request("PUT", path);
+    put.content_type = "application/json";
+    put.body = body.dump();
+    return call(std::move(put));
+}
+
+nlohmann::json Client::del(const std::string& path) { return call(request("DELETE", path)); }
 
 }  // namespace kiln::cli

@@ -10,10 +10,7 @@
 #include <string>
 #include <vector>
 
-namespace httplib {
-class Client;
-class Result;
-}  // namespace httplib
+#include "http_client.h"
 
 namespace kiln::cli {
 
@@ -45,11 +42,11 @@ class Client {
     void stream(const std::string& path, const std::function<bool(const char*, size_t)>& piece);
 
   private:
-    nlohmann::json call(const std::string& method, const std::string& path, const nlohmann::json* body);
-    httplib::Client http();  // to the kilnd in use (started if local and not running)
-    static nlohmann::json data_of(httplib::Result& result, const std::string& where);
+    nlohmann::json call(HttpRequest request);
+    const Endpoint& endpoint();  // the kilnd in use (started if local and not running)
+    HttpRequest request(const std::string& method, const std::string& path) const;
     void ensure_daemon();
-    std::string socket_;
+    Endpoint endpoint_;
     bool checked_ = false;
 };
 
