@@ -122,6 +122,18 @@ void Cgroups::move_with_children(const std::vector<UniqueFd>& procs, pid_t pid) 
     for (pid_t child; children >> child;) move(procs, child);
 }
 
+bool Cgroups::adopt(const std::string& group, const std::string& instance) const {
+    if (version_ != 1) return false;
+    const std::vector<std::string> from = dirs(group), to = dirs(instance);
+    for (size_t i = 0; i < from.size(); ++i) {
+        if (::rename(from[i].c_str(), to[i].c_str()) != 0) {
+            for (size_t j = 0; j < i; ++j) ::rename(to[j].c_str(), from[j].c_str());  // all or none
+            return false;
+        }
+    }
+    return true;
+}
+
 void Cgroups::remove(const std::string& instance) const {
     for (const auto& group : dirs(instance)) ::rmdir(group.c_str());
 }

@@ -41,6 +41,12 @@ class Cgroups {
     static void move(const std::vector<UniqueFd>& procs, pid_t pid);
     // The same, and the children `pid` has (a waiting kiln-proc's instance process, forked ahead).
     static void move_with_children(const std::vector<UniqueFd>& procs, pid_t pid);
+    // The group of a tender waiting for its orders (tender_pool.h), `group` (not an instance's
+    // uuid) becomes `instance`'s: renamed, with its processes in it, where the host allows it
+    // (cgroup v1). Moving a process between groups waits for an RCU grace period (0.5 to 3.5 ms
+    // on this project's machines) on the path of every start; a rename does not. False: not
+    // renamed (v2 has no rename; the caller moves the processes and removes `group`).
+    bool adopt(const std::string& group, const std::string& instance) const;
     // Deletes the instance's group; best effort (a group with a process left stays).
     void remove(const std::string& instance) const;
     // Deletes kilnd's own group if no instance's is left in it; best effort.

@@ -105,11 +105,13 @@ Supervisor::Supervisor(SupervisorOptions options, InstanceStore& instances, imag
     for (const auto& platform : options_.waiting_tenders)
         binaries[platform] = platform == kPlatformProc ? options_.kiln_proc : options_.kiln_vmm;
     if (!binaries.empty())
-        pool_ = std::make_unique<TenderPool>(std::move(binaries), options_.network ? options_.network->ns().fd() : -1);
+        pool_ = std::make_unique<TenderPool>(std::move(binaries), options_.network ? options_.network->ns().fd() : -1,
+                                             cgroups_.available() ? &cgroups_ : nullptr);
 }
 
 Supervisor::~Supervisor() {
     while (!prepared_.empty()) discard_prepared(prepared_.begin()->first);
+    pool_.reset();  // its waiting tenders' groups go before kilnd's own
     cgroups_.remove_parent();
 }
 
@@ -190,9 +192,18 @@ pid_t Supervisor::spawn(const Instance& instance, std::vector<std::string>& argv
     UniqueFd console(::open((dir + "/console.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
     UniqueFd messages(::open((dir + "/vmm.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
     if (!console.valid() || !messages.valid()) throw std::runtime_error(dir + ": cannot open the instance's logs");
+    std::optional<TenderPool::Tender> waiting = pool_ ? pool_->take(instance.platform) : std::nullopt;
+    // A waiting tender's group, its processes in it, becomes the instance's if the host can
+    // rename it; else they are moved (launch()).
+    if (waiting && !waiting->group.empty() && cgroups_.adopt(waiting->group, instance.uuid)) waiting->group.clear();
     std::vector<UniqueFd> procs;
-    if (cgroups_.available()) procs = cgroups_.prepare(instance.uuid, instance.limits);
-    const pid_t pid = launch(instance, argv, console.get(), messages.get(), procs);
+    try {
+        if (cgroups_.available()) procs = cgroups_.prepare(instance.uuid, instance.limits);
+    } catch (...) {
+        if (waiting && !waiting->group.empty()) cgroups_.remove(waiting->group);  // its tender ends with `waiting`
+        throw;
+    }
+    const pid_t pid = launch(argv, console.get(), messages.get(), procs, std::move(waiting));
     if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
     return pid;
 }
@@ -302,13 +313,17 @@ void Supervisor::end_prepared(const std::string& uuid, const PreparedWake& prepa
     cgroups_.remove(uuid);
 }
 
-pid_t Supervisor::launch(const Instance& instance, std::vector<std::string>& argv, int console, int messages,
-                         const std::vector<UniqueFd>& procs) {
+pid_t Supervisor::launch(std::vector<std::string>& argv, int console, int messages, const std::vector<UniqueFd>& procs,
+                         std::optional<TenderPool::Tender> waiting) {
     UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     if (!null.valid()) return -1;
-    if (auto waiting = pool_ ? pool_->take(instance.platform) : std::nullopt) {
-        // Before its orders, with the instance process it forked while waiting: both are counted there.
-        Cgroups::move_with_children(procs, waiting->pid);
+    if (waiting) {
+        if (!waiting->group.empty()) {
+            // Not adopted: before its orders, with the instance process it forked while waiting,
+            // it moves to the instance's group, and leaves its own empty.
+            Cgroups::move_with_children(procs, waiting->pid);
+            cgroups_.remove(waiting->group);
+        }
         if (host::send_orders(waiting->orders.get(), {argv.begin() + 1, argv.end()}, {null.get(), console, messages}))
             return waiting->pid;
         ::kill(waiting->pid, SIGKILL);  // it could not take them: a new one does

@@ -118,10 +118,10 @@ class Supervisor {
     void end_prepared(const std::string& uuid, const PreparedWake& prepared);
     void kill_and_wait(const Instance& instance);
     std::vector<std::string> vmm_arguments(Instance& instance, const std::string& restore);
-    // The tender's pid, a waiting one given its orders or a new one; -1 with errno.
+    // The tender's pid, `waiting` given its orders or a new one; -1 with errno.
     // Its cgroup (`procs`, open) holds it before it starts the instance.
-    pid_t launch(const Instance& instance, std::vector<std::string>& argv, int console, int messages,
-                 const std::vector<UniqueFd>& procs);
+    pid_t launch(std::vector<std::string>& argv, int console, int messages, const std::vector<UniqueFd>& procs,
+                 std::optional<TenderPool::Tender> waiting);
     // Records how kiln-vmm ended; `by` is kStopPlatform | kStopUser (| kStopForced) for a stop kilnd made.
     void ended(Instance& instance, int64_t by);
 

@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -14,8 +16,19 @@
 
 namespace kiln::instances {
 
-TenderPool::TenderPool(std::map<std::string, std::string> binaries, int netns)
-    : binaries_(std::move(binaries)), netns_(netns) {}
+TenderPool::TenderPool(std::map<std::string, std::string> binaries, int netns, const Cgroups* cgroups)
+    : binaries_(std::move(binaries)), netns_(netns), cgroups_(cgroups) {}
+
+TenderPool::~TenderPool() {
+    for (auto& [platform, tender] : waiting_) end(tender);
+}
+
+void TenderPool::end(Tender& tender) {
+    ::kill(-tender.pid, SIGKILL);  // its group: the instance process it forked too
+    while (::waitpid(-tender.pid, nullptr, 0) > 0 || errno == EINTR) {
+    }
+    if (!tender.group.empty()) cgroups_->remove(tender.group);
+}
 
 std::optional<TenderPool::Tender> TenderPool::take(const std::string& platform) {
     const auto it = waiting_.find(platform);
@@ -25,7 +38,10 @@ std::optional<TenderPool::Tender> TenderPool::take(const std::string& platform) 
     last_take_ = std::chrono::steady_clock::now();
     // A tender that died waiting has hung up its end.
     pollfd hangup{tender.orders.get(), 0, 0};
-    if (::poll(&hangup, 1, 0) != 0) return std::nullopt;
+    if (::poll(&hangup, 1, 0) != 0) {
+        end(tender);
+        return std::nullopt;
+    }
     return tender;
 }
 
@@ -36,7 +52,8 @@ void TenderPool::refill() {
         if (it != waiting_.end()) {
             pollfd hangup{it->second.orders.get(), 0, 0};
             if (::poll(&hangup, 1, 0) == 0) continue;
-            waiting_.erase(it);  // died waiting: replaced below
+            end(it->second);  // died waiting: replaced below
+            waiting_.erase(it);
         }
         if (!start(platform))
             std::fprintf(stderr, "kilnd: starting a waiting %s: %s\n", binary.c_str(), std::strerror(errno));
@@ -52,9 +69,27 @@ bool TenderPool::start(const std::string& platform) {
     std::string binary = binaries_.at(platform);
     std::string flag = host::kAwaitOrdersFlag, fd = "3", padding(host::kOrdersPadding, ' ');
     char* argv[] = {binary.data(), flag.data(), fd.data(), padding.data(), nullptr};
-    const pid_t pid = spawn_tender(argv, {null.get(), null.get(), null.get(), netns_, theirs.get()});
-    if (pid < 0) return false;
-    waiting_[platform] = Tender{pid, std::move(ours)};
+    std::string group;
+    std::vector<UniqueFd> procs;
+    if (cgroups_) {
+        group = "waiting-" + std::to_string(++groups_made_);
+        try {
+            procs = cgroups_->prepare(group, Limits{});
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "kilnd: a waiting tender's cgroup: %s\n", e.what());
+            cgroups_->remove(group);
+            return false;
+        }
+    }
+    std::vector<int> procs_fds;
+    for (const auto& open_procs : procs) procs_fds.push_back(open_procs.get());
+    const pid_t pid = spawn_tender(argv, {null.get(), null.get(), null.get(), netns_, theirs.get(), procs_fds.data(),
+                                          static_cast<int>(procs_fds.size())});
+    if (pid < 0) {
+        if (!group.empty()) cgroups_->remove(group);
+        return false;
+    }
+    waiting_[platform] = Tender{pid, std::move(ours), std::move(group)};
     return true;
 }
 

@@ -2,6 +2,8 @@
 // its exec and start-up, so that a wake only sends it its orders. Taking one leaves the pool
 // empty until refill(), which kilnd's reconciler calls every 50 ms: a new tender is not started
 // during the wake that took the last one (on a small host it would compete with it for a CPU).
+// With cgroups, each waiting tender starts in a group of its own (`waiting-N`), which becomes the
+// instance's when it is taken (Cgroups::adopt): no process moves on a start's path.
 #pragma once
 
 #include <sys/types.h>
@@ -12,6 +14,7 @@
 #include <string>
 
 #include "host/unique_fd.h"
+#include "instances/cgroups.h"
 
 namespace kiln::instances {
 
@@ -19,13 +22,15 @@ class TenderPool {
   public:
     struct Tender {
         pid_t pid = 0;
-        UniqueFd orders;  // kilnd's end of its orders socket
+        UniqueFd orders;    // kilnd's end of its orders socket
+        std::string group;  // its cgroup (Cgroups' name for it); empty: none
     };
 
-    // `binaries`: platform -> tender binary; `netns`: the namespace tenders run in (-1: kilnd's).
-    TenderPool(std::map<std::string, std::string> binaries, int netns);
-    // Closes the orders sockets: waiting tenders exit (kilnd reaps them with its other children).
-    ~TenderPool() = default;
+    // `binaries`: platform -> tender binary; `netns`: the namespace tenders run in (-1: kilnd's);
+    // `cgroups`: where waiting tenders get their groups (null: none; it outlives the pool).
+    TenderPool(std::map<std::string, std::string> binaries, int netns, const Cgroups* cgroups);
+    // Ends the waiting tenders and removes their groups.
+    ~TenderPool();
     TenderPool(const TenderPool&) = delete;
     TenderPool& operator=(const TenderPool&) = delete;
 
@@ -38,9 +43,12 @@ class TenderPool {
 
   private:
     bool start(const std::string& platform);
+    void end(Tender& tender);  // a waiting tender killed, reaped, its group removed
 
     std::map<std::string, std::string> binaries_;
     int netns_;
+    const Cgroups* cgroups_;
+    uint64_t groups_made_ = 0;
     std::map<std::string, Tender> waiting_;
     std::chrono::steady_clock::time_point last_take_{};
 };

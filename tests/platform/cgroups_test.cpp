@@ -39,6 +39,7 @@ class CgroupsTest : public ::testing::Test {
     }
     void TearDown() override {
         cgroups_.remove("one");
+        cgroups_.remove("waiting-1");
         cgroups_.remove_parent();
     }
     const std::string parent_ = "kiln-cgroups-test-" + std::to_string(::getpid());
@@ -150,6 +151,29 @@ TEST_F(CgroupsTest, AWaitingTenderMovesWithTheProcessItForkedAhead) {
     ASSERT_EQ(::waitpid(tender, &status, 0), tender);
     EXPECT_EQ(status, 0);
     for (int fd : ready) ::close(fd);
+}
+
+// A waiting tender's group becomes its instance's by a rename on v1, the process in it, and the
+// instance's limits then apply to it; v2 cannot rename, and says so (kilnd moves the process).
+TEST_F(CgroupsTest, AWaitingTendersGroupBecomesTheInstances) {
+    const auto waiting = cgroups_.prepare("waiting-1", {});
+    std::vector<int> fds;
+    for (const auto& fd : waiting) fds.push_back(fd.get());
+    char sleep_path[] = "/bin/sleep", seconds[] = "30";
+    char* argv[] = {sleep_path, seconds, nullptr};
+    const pid_t pid = spawn_tender(argv, {0, 1, 2, -1, -1, fds.data(), static_cast<int>(fds.size())});
+    ASSERT_GT(pid, 0);
+    ASSERT_TRUE(in_group(pid, "/" + parent_ + "/waiting-1"));
+    const bool adopted = cgroups_.adopt("waiting-1", "one");
+    EXPECT_EQ(adopted, cgroups_.version() == 1);
+    if (adopted) {
+        EXPECT_TRUE(in_group(pid, "/" + parent_ + "/one"));
+        for (const auto& dir : cgroups_.dirs("waiting-1")) EXPECT_NE(::access(dir.c_str(), F_OK), 0) << dir;
+        cgroups_.prepare("one", {300, 20});
+        EXPECT_EQ(read_text(cgroups_.dirs("one").back() + "/pids.max"), "20");
+    }
+    ::kill(pid, SIGKILL);
+    ASSERT_EQ(::waitpid(pid, nullptr, 0), pid);
 }
 
 }  // namespace
