@@ -179,7 +179,7 @@ class Connection {
 // or everything up to the close says.
 class AnswerReader {
   public:
-    AnswerReader(Connection& connection, const Endpoint& endpoint) : connection_(connection), endpoint_(endpoint) {}
+    AnswerReader(const ByteSource& source, const Endpoint& endpoint) : source_(source), endpoint_(endpoint) {}
 
     int read_head() {
         size_t end;
@@ -189,8 +189,15 @@ class AnswerReader {
         }
         const std::string head = buffer_.substr(0, end);
         buffer_.erase(0, end + 4);
-        if (head.compare(0, 5, "HTTP/") != 0 || head.size() < 12) fail(endpoint_, "an answer that is not HTTP");
-        const int status = std::atoi(head.c_str() + head.find(' ') + 1);
+        // "HTTP/1.1 200 OK": three digits after the version.
+        const size_t space = head.find(' ');
+        if (head.compare(0, 5, "HTTP/") != 0 || space == std::string::npos || space + 4 > head.size())
+            fail(endpoint_, "an answer that is not HTTP");
+        int status = 0;
+        for (size_t i = space + 1; i < space + 4; ++i) {
+            if (head[i] < '0' || head[i] > '9') fail(endpoint_, "an answer without a status");
+            status = status * 10 + (head[i] - '0');
+        }
         for (size_t line = head.find("\r\n"); line != std::string::npos;) {
             const size_t next = head.find("\r\n", line + 2);
             const std::string_view field(head.data() + line + 2,
@@ -200,7 +207,12 @@ class AnswerReader {
                 const std::string name = lower(field.substr(0, colon));
                 std::string_view value = field.substr(colon + 1);
                 while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-                if (name == "content-length") remaining_ = std::stoull(std::string(value));
+                if (name == "content-length") {
+                    const std::string digits(value);
+                    char* stop = nullptr;
+                    remaining_ = std::strtoull(digits.c_str(), &stop, 10);
+                    if (digits.empty() || *stop != '\0') fail(endpoint_, "a malformed Content-Length: " + digits);
+                }
                 if (name == "transfer-encoding" && lower(value).find("chunked") != std::string::npos) chunked_ = true;
             }
             line = next;
@@ -229,7 +241,7 @@ class AnswerReader {
 
     bool fill() {
         char chunk[16 * 1024];
-        const size_t n = connection_.read_some(chunk, sizeof chunk);
+        const size_t n = source_(chunk, sizeof chunk);
         buffer_.append(chunk, n);
         return n > 0;
     }
@@ -263,7 +275,7 @@ class AnswerReader {
         }
     }
 
-    Connection& connection_;
+    const ByteSource& source_;
     const Endpoint& endpoint_;
     std::string buffer_;
     uint64_t remaining_ = kUnbounded;
@@ -334,7 +346,13 @@ void exchange(const Endpoint& endpoint, const HttpRequest& request, const HttpTi
     Connection connection(endpoint, timeouts);
     connection.write_all(head_of(endpoint, request));
     connection.write_all(request.body);
-    AnswerReader reader(connection, endpoint);
+    read_answer([&](char* buffer, size_t size) { return connection.read_some(buffer, size); }, endpoint, on_status,
+                on_piece);
+}
+
+void read_answer(const ByteSource& source, const Endpoint& endpoint, const std::function<void(int status)>& on_status,
+                 const std::function<bool(const char*, size_t)>& on_piece) {
+    AnswerReader reader(source, endpoint);
     on_status(reader.read_head());
     reader.read_body(on_piece);
 }

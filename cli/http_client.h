@@ -55,4 +55,10 @@ HttpResponse exchange(const Endpoint& endpoint, const HttpRequest& request, cons
 
 std::string describe(const Endpoint& endpoint);  // for messages: the socket's path or the URL
 
+// Reads one answer from `source` (the bytes as they come, 0 at their end) as exchange() does;
+// apart for the fuzz target. `endpoint` only names the peer in errors.
+using ByteSource = std::function<size_t(char* buffer, size_t size)>;
+void read_answer(const ByteSource& source, const Endpoint& endpoint, const std::function<void(int status)>& on_status,
+                 const std::function<bool(const char*, size_t)>& on_piece);
+
 }  // namespace kiln::cli

@@ -168,6 +168,10 @@ TEST(HttpClient, BrokenAnswersAreNamed) {
         EXPECT_NE(error_of(server.endpoint()).find("malformed chunk header"), std::string::npos);
     }
     {
+        CannedServer server({"HTTP/1.1 200 OK\r\nContent-Length: 12x\r\n\r\n"});
+        EXPECT_NE(error_of(server.endpoint()).find("malformed Content-Length"), std::string::npos);
+    }
+    {
         CannedServer server({"HTTP/1.1 200 OK\r\n"});
         EXPECT_NE(error_of(server.endpoint()).find("closed before an answer"), std::string::npos);
     }
