@@ -264,12 +264,21 @@ nlohmann::json Machine::stats_json() const {
     s["cpu_time_us"] =
         (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000000 + usage.ru_utime.tv_usec + usage.ru_stime.tv_usec;
     s["memory_bytes"] = options_.memory_bytes;
+    // Exits of every vCPU, in all and by reason: KVM's own counters (binary statistics) for the
+    // reasons it counts, which include the exits kiln-vmm handles (io, mmio), and the hypercalls
+    // and instructions KVM emulated.
     uint64_t exits = 0;
+    nlohmann::json by_reason = nlohmann::json::object();
     for (const auto& vcpu : vcpus_) {
-        const auto stats = vcpu->statistics();
-        if (auto it = stats.find("exits"); it != stats.end()) exits += it->second;
+        for (const auto& [name, value] : vcpu->statistics()) {
+            if (name == "exits") exits += value;
+            const bool reason = name.size() > 6 && name.compare(name.size() - 6, 6, "_exits") == 0;
+            if (reason || name == "insn_emulation" || name == "hypercalls")
+                by_reason[name] = by_reason.value(name, uint64_t{0}) + value;
+        }
     }
     s["exits"] = exits;
+    s["exits_by_reason"] = by_reason;
     for (const auto& transport : virtio_devices_) {
         if (const auto* net = dynamic_cast<const virtio::Net*>(&transport->device())) {
             const auto& c = net->counters();

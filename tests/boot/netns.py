@@ -125,15 +125,15 @@ class TestNetwork:
             time.sleep(0.05)
         return p
 
-    def start_qemu(self, kernel, initrd, guest_ip, cmdline, memory_mib=512, timeout=600, accel="tcg"):
-        """Starts the kernel under QEMU TCG (microvm: the `hw` backend, no /dev/kvm needed) with a
-        virtio-net card on a tap of this network, for at most `timeout` seconds. QEMU passes its
-        virtio-mmio transports on the command line only when it boots through its option ROM,
-        which these runs leave out: the one card is named here. With ioapic2=off microvm has 8
-        transports on IRQs 5-12, and the first device plugged takes the last one."""
-        tap = self.add_tap()
-        mac = "52:54:00:4b:%02x:%02x" % (len(self.vms), os.getpid() % 256)
-        argv = ["timeout", "-s", "KILL", str(timeout), "qemu-system-x86_64",
+    def qemu_argv(self, kernel, initrd, tap, guest_ip, cmdline, memory_mib=512, accel="tcg"):
+        """QEMU microvm (the `hw` backend) running the kernel with a virtio-net card on `tap`.
+        QEMU passes its virtio-mmio transports on the command line only when it boots through
+        its option ROM, which these runs leave out: the one card is named here. With
+        ioapic2=off microvm has 8 transports on IRQs 5-12, and the first device plugged takes
+        the last one. The card's MAC comes from the tap's number (add_tap): the same tap, the same
+        card, as a restore needs."""
+        mac = "52:54:00:4b:%02x:%02x" % (int(tap[len("tap"):]) % 256, os.getpid() % 256)
+        return ["qemu-system-x86_64",
                 "-M", "microvm,x-option-roms=off,rtc=off,ioapic2=off", "-accel", accel,
                 "-cpu", "max" if accel == "tcg" else "host,-arch-capabilities",
                 "-m", str(memory_mib), "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio",
@@ -143,6 +143,13 @@ class TestNetwork:
                 "-device", f"virtio-net-device,netdev=n0,mac={mac}",
                 "-append", f"virtio_mmio.device=512@0xfeb00e00:12 kiln.ip={guest_ip}/24 kiln.gw={self.host_ip} "
                            f"kiln.dns={self.host_ip} {cmdline}"]
+
+    def start_qemu(self, kernel, initrd, guest_ip, cmdline, memory_mib=512, timeout=600, accel="tcg"):
+        """Starts the kernel under QEMU (qemu_argv) on a new tap of this network, for at most
+        `timeout` seconds."""
+        tap = self.add_tap()
+        argv = ["timeout", "-s", "KILL", str(timeout),
+                *self.qemu_argv(kernel, initrd, tap, guest_ip, cmdline, memory_mib, accel)]
         log = open(f"/tmp/{self.name}-vm{len(self.vms)}.log", "w+")
         p = subprocess.Popen(self.command(argv), stdout=log, stderr=subprocess.STDOUT)
         p.log = log

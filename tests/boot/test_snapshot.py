@@ -140,6 +140,8 @@ class ControlSocket(SnapshotCase):
         self.assertGreater(s["cpu_time_us"], 0)
         if self.restorer == KILN_VMM:  # a VM's exits and its virtio-net's counters
             self.assertGreater(s["exits"], 0)
+            self.assertGreater(s["exits_by_reason"]["mmio_exits"], 0)  # virtio-mmio: kiln-vmm's own
+            self.assertLessEqual(s["exits_by_reason"]["mmio_exits"], s["exits"])
             self.assertGreater(s["net"]["rx_packets"], 0)
             self.assertGreater(s["net"]["tx_bytes"], 0)
 
