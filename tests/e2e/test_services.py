@@ -90,13 +90,17 @@ class ServiceCase(KilnCommand, unittest.TestCase):
             if self.state_of(name) == state:
                 return
             time.sleep(0.02)
-        # What the instance and its monitor said (a crash's reason is in vmm.log's last lines).
-        instance = self.api("/v1/instances/" + name)
-        logs = ""
-        for log in ("console.log", "vmm.log"):
-            path = os.path.join(self.state, "instances", instance["uuid"], log)
-            logs += f"\n--- {log} ---\n" + (read(path)[-3000:] if os.path.exists(path) else "(none)")
-        self.fail(f"{name} never became {state}: {instance}{logs}")
+        self.fail(f"{name} never became {state}: {self.api('/v1/instances/' + name)}{self.logs(name)}")
+
+    def logs(self, name):
+        """What kilnd, the instance and its monitor said (a crash's reason is in vmm.log's last
+        lines, a wake that did not go as planned in kilnd.log), for a failure's message."""
+        uuid = self.api("/v1/instances/" + name)["uuid"]
+        text = ""
+        for log in ("kilnd.log", f"instances/{uuid}/console.log", f"instances/{uuid}/vmm.log"):
+            path = os.path.join(self.state, log)
+            text += f"\n--- {log} ---\n" + (read(path)[-3000:] if os.path.exists(path) else "(none)")
+        return text
 
     def scale_to_zero_service(self, cooldown="300ms", *extra):
         self.kiln("run", "-d", "-p", f"{self.port}:8080", "--scale-to-zero", "on", "--scale-to-zero-cooldown",
@@ -156,8 +160,8 @@ class ScaleToZero(ServiceCase):
                 names = [step["step"] for step in wake["steps"]]
         if not proc:
             middle.append("route")
-        self.assertEqual(names, ["queue", "spawn", *middle, "connect"], wake)
-        self.assertEqual(wake["prepared"], proc and prepared, wake)
+        self.assertEqual(names, ["queue", "spawn", *middle, "connect"], f"{wake}{self.logs('web')}")
+        self.assertEqual(wake["prepared"], proc and prepared, f"{wake}{self.logs('web')}")
         for step in wake["steps"]:
             self.assertGreaterEqual(step["ms"], 0, wake)
         self.assertAlmostEqual(sum(step["ms"] for step in wake["steps"]), wake["total_ms"], delta=0.01)

@@ -5,7 +5,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
+#include <string>
 
 #include "util/error.h"
 
@@ -16,17 +18,30 @@ constexpr size_t kMaxRequest = 64 * 1024;  // a request line longer than this is
 
 ControlSocket::ControlSocket(const std::string& path, EventLoop& loop, Handler handler)
     : path_(path), loop_(loop), handler_(std::move(handler)) {
+    // Bound and listening under a name of its own, then renamed into place: a client that sees
+    // `path` can connect at once. Bound at `path` itself, there would be a moment between bind
+    // and listen in which a client finds the socket and is refused (kilnd resumes a prepared
+    // restore the moment its socket appears).
+    const std::string bound = path + ".new";
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
-    if (path.empty() || path.size() >= sizeof(address.sun_path))
-        throw VmmError("--control: socket path '" + path + "' is empty or too long");
-    std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+    if (path.empty() || bound.size() >= sizeof(address.sun_path))
+        throw VmmError("--control: socket path '" + path + "' is empty or too long (at most " +
+                       std::to_string(sizeof(address.sun_path) - 5) + " characters)");
+    std::memcpy(address.sun_path, bound.c_str(), bound.size() + 1);
     listener_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!listener_.valid()) throw system_error("--control: socket");
-    ::unlink(path.c_str());  // a stale socket of a previous run
+    ::unlink(bound.c_str());  // left by a run that ended between its bind and its rename
     if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0)
-        throw system_error("--control: bind " + path);
-    if (::listen(listener_.get(), 16) != 0) throw system_error("--control: listen " + path);
+        throw system_error("--control: bind " + bound);
+    if (::listen(listener_.get(), 16) != 0) {
+        ::unlink(bound.c_str());
+        throw system_error("--control: listen " + bound);
+    }
+    if (::rename(bound.c_str(), path.c_str()) != 0) {  // replaces a stale socket of a previous run
+        ::unlink(bound.c_str());
+        throw system_error("--control: rename " + bound + " to " + path);
+    }
     loop_.add(listener_.get(), EPOLLIN, [this](uint32_t) { accept_clients(); });
 }
 
