@@ -63,6 +63,9 @@ class Node : public RefCounted {
     virtual int64_t truncate(uint64_t size);
     virtual bool seekable() const { return type_ == Type::kRegular || type_ == Type::kDirectory; }
     virtual int64_t ioctl(uint64_t request, uint64_t argument);
+    // Bytes that outlive the node and every mapping of it (a file still the initrd's): a private
+    // mapping takes its pages from them on first touch. Null: a mapping copies the file.
+    virtual const uint8_t* lasting_bytes() const { return nullptr; }
 
     // Directories.
     virtual RefPtr<Node> lookup(StringView name);

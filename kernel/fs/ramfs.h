@@ -24,6 +24,7 @@ class RamFile final : public Node {
     const uint8_t* data() const { return borrowed_ ? borrowed_ : owned_; }
     // True while the bytes are still the initrd's, which outlive every file and mapping.
     bool borrowed() const { return borrowed_ != nullptr; }
+    const uint8_t* lasting_bytes() const override { return borrowed_; }
 
     ~RamFile() override;
 

@@ -27,7 +27,8 @@ const char* describe(ElfError error) {
         case ElfError::kNotLittleEndian: return "not a little-endian ELF file";
         case ElfError::kNotX86_64: return "not an x86-64 program";
         case ElfError::kNotExecutable: return "not an executable";
-        case ElfError::kDynamic: return "dynamic executables are not supported yet (build it static)";
+        case ElfError::kBadInterpreter:
+            return "its interpreter (PT_INTERP) is outside the file, empty, too long or not NUL-terminated";
         case ElfError::kBadProgramHeaders: return "program headers are outside the file (truncated?)";
         case ElfError::kBadSegment: return "a segment is outside the file or the application's address range";
         case ElfError::kTooManySegments: return "more than 16 loadable segments";
@@ -65,7 +66,14 @@ ElfError parse_app_elf(const uint8_t* data, size_t size, AppImage& out) {
         const uint64_t vaddr = load<uint64_t>(ph + 16);
         const uint64_t filesz = load<uint64_t>(ph + 32);
         const uint64_t memsz = load<uint64_t>(ph + 40);
-        if (p_type == kPtInterp) return ElfError::kDynamic;
+        if (p_type == kPtInterp) {
+            // The path with its NUL, as Linux's binfmt_elf requires; PATH_MAX at most.
+            if (filesz < 2 || filesz > 4096 || !fits(offset, filesz, size) || data[offset + filesz - 1] != 0)
+                return ElfError::kBadInterpreter;
+            out.interp_offset = offset;
+            out.interp_size = __builtin_strlen(reinterpret_cast<const char*>(data + offset));
+            if (out.interp_size == 0) return ElfError::kBadInterpreter;
+        }
         if (p_type == kPtPhdr) {
             out.phdr_vaddr = vaddr;
             have_phdr = true;
@@ -93,6 +101,21 @@ ElfError parse_app_elf(const uint8_t* data, size_t size, AppImage& out) {
     }
     if (!entry_ok) return ElfError::kBadEntry;
     return ElfError::kNone;
+}
+
+uint64_t AppImage::lowest_page() const {
+    uint64_t low = ~uint64_t{0};
+    for (size_t i = 0; i < segment_count; ++i) low = segments[i].vaddr < low ? segments[i].vaddr : low;
+    return low & ~uint64_t{4095};
+}
+
+uint64_t AppImage::highest_page_end() const {
+    uint64_t high = 0;
+    for (size_t i = 0; i < segment_count; ++i) {
+        const uint64_t end = segments[i].vaddr + segments[i].mem_size;
+        high = end > high ? end : high;
+    }
+    return (high + 4095) & ~uint64_t{4095};
 }
 
 }  // namespace kiln::linux

@@ -1,6 +1,7 @@
-// Checks an application's ELF file before anything of it is mapped: static (ET_EXEC) and
-// static-pie (ET_DYN without an interpreter) x86-64 executables. Freestanding; also built into the
-// host unit tests, which feed it truncated and garbage files.
+// Checks an application's ELF file before anything of it is mapped: static (ET_EXEC), static-pie
+// and dynamic x86-64 executables, and the dynamic linker itself (ET_DYN, loaded at a base of the
+// kernel's choosing). Freestanding; also built into the host unit tests, which feed it truncated
+// and garbage files.
 #pragma once
 
 #include <stddef.h>
@@ -25,6 +26,13 @@ struct AppImage {
     ElfSegment segments[kMaxSegments];
     size_t segment_count = 0;
     uint64_t stack_prot = 3;  // PT_GNU_STACK
+    // PT_INTERP: the dynamic linker's path, NUL-terminated inside the file; size 0 if static.
+    uint64_t interp_offset = 0;
+    uint64_t interp_size = 0;  // without the NUL
+    bool dynamic() const { return interp_size != 0; }
+    // The span of its loadable segments, page-aligned, before any base is added.
+    uint64_t lowest_page() const;
+    uint64_t highest_page_end() const;
 };
 
 enum class ElfError {
@@ -35,7 +43,7 @@ enum class ElfError {
     kNotLittleEndian,
     kNotX86_64,
     kNotExecutable,
-    kDynamic,  // has PT_INTERP: needs a dynamic linker
+    kBadInterpreter,  // PT_INTERP outside the file, empty, too long or not NUL-terminated
     kBadProgramHeaders,
     kBadSegment,
     kTooManySegments,

@@ -161,7 +161,17 @@ class StackBuilder {
     bool ok_ = true;
 };
 
-uint64_t build_stack(const Cmdline& cmdline, const AppImage& image, uint64_t base, StringView exe_path) {
+// Where the program and its dynamic linker are, once loaded.
+struct Loaded {
+    const AppImage* image;  // the program's
+    uint64_t base;          // added to the program's addresses (0 unless position-independent)
+    uint64_t interp_base;   // the dynamic linker's load address (AT_BASE); 0 if static
+    uint64_t entry;         // where the first instruction runs: the linker's entry, or the program's
+};
+
+uint64_t build_stack(const Cmdline& cmdline, const Loaded& loaded, StringView exe_path) {
+    const AppImage& image = *loaded.image;
+    const uint64_t base = loaded.base;
     StackBuilder stack(mm::kStackTop);
     const uint64_t execfn = stack.push_string(exe_path);
     const uint64_t platform = stack.push_string("x86_64");
@@ -198,7 +208,7 @@ uint64_t build_stack(const Cmdline& cmdline, const AppImage& image, uint64_t bas
         {AT_PHENT, 56},
         {AT_PHNUM, image.phnum},
         {AT_PAGESZ, 4096},
-        {AT_BASE, 0},
+        {AT_BASE, loaded.interp_base},
         {AT_FLAGS, 0},
         {AT_ENTRY, base + image.entry},
         {AT_UID, 0},
@@ -226,6 +236,46 @@ uint64_t build_stack(const Cmdline& cmdline, const AppImage& image, uint64_t bas
     for (size_t i = argc; i-- > 0;) stack.push_word(argv[i]);
     stack.push_word(argc);
     return stack.ok() ? stack.sp() : 0;
+}
+
+// A dynamic program's linker (PT_INTERP, as ld-linux-x86-64.so.2) from the root file system,
+// loaded where mmap would put it: it then loads the program's libraries itself, through open,
+// read and mmap, as under Linux. Errors are printed, naming the program and the linker.
+bool load_interpreter(StringView program, const AppImage& image, const uint8_t* program_bytes, Loaded& loaded) {
+    const StringView interp(reinterpret_cast<const char*>(program_bytes + image.interp_offset), image.interp_size);
+    RefPtr<fs::Node> node;
+    if (fs::resolve(interp, fs::root(), true, node) != 0) {
+        console::print("kiln: cannot run {}: its dynamic linker {} is not in the root file system\n", program, interp);
+        return false;
+    }
+    if (node->type() != fs::Type::kRegular) {
+        console::print("kiln: cannot run {}: its dynamic linker {} is not a regular file\n", program, interp);
+        return false;
+    }
+    auto* file = static_cast<fs::RamFile*>(node.get());
+    AppImage linker;
+    if (ElfError e = parse_app_elf(file->data(), file->size(), linker); e != ElfError::kNone) {
+        console::print("kiln: cannot run {}: its dynamic linker {}: {}\n", program, interp, describe(e));
+        return false;
+    }
+    if (!linker.position_independent || linker.dynamic()) {
+        console::print("kiln: cannot run {}: its dynamic linker {} is not a self-contained shared object\n", program,
+                       interp);
+        return false;
+    }
+    // A place for its whole span, reserved as mmap would choose it, then filled segment by segment.
+    auto& space = mm::address_space();
+    const uint64_t span = linker.highest_page_end() - linker.lowest_page();
+    const int64_t at = space.map(0, span, mm::kProtNone, false);
+    uint64_t linker_break = 0;
+    if (at < 0 || !load_segments(linker, file->data(), file->borrowed(),
+                                 static_cast<uint64_t>(at) - linker.lowest_page(), linker_break)) {
+        console::print("kiln: cannot run {}: out of memory loading its dynamic linker {}\n", program, interp);
+        return false;
+    }
+    loaded.interp_base = static_cast<uint64_t>(at) - linker.lowest_page();
+    loaded.entry = loaded.interp_base + linker.entry;
+    return true;
 }
 
 }  // namespace
@@ -281,12 +331,14 @@ bool start_application(const Cmdline& cmdline) {
         return false;
     }
     space.init_break(break_start);
+    Loaded loaded{&image, base, 0, base + image.entry};
+    if (image.dynamic() && !load_interpreter(path.view(), image, file->data(), loaded)) return false;
     if (space.map(mm::kStackTop - mm::kStackSize, mm::kStackSize, static_cast<uint32_t>(image.stack_prot), true) < 0) {
         console::print("kiln: cannot run {}: no room for its stack\n", path.view());
         return false;
     }
     space.populate(mm::kStackTop - 4 * 4096, mm::kStackTop);  // the arguments go there next
-    const uint64_t sp = build_stack(cmdline, image, base, path.view());
+    const uint64_t sp = build_stack(cmdline, loaded, path.view());
     if (sp == 0) {
         console::print("kiln: cannot run {}: its arguments do not fit on the stack\n", path.view());
         return false;
@@ -302,7 +354,7 @@ bool start_application(const Cmdline& cmdline) {
 
     arch::InterruptFrame frame{};
     frame.vector = kSyscallVector;
-    frame.rip = base + image.entry;
+    frame.rip = loaded.entry;
     frame.cs = KILN_SEL_USER_CS;
     frame.rflags = 0x202;
     frame.rsp = sp;

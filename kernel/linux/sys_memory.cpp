@@ -1,6 +1,8 @@
 // brk, mmap and friends over the application's address space (mm/address_space.h).
 #include "core/errno.h"
 #include "fs/file.h"
+#include "fs/node.h"
+#include "lib/utility.h"
 #include "linux/process.h"
 #include "linux/syscall.h"
 #include "linux/user_memory.h"
@@ -39,8 +41,24 @@ int64_t sys_mmap(SyscallArgs& a) {
         else if (flags & kMapShared && prot & mm::kProtWrite)
             return -ENODEV;
     }
-    // A private file mapping is a copy of the file: map anonymous memory writable, read the file
-    // into it, then set the asked-for protection.
+    if (file) {
+        // A file still the initrd's (a program's libraries): its pages come from there when first
+        // touched, and read-only ones are the initrd's own pages, shared by every mapping.
+        const RefPtr<fs::Node> node = file->node();
+        if (const uint8_t* bytes = node->lasting_bytes()) {
+            const int64_t start = space.map(addr, length, prot_of(prot), fixed);
+            if (start < 0 || offset >= node->size()) return start;
+            const uint64_t at = static_cast<uint64_t>(start);
+            const mm::Source source{bytes + offset, at, min(length, node->size() - offset)};
+            if (const int64_t error = space.attach_source(at, at + align_up(length, 4096), source); error < 0) {
+                space.unmap(at, length);
+                return error;
+            }
+            return start;
+        }
+    }
+    // Else a private file mapping is a copy of the file: map anonymous memory writable, read the
+    // file into it, then set the asked-for protection.
     const uint32_t initial = file ? (prot_of(prot) | mm::kProtWrite | mm::kProtRead) : prot_of(prot);
     const int64_t start = space.map(addr, length, initial, fixed);
     if (start < 0 || !file) return start;

@@ -12,6 +12,7 @@
 
 namespace kiln::mm {
 
+inline constexpr uint32_t kProtNone = 0;
 inline constexpr uint32_t kProtRead = 1;
 inline constexpr uint32_t kProtWrite = 2;
 inline constexpr uint32_t kProtExec = 4;

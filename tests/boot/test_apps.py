@@ -83,7 +83,7 @@ class AppsMixin:
     """The same checks for any runner (kiln-vmm or QEMU)."""
 
     runner = None
-    variants = ("", "-pie", "-musl")
+    variants = ("", "-pie", "-dyn", "-musl")  # -dyn: glibc's dynamic linker and libc.so.6 from the initrd
     status_mask = 0xff
     timing = True  # run the programs that measure sleep and preemption latency
 
@@ -121,6 +121,10 @@ class MonitorChecks(AppsMixin):
             self.assertRegex(out, rf"\s{entry}\n")
         self.assertNotIn(UNKNOWN, out + err)
 
+    def test_a_debian_programs_own_binary(self):
+        # coreutils' `true` as Debian ships it: PIE, glibc's dynamic linker, libc.so.6.
+        self.check("dynamic --version", 0, "true (GNU coreutils)")
+
     def test_strace_logs_every_call(self):
         status, out, _ = type(self).runner("kiln.strace=1 -- /bin/hello")
         self.assertEqual(status, 0)
@@ -130,7 +134,7 @@ class MonitorChecks(AppsMixin):
 
     def test_programs_that_cannot_start_say_why(self):
         for program, message in (
-            ("dynamic", "dynamic executables are not supported yet"),
+            ("hello-no-linker", "its dynamic linker /lib/missing-ld.so is not in the root file system"),
             ("truncated", "outside the file"),
             ("garbage", "not an ELF file"),
             ("nonexistent", "no such file in the root file system"),
@@ -179,7 +183,7 @@ class AppsUnderQemuTcg(AppsMixin, unittest.TestCase):
     """The `hw` backend: SYSCALL/SYSRET, IRET from interrupts, XSAVE, xAPIC timer."""
 
     runner = staticmethod(run_qemu)
-    variants = ("",)
+    variants = ("", "-dyn")
     status_mask = 0x7f  # QEMU exits with (status * 2 + 1) & 0xff: the top bit is lost
     timing = False
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes a cpio "newc" archive (an initrd) from `DEST=SOURCE` pairs and `DEST:text` files.
 
-make_initrd.py OUT /bin/hello=build/hello /etc/motd:'hello' /bin/cut%head:1000:build/hello /bin/junk%random:4096
+make_initrd.py OUT /bin/hello=build/hello /etc/motd:'hello' /bin/cut%head:1000:build/hello /bin/junk%random:4096 \
+    /lib64/ld.so%link:/lib/ld.so
 Directories are created for every parent; files keep their source's executable bit. Files of a
 page or more start on a page boundary (their names padded with NULs), so that the kernel can use
 their read-only pages in place (mm::AddressSpace::borrowable_page).
@@ -39,7 +40,10 @@ def main():
     out, specs = sys.argv[1], sys.argv[2:]
     entries = {}
     for spec in specs:
-        if "%head:" in spec:
+        if "%link:" in spec:  # a symbolic link to the path given
+            dest, target = spec.split("%link:", 1)
+            data, mode = target.encode(), 0o120777
+        elif "%head:" in spec:
             dest, rest = spec.split("%head:", 1)
             count, source = rest.split(":", 1)
             with open(source, "rb") as f:

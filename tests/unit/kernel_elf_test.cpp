@@ -1,5 +1,5 @@
-// The kernel's application ELF checks, built for the host: real static binaries accepted,
-// dynamic ones refused with the promised message, damaged ones refused cleanly.
+// The kernel's application ELF checks, built for the host: real static and dynamic binaries and
+// glibc's dynamic linker accepted, damaged ones refused cleanly.
 #include "linux/elf.h"
 
 #include <gtest/gtest.h>
@@ -33,12 +33,35 @@ TEST(KernelAppElf, AcceptsStaticAndStaticPie) {
     EXPECT_EQ(parse_app_elf(musl.data(), musl.size(), image), ElfError::kNone);
 }
 
-TEST(KernelAppElf, RefusesDynamicExecutables) {
-    auto dynamic = slurp("/bin/true");  // Debian's coreutils: dynamically linked
+TEST(KernelAppElf, AcceptsDynamicExecutablesAndTheirLinker) {
+    auto program = slurp("/bin/true");  // Debian's coreutils: PIE, dynamically linked
     AppImage image;
-    EXPECT_EQ(parse_app_elf(dynamic.data(), dynamic.size(), image), ElfError::kDynamic);
-    EXPECT_NE(std::string(describe(ElfError::kDynamic)).find("dynamic executables are not supported yet"),
-              std::string::npos);
+    ASSERT_EQ(parse_app_elf(program.data(), program.size(), image), ElfError::kNone);
+    EXPECT_TRUE(image.dynamic());
+    EXPECT_TRUE(image.position_independent);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(program.data() + image.interp_offset), image.interp_size),
+              "/lib64/ld-linux-x86-64.so.2");
+    auto linker = slurp("/lib64/ld-linux-x86-64.so.2");
+    ASSERT_EQ(parse_app_elf(linker.data(), linker.size(), image), ElfError::kNone);
+    EXPECT_FALSE(image.dynamic());
+    EXPECT_TRUE(image.position_independent);
+    EXPECT_EQ(image.lowest_page(), 0u);
+    EXPECT_GT(image.highest_page_end(), 0u);
+    EXPECT_EQ(image.highest_page_end() % 4096, 0u);
+}
+
+TEST(KernelAppElf, RefusesABrokenInterpreterPath) {
+    auto program = slurp("/bin/true");
+    AppImage image;
+    ASSERT_EQ(parse_app_elf(program.data(), program.size(), image), ElfError::kNone);
+    auto unterminated = program;
+    unterminated[image.interp_offset + image.interp_size] = 'x';  // its NUL
+    EXPECT_EQ(parse_app_elf(unterminated.data(), unterminated.size(), image), ElfError::kBadInterpreter);
+    auto empty = program;
+    ASSERT_EQ(parse_app_elf(empty.data(), empty.size(), image), ElfError::kNone);
+    empty[image.interp_offset] = 0;
+    EXPECT_EQ(parse_app_elf(empty.data(), empty.size(), image), ElfError::kBadInterpreter);
+    EXPECT_NE(std::string(describe(ElfError::kBadInterpreter)).find("PT_INTERP"), std::string::npos);
 }
 
 TEST(KernelAppElf, RefusesTruncationsAndGarbage) {
