@@ -2,7 +2,7 @@
 """Writes a cpio "newc" archive (an initrd) from `DEST=SOURCE` pairs and `DEST:text` files.
 
 make_initrd.py OUT /bin/hello=build/hello /etc/motd:'hello' /bin/cut%head:1000:build/hello /bin/junk%random:4096 \
-    /lib64/ld.so%link:/lib/ld.so
+    /lib64/ld.so%link:/lib/ld.so /%tree:ROOTFS_DIRECTORY
 Directories are created for every parent; files keep their source's executable bit. Files of a
 page or more start on a page boundary (their names padded with NULs), so that the kernel can use
 their read-only pages in place (mm::AddressSpace::borrowable_page).
@@ -40,6 +40,18 @@ def main():
     out, specs = sys.argv[1], sys.argv[2:]
     entries = {}
     for spec in specs:
+        if "%tree:" in spec:  # a directory's files and symbolic links, under DEST
+            dest, tree = spec.split("%tree:", 1)
+            for root, dirs, files in os.walk(tree):
+                for name in dirs + files:
+                    path = os.path.join(root, name)
+                    inside = os.path.join(dest, os.path.relpath(path, tree)).lstrip("/")
+                    if os.path.islink(path):
+                        entries[inside] = (0o120777, os.readlink(path).encode())
+                    elif os.path.isfile(path):
+                        with open(path, "rb") as f:
+                            entries[inside] = (os.stat(path).st_mode & 0o777 | 0o100000, f.read())
+            continue
         if "%link:" in spec:  # a symbolic link to the path given
             dest, target = spec.split("%link:", 1)
             data, mode = target.encode(), 0o120777

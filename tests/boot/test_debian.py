@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Programs from Debian's packages, unmodified and dynamically linked, on the Kiln kernel: a root
+file system made by scripts/debian-rootfs from the .deb files scripts/install-deps put in the
+cache (never downloaded here), under kiln-proc, QEMU TCG and kiln-vmm.
+
+Usage: test_debian.py BUILD_DIR [unittest args, e.g. DebianUnderKilnProc]
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+from netns import TestNetwork
+
+BUILD = os.path.abspath(os.environ.get("KILN_BUILD_DIR") or
+                        (sys.argv.pop(1) if __name__ == "__main__" and len(sys.argv) > 1 else "build"))
+SOURCE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CACHE = os.environ.get("KILN_DEB_CACHE", "/var/cache/kiln-debs")
+KERNEL = os.path.join(BUILD, "kernel", "kiln.elf")
+TIMEOUT = float(os.environ.get("KILN_TEST_GUEST_TIMEOUT", "120"))
+GUEST = "10.77.0.5"
+# Python 3 as Debian ships it: the interpreter, its core modules, the rest of the standard library.
+PYTHON = ("python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib")
+UNKNOWN = "unsupported system call"
+
+work = None
+initrd = None
+
+
+def setUpModule():
+    """One root file system for every test: Python from the cache, and the test programs."""
+    global work, initrd
+    work = tempfile.mkdtemp(prefix="kiln-debian-")
+    rootfs = os.path.join(work, "rootfs")
+    made = subprocess.run([os.path.join(SOURCE, "scripts", "debian-rootfs"), "--cache", CACHE, "--out", rootfs,
+                           *PYTHON], capture_output=True, text=True)
+    if made.returncode != 0:
+        raise RuntimeError(f"scripts/debian-rootfs failed (scripts/install-deps fills {CACHE}): {made.stderr}")
+    apps = os.path.join(SOURCE, "tests", "debian-apps")
+    initrd = os.path.join(work, "debian.cpio")
+    subprocess.run([sys.executable, os.path.join(SOURCE, "tests", "guest-apps", "make_initrd.py"), initrd,
+                    f"/%tree:{rootfs}", *(f"/app/{f}={os.path.join(apps, f)}" for f in sorted(os.listdir(apps)))],
+                   check=True)
+
+
+def tearDownModule():
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def proc_argv():
+    return [os.path.join(BUILD, "bin", "kiln-proc"), "--initrd", initrd, "--memory", "512M",
+            "--timeout", str(int(TIMEOUT))]
+
+
+def vmm_argv():
+    return [os.path.join(BUILD, "bin", "kiln-vmm"), "--kernel", KERNEL, "--initrd", initrd, "--memory", "512M",
+            "--timeout", str(int(TIMEOUT))]
+
+
+def run_monitor(argv, cmdline):
+    p = subprocess.run([*argv, "--cmdline", cmdline], capture_output=True, text=True, timeout=TIMEOUT + 30)
+    return p.returncode, p.stdout, p.stderr
+
+
+def run_qemu(cmdline):
+    cmd = ["timeout", "-s", "KILL", str(TIMEOUT), "qemu-system-x86_64", "-M", "microvm,x-option-roms=off,rtc=off",
+           "-accel", "tcg", "-cpu", "max", "-m", "512", "-nodefaults", "-no-user-config", "-nographic",
+           "-serial", "stdio", "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
+           "-kernel", KERNEL, "-initrd", initrd, "-append", cmdline]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT + 30)
+    status = p.returncode >> 1 if p.returncode & 1 else -1  # isa-debug-exit: status*2+1
+    return status, p.stdout.replace("\r\n", "\n"), p.stderr
+
+
+class DebianPrograms:
+    def run_program(self, cmdline):
+        raise NotImplementedError
+
+    def check(self, cmdline, text):
+        status, out, err = self.run_program(cmdline)
+        self.assertEqual(status, 0, f"{cmdline}\nstdout:\n{out}\nstderr:\n{err}")
+        self.assertIn(text, out)
+        self.assertNotIn(UNKNOWN, out + err)
+
+    def test_python_standard_library(self):
+        expected = {"rows": 1000, "threads": 4, "sum": 149999500000, "sha": "cdfe9ad58b46226d"}
+        self.check("-- /usr/bin/python3.11 /app/python_check.py", json.dumps(expected))
+
+    def test_python_http_server_asks_itself(self):
+        self.check("-- /usr/bin/python3.11 /app/python_serve.py 8080 --self-test", "hello from python on kiln")
+
+
+class ServesTheHost:
+    """Python's http.server answering curl on the host, through the instance's tap."""
+
+    def test_python_http_server_serves_the_host(self):
+        with TestNetwork("debian") as net:
+            vm = net.start_vm(self.monitor_argv(), GUEST, "-- /usr/bin/python3.11 /app/python_serve.py 8080")
+            self.assertIsNone(vm.poll(), TestNetwork.output(vm))
+            for _ in range(3):
+                r = net.run(["curl", "-sS", "-m", "20", f"http://{GUEST}:8080/"])
+                self.assertEqual(r.stdout, "hello from python on kiln\n", r.stderr + TestNetwork.output(vm))
+
+
+class DebianUnderKilnProc(DebianPrograms, ServesTheHost, unittest.TestCase):
+    def run_program(self, cmdline):
+        return run_monitor(proc_argv(), cmdline)
+
+    def monitor_argv(self):
+        return proc_argv()
+
+
+class DebianUnderKilnVmm(DebianPrograms, ServesTheHost, unittest.TestCase):
+    def run_program(self, cmdline):
+        return run_monitor(vmm_argv(), cmdline)
+
+    def monitor_argv(self):
+        return vmm_argv()
+
+
+class DebianUnderQemuTcg(DebianPrograms, unittest.TestCase):
+    def run_program(self, cmdline):
+        return run_qemu(cmdline)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
