@@ -23,6 +23,14 @@ struct SignalAction {
     uint64_t mask = 0;
 };
 
+// Who the process is (as setuid and friends leave it). Kiln keeps and reports them; files are
+// not checked against them (the root file system is the instance's own).
+struct Credentials {
+    uint32_t uid = 0, euid = 0, suid = 0, fsuid = 0;
+    uint32_t gid = 0, egid = 0, sgid = 0, fsgid = 0;
+    Vector<uint32_t> groups;
+};
+
 struct Process {
     fs::FdTable fds;
     RefPtr<fs::Node> cwd;
@@ -32,6 +40,11 @@ struct Process {
     uint64_t pending = 0;  // signals sent to the process as a whole
     Vector<ThreadInfo*> threads;
     uint32_t umask = 022;
+    Credentials credentials;
+    int nice = 0;    // getpriority/setpriority; the scheduler is round robin whatever it is
+    int policy = 0;  // SCHED_OTHER, SCHED_BATCH or SCHED_IDLE: all scheduled alike
+    char hostname[65] = "kiln";
+    char domainname[65] = "(none)";
     bool strace = false;
 };
 

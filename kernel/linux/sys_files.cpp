@@ -8,6 +8,7 @@
 #include "linux/process.h"
 #include "linux/syscall.h"
 #include "linux/user_memory.h"
+#include "mm/page_allocator.h"
 #include "time/clock.h"
 
 namespace kiln::linux {
@@ -121,19 +122,28 @@ int64_t sys_pwrite64(SyscallArgs& a) {
     return f->pwrite(a.a[3], fs::IoBuffer::user(a.a[1]), a.a[2]);
 }
 
-// readv and writev: one call per iovec, stopping at the first short transfer.
-int64_t vector_io(SyscallArgs& a, bool write) {
+constexpr int64_t kCurrentPosition = -1;
+
+// readv and writev (at the file's position), preadv and pwritev (at `offset`): one call per
+// iovec, stopping at the first short transfer.
+int64_t vector_io(SyscallArgs& a, bool write, int64_t offset = kCurrentPosition) {
     RefPtr<fs::File> f = file_of(a.a[0]);
     if (!f || !(write ? f->writable() : f->readable())) return -EBADF;
     const uint64_t count = a.a[2];
     if (count > 1024) return -EINVAL;
+    if (offset < kCurrentPosition) return -EINVAL;
     int64_t total = 0;
     for (uint64_t i = 0; i < count; ++i) {
         uint64_t iov[2];
         if (copy_from_user(iov, a.a[1] + i * 16, 16) != 0) return total > 0 ? total : -EFAULT;
         if (iov[1] == 0) continue;
-        const int64_t n =
-            write ? f->write(fs::IoBuffer::user(iov[0]), iov[1]) : f->read(fs::IoBuffer::user(iov[0]), iov[1]);
+        const auto buffer = fs::IoBuffer::user(iov[0]);
+        int64_t n;
+        if (offset == kCurrentPosition)
+            n = write ? f->write(buffer, iov[1]) : f->read(buffer, iov[1]);
+        else
+            n = write ? f->pwrite(static_cast<uint64_t>(offset + total), buffer, iov[1])
+                      : f->pread(static_cast<uint64_t>(offset + total), buffer, iov[1]);
         if (n < 0) return total > 0 ? total : n;
         total += n;
         if (static_cast<uint64_t>(n) < iov[1]) break;
@@ -143,6 +153,19 @@ int64_t vector_io(SyscallArgs& a, bool write) {
 
 int64_t sys_readv(SyscallArgs& a) { return vector_io(a, false); }
 int64_t sys_writev(SyscallArgs& a) { return vector_io(a, true); }
+int64_t positioned_vector_io(SyscallArgs& a, bool write) {
+    const auto offset = static_cast<int64_t>(a.a[3]);
+    return offset < 0 ? -EINVAL : vector_io(a, write, offset);
+}
+int64_t sys_preadv(SyscallArgs& a) { return positioned_vector_io(a, false); }
+int64_t sys_pwritev(SyscallArgs& a) { return positioned_vector_io(a, true); }
+// preadv2 and pwritev2: offset -1 is the file's position; no RWF_* flag is supported.
+int64_t sys_preadv2(SyscallArgs& a) {
+    return a.a[5] != 0 ? -EOPNOTSUPP : vector_io(a, false, static_cast<int64_t>(a.a[3]));
+}
+int64_t sys_pwritev2(SyscallArgs& a) {
+    return a.a[5] != 0 ? -EOPNOTSUPP : vector_io(a, true, static_cast<int64_t>(a.a[3]));
+}
 
 int64_t sys_lseek(SyscallArgs& a) {
     RefPtr<fs::File> f = file_of(a.a[0]);
@@ -510,8 +533,136 @@ int64_t sys_sendfile(SyscallArgs& a) {
     return static_cast<int64_t>(done);
 }
 
-int64_t sys_utimensat(SyscallArgs&) { return 0; }  // times are not kept beyond mtime at creation
-int64_t sys_chown(SyscallArgs&) { return 0; }      // one user: root
+// Only the modification time is kept (stat reports it as all three): set it to `ns`.
+constexpr uint64_t kUtimeNow = (1ull << 30) - 1, kUtimeOmit = (1ull << 30) - 2;
+
+int64_t set_mtime(uint64_t dirfd, uint64_t user_path, uint64_t flags, bool now, uint64_t ns) {
+    RefPtr<fs::Node> node;
+    if (user_path == 0) {  // futimens: the descriptor itself
+        RefPtr<fs::File> f = file_of(dirfd);
+        if (!f || !(node = f->node())) return -EBADF;
+    } else if (int64_t r = lookup_at(dirfd, user_path, flags, node); r < 0) {
+        return r;
+    }
+    node->mtime_ns = now ? time::realtime_ns() : ns;
+    return 0;
+}
+
+int64_t sys_utimensat(SyscallArgs& a) {
+    if (a.a[3] & ~(kAtSymlinkNoFollow | kAtEmptyPath)) return -EINVAL;
+    if (a.a[2] == 0) return set_mtime(a.a[0], a.a[1], a.a[3], true, 0);
+    int64_t ts[4];  // atime, mtime
+    if (copy_from_user(ts, a.a[2], sizeof(ts)) != 0) return -EFAULT;
+    for (int i = 1; i < 4; i += 2)  // the nanoseconds of each
+        if (ts[i] != static_cast<int64_t>(kUtimeNow) && ts[i] != static_cast<int64_t>(kUtimeOmit) &&
+            (ts[i] < 0 || ts[i] >= 1000000000))
+            return -EINVAL;
+    if (ts[3] == static_cast<int64_t>(kUtimeOmit)) return 0;
+    if (ts[2] < 0) return -EINVAL;
+    return set_mtime(a.a[0], a.a[1], a.a[3], ts[3] == static_cast<int64_t>(kUtimeNow),
+                     static_cast<uint64_t>(ts[2]) * 1000000000 + static_cast<uint64_t>(ts[3]));
+}
+
+// utimes and futimesat: struct timeval[2]; utime: struct utimbuf {actime, modtime} in seconds.
+int64_t utimes_at(uint64_t dirfd, uint64_t user_path, uint64_t user_times) {
+    if (user_times == 0) return set_mtime(dirfd, user_path, 0, true, 0);
+    int64_t tv[4];
+    if (copy_from_user(tv, user_times, sizeof(tv)) != 0) return -EFAULT;
+    if (tv[2] < 0 || tv[3] < 0 || tv[3] >= 1000000) return -EINVAL;
+    return set_mtime(dirfd, user_path, 0, false, static_cast<uint64_t>(tv[2]) * 1000000000 + tv[3] * 1000);
+}
+int64_t sys_utimes(SyscallArgs& a) { return utimes_at(static_cast<uint64_t>(kAtFdcwd), a.a[0], a.a[1]); }
+int64_t sys_futimesat(SyscallArgs& a) { return utimes_at(a.a[0], a.a[1], a.a[2]); }
+int64_t sys_utime(SyscallArgs& a) {
+    if (a.a[1] == 0) return set_mtime(static_cast<uint64_t>(kAtFdcwd), a.a[0], 0, true, 0);
+    int64_t times[2];
+    if (copy_from_user(times, a.a[1], sizeof(times)) != 0) return -EFAULT;
+    if (times[1] < 0) return -EINVAL;
+    return set_mtime(static_cast<uint64_t>(kAtFdcwd), a.a[0], 0, false, static_cast<uint64_t>(times[1]) * 1000000000);
+}
+
+int64_t sys_chown(SyscallArgs&) { return 0; }  // ownership is not kept: every file is root's
+
+// A hard link: the same node under a second name (not for directories, as on Linux).
+int64_t link_at(uint64_t old_dirfd, uint64_t old_user, uint64_t new_dirfd, uint64_t new_user, uint64_t flags) {
+    if (flags & ~(kAtEmptyPath | 0x400)) return -EINVAL;  // AT_SYMLINK_FOLLOW
+    RefPtr<fs::Node> node;
+    if (int64_t r =
+            lookup_at(old_dirfd, old_user, (flags & 0x400 ? 0 : kAtSymlinkNoFollow) | (flags & kAtEmptyPath), node);
+        r < 0)
+        return r;
+    if (node->type() == fs::Type::kDirectory) return -EPERM;
+    UserPath to;
+    if (int64_t r = read_path(new_user, to); r < 0) return r;
+    RefPtr<fs::Node> base, parent;
+    if (to.size > 0 && to.text[0] != '/')
+        if (int64_t r = base_dir(new_dirfd, base); r < 0) return r;
+    StringView name;
+    if (int64_t r = fs::resolve_parent(to.view(), base, parent, name); r < 0) return r;
+    if (parent->lookup(name)) return -EEXIST;
+    return parent->add_entry(name, node);
+}
+int64_t sys_link(SyscallArgs& a) {
+    return link_at(static_cast<uint64_t>(kAtFdcwd), a.a[0], static_cast<uint64_t>(kAtFdcwd), a.a[1], 0);
+}
+int64_t sys_linkat(SyscallArgs& a) { return link_at(a.a[0], a.a[1], a.a[2], a.a[3], a.a[4]); }
+
+// struct statfs of x86-64 for the one file system, in memory (tmpfs's magic): its size is the
+// instance's memory.
+int64_t write_statfs(uint64_t user) {
+    constexpr uint64_t kTmpfsMagic = 0x01021994;
+    const auto& pages = mm::page_allocator();
+    const uint64_t fields[15] = {kTmpfsMagic,
+                                 4096,
+                                 pages.total_pages(),
+                                 pages.free_pages(),
+                                 pages.free_pages(),
+                                 pages.total_pages(),
+                                 pages.free_pages(),
+                                 0,
+                                 255,
+                                 4096,
+                                 0,
+                                 0,
+                                 0,
+                                 0,
+                                 0};
+    return copy_to_user(user, fields,
+                        sizeof(fields));  // type bsize blocks bfree bavail files ffree fsid namelen frsize flags spare
+}
+int64_t sys_statfs(SyscallArgs& a) {
+    RefPtr<fs::Node> node;
+    if (int64_t r = lookup_at(static_cast<uint64_t>(kAtFdcwd), a.a[0], 0, node); r < 0) return r;
+    return write_statfs(a.a[1]);
+}
+int64_t sys_fstatfs(SyscallArgs& a) { return file_of(a.a[0]) ? write_statfs(a.a[1]) : -EBADF; }
+
+// Advice about a file's use, and reading ahead: everything is in memory already.
+int64_t sys_fadvise64(SyscallArgs& a) {
+    RefPtr<fs::File> f = file_of(a.a[0]);
+    if (!f) return -EBADF;
+    if (!f->node() || f->node()->type() == fs::Type::kFifo) return -ESPIPE;
+    return a.a[3] <= 5 ? 0 : -EINVAL;  // POSIX_FADV_NORMAL .. NOREUSE
+}
+int64_t sys_readahead(SyscallArgs& a) {
+    RefPtr<fs::File> f = file_of(a.a[0]);
+    if (!f || !f->readable()) return -EBADF;
+    return f->node() && f->node()->type() == fs::Type::kRegular ? 0 : -EINVAL;
+}
+// sync and syncfs: the file system is memory; nothing is waiting to be written.
+int64_t sys_sync(SyscallArgs&) { return 0; }
+int64_t sys_syncfs(SyscallArgs& a) { return file_of(a.a[0]) ? 0 : -EBADF; }
+
+// A file without a name: memory, read and written as any file, and mapped.
+int64_t sys_memfd_create(SyscallArgs& a) {
+    constexpr uint64_t kMfdCloexec = 1, kMfdAllowSealing = 2;
+    if (a.a[1] & ~(kMfdCloexec | kMfdAllowSealing)) return -EINVAL;
+    UserPath name;
+    if (int64_t r = read_path(a.a[0], name); r < 0) return r;
+    if (name.size > 249) return -EINVAL;
+    RefPtr<fs::Node> node(new fs::RamFile(0777));
+    return proc().fds.allocate(make_ref<fs::NodeFile>(node, fs::kOpenReadWrite), (a.a[1] & kMfdCloexec) != 0);
+}
 
 }  // namespace
 
@@ -567,6 +718,22 @@ void register_file_syscalls(SyscallHandler* t) {
     t[316] = sys_renameat2;
     t[332] = sys_statx;
     t[439] = sys_faccessat2;
+    t[86] = sys_link;
+    t[265] = sys_linkat;
+    t[132] = sys_utime;
+    t[235] = sys_utimes;
+    t[261] = sys_futimesat;
+    t[295] = sys_preadv;
+    t[296] = sys_pwritev;
+    t[327] = sys_preadv2;
+    t[328] = sys_pwritev2;
+    t[137] = sys_statfs;
+    t[138] = sys_fstatfs;
+    t[221] = sys_fadvise64;
+    t[187] = sys_readahead;
+    t[162] = sys_sync;
+    t[306] = sys_syncfs;
+    t[319] = sys_memfd_create;
 }
 
 }  // namespace kiln::linux

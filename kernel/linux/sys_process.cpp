@@ -34,18 +34,18 @@ int64_t sys_exit_group(SyscallArgs& a) { exit_application(static_cast<int>(a.a[0
 int64_t sys_getpid(SyscallArgs&) { return kPid; }
 int64_t sys_getppid(SyscallArgs&) { return 0; }
 int64_t sys_gettid(SyscallArgs&) { return sched::current().tid; }
-int64_t sys_zero(SyscallArgs&) { return 0; }  // uid, gid, euid, egid: root in its own VM
+int64_t sys_zero(SyscallArgs&) { return 0; }
 int64_t sys_getpgid(SyscallArgs&) { return kPid; }
 
 int64_t sys_uname(SyscallArgs& a) {
     char u[6 * 65] = {};
     auto set = [&u](int field, StringView text) { memcpy(u + field * 65, text.data(), min<size_t>(text.size(), 64)); };
     set(0, "Linux");
-    set(1, "kiln");
+    set(1, process().hostname);
     set(2, "6.1.0-kiln");
     set(3, "#1 SMP Kiln");
     set(4, "x86_64");
-    set(5, "(none)");
+    set(5, process().domainname);
     return copy_to_user(a.a[0], u, sizeof(u));
 }
 
@@ -210,10 +210,6 @@ void register_process_syscalls(SyscallHandler* t) {
     t[39] = sys_getpid;
     t[110] = sys_getppid;
     t[186] = sys_gettid;
-    t[102] = sys_zero;  // getuid
-    t[104] = sys_zero;  // getgid
-    t[107] = sys_zero;  // geteuid
-    t[108] = sys_zero;  // getegid
     t[121] = sys_getpgid;
     t[111] = sys_getpgid;  // getpgrp
     t[124] = sys_getpgid;  // getsid

@@ -67,6 +67,7 @@ void init_syscalls() {
     register_poll_syscalls(table);
     register_futex_syscalls(table);
     register_socket_syscalls(table);
+    register_identity_syscalls(table);
 }
 
 }  // namespace kiln::linux

@@ -65,6 +65,7 @@ PROGRAMS = [
     ("vector_math", 0, "vector_math: ok"),
     ("signals", 0, "signals: ok"),
     ("raw_syscalls", 0, "raw_syscalls: ok"),  # inline, from a generated page, in a signal handler
+    ("process_info", 0, "process_info: ok"),  # ids, scheduling, names, links, vectored and positioned I/O
     ("exit_status", 5, ""),
     ("exit_status exit", 7, ""),
     ("exit_status thread", 42, ""),
