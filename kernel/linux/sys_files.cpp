@@ -699,13 +699,13 @@ void register_file_syscalls(SyscallHandler* t) {
     t[89] = sys_readlink;
     t[90] = sys_chmod;
     t[91] = sys_fchmod;
-    t[92] = sys_chown;
-    t[93] = sys_chown;  // fchown
-    t[94] = sys_chown;  // lchown
+    t[92] = sys_chown;  // partial: ownership is not kept
+    t[93] = sys_chown;  // partial: ownership is not kept
+    t[94] = sys_chown;  // partial: ownership is not kept
     t[217] = sys_getdents64;
     t[257] = sys_openat;
     t[258] = sys_mkdirat;
-    t[260] = sys_chown;  // fchownat
+    t[260] = sys_chown;  // partial: ownership is not kept
     t[262] = sys_newfstatat;
     t[263] = sys_unlinkat;
     t[264] = sys_renameat;

@@ -304,7 +304,7 @@ void register_identity_syscalls(SyscallHandler* t) {
     t[141] = sys_setpriority;
     t[142] = sys_sched_setparam;
     t[143] = sys_sched_getparam;
-    t[144] = sys_sched_setscheduler;
+    t[144] = sys_sched_setscheduler;  // partial: real-time policies refused (EPERM)
     t[145] = sys_sched_getscheduler;
     t[146] = sys_sched_get_priority_max;
     t[147] = sys_sched_get_priority_min;
@@ -316,7 +316,7 @@ void register_identity_syscalls(SyscallHandler* t) {
     t[247] = sys_waitid;
     t[170] = sys_sethostname;
     t[171] = sys_setdomainname;
-    t[100] = sys_times;
+    t[100] = sys_times;  // partial: all CPU time counts as user time
 }
 
 }  // namespace kiln::linux

@@ -216,7 +216,7 @@ void register_process_syscalls(SyscallHandler* t) {
     t[63] = sys_uname;
     t[302] = sys_prlimit64;
     t[97] = sys_getrlimit;
-    t[160] = sys_zero;  // setrlimit: accepted, no effect
+    t[160] = sys_zero;  // partial: limits accepted, not enforced
     t[318] = sys_getrandom;
     t[158] = sys_arch_prctl;
     t[218] = sys_set_tid_address;
@@ -224,7 +224,7 @@ void register_process_syscalls(SyscallHandler* t) {
     t[274] = sys_get_robust_list;
     t[334] = sys_rseq;
     t[204] = sys_sched_getaffinity;
-    t[203] = sys_zero;  // sched_setaffinity
+    t[203] = sys_zero;  // partial: one CPU, any mask accepted
     t[24] = sys_sched_yield;
     t[79] = sys_getcwd;
     t[95] = sys_umask;

@@ -228,7 +228,7 @@ int64_t sys_socketpair(SyscallArgs&) { return -EAFNOSUPPORT; }  // AF_UNIX is no
 }  // namespace
 
 void register_socket_syscalls(SyscallHandler* t) {
-    t[41] = sys_socket;
+    t[41] = sys_socket;  // partial: AF_INET only
     t[42] = sys_connect;
     t[43] = sys_accept;
     t[44] = sys_sendto;
@@ -240,7 +240,7 @@ void register_socket_syscalls(SyscallHandler* t) {
     t[50] = sys_listen;
     t[51] = sys_getsockname;
     t[52] = sys_getpeername;
-    t[53] = sys_socketpair;
+    t[53] = sys_socketpair;  // refused: no AF_UNIX yet (EAFNOSUPPORT)
     t[54] = sys_setsockopt;
     t[55] = sys_getsockopt;
     t[288] = sys_accept4;

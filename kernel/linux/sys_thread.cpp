@@ -70,8 +70,8 @@ int64_t sys_no_new_process(SyscallArgs&) { return -ENOSYS; }  // fork, vfork, ex
 void register_thread_syscalls(SyscallHandler* t) {
     t[56] = sys_clone;
     t[435] = sys_clone3;
-    t[57] = sys_no_new_process;  // fork
-    t[58] = sys_no_new_process;  // vfork
+    t[57] = sys_no_new_process;  // refused: one process (ENOSYS)
+    t[58] = sys_no_new_process;  // refused: one process (ENOSYS)
 }
 
 }  // namespace kiln::linux

@@ -120,7 +120,7 @@ int64_t sys_pause(SyscallArgs&) {
 }  // namespace
 
 void register_time_syscalls(SyscallHandler* t) {
-    t[228] = sys_clock_gettime;
+    t[228] = sys_clock_gettime;  // partial: the CPU-time clocks read the monotonic clock
     t[229] = sys_clock_getres;
     t[230] = sys_clock_nanosleep;
     t[35] = sys_nanosleep;

@@ -20,12 +20,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define CHECK(cond)                                                                      \
-    do {                                                                                 \
-        if (!(cond)) {                                                                   \
-            printf("process_info: line %d: %s (errno %d)\n", __LINE__, #cond, errno);  \
-            exit(1);                                                                     \
-        }                                                                                \
+#define CHECK(cond)                                                                   \
+    do {                                                                              \
+        if (!(cond)) {                                                                \
+            printf("process_info: line %d: %s (errno %d)\n", __LINE__, #cond, errno); \
+            exit(1);                                                                  \
+        }                                                                             \
     } while (0)
 
 // musl leaves sched_{get,set}{scheduler,param} unimplemented on purpose: the system calls, then.
@@ -50,9 +50,9 @@ static void scheduling(void) {
     CHECK(setpriority(PRIO_PROCESS, 0, 5) == 0 && getpriority(PRIO_PROCESS, 0) == 5);
     unsigned cpu = 7, node = 7;
     CHECK(syscall(SYS_getcpu, &cpu, &node, NULL) == 0 && cpu == 0 && node == 0);
-    CHECK(syscall(SYS_membarrier, 0, 0) > 0);  // MEMBARRIER_CMD_QUERY: some are supported
+    CHECK(syscall(SYS_membarrier, 0, 0) > 0);                      // MEMBARRIER_CMD_QUERY: some are supported
     CHECK(syscall(SYS_membarrier, 8, 0) == -1 && errno == EPERM);  // PRIVATE_EXPEDITED, not registered
-    CHECK(syscall(SYS_membarrier, 16, 0) == 0);                      // REGISTER_PRIVATE_EXPEDITED
+    CHECK(syscall(SYS_membarrier, 16, 0) == 0);                    // REGISTER_PRIVATE_EXPEDITED
     CHECK(syscall(SYS_membarrier, 8, 0) == 0);
     CHECK(syscall(SYS_personality, 0xffffffff) == 0);
     struct tms t;
@@ -123,7 +123,7 @@ static void identity(void) {
     uid_t ru, eu, su;
     CHECK(getresuid(&ru, &eu, &su) == 0 && ru == 33 && eu == 33 && su == 0);
     CHECK(setgroups(0, NULL) == -1 && errno == EPERM);
-    CHECK(seteuid(0) == 0 && geteuid() == 0 && getuid() == 33);  // back, through the saved id
+    CHECK(seteuid(0) == 0 && geteuid() == 0 && getuid() == 33);         // back, through the saved id
     CHECK(setuid(1000) == 0 && getuid() == 1000 && geteuid() == 1000);  // privileged: all three
     CHECK(setuid(0) == -1 && errno == EPERM);
     CHECK(setreuid(-1, 1000) == 0 && sethostname("x", 1) == -1 && errno == EPERM);
