@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Programs from Debian's packages, unmodified and dynamically linked, on the Kiln kernel: a root
 file system made by scripts/debian-rootfs from the .deb files scripts/install-deps put in the
-cache (never downloaded here), under kiln-proc, QEMU TCG and kiln-vmm.
+cache (never downloaded here; tests/boot/debian_image.py), under kiln-proc, QEMU TCG and kiln-vmm.
 
 Usage: test_debian.py BUILD_DIR [unittest args, e.g. DebianUnderKilnProc]
 """
@@ -13,20 +13,14 @@ import sys
 import tempfile
 import unittest
 
+import debian_image
 from netns import TestNetwork
 
 BUILD = os.path.abspath(os.environ.get("KILN_BUILD_DIR") or
                         (sys.argv.pop(1) if __name__ == "__main__" and len(sys.argv) > 1 else "build"))
-SOURCE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-CACHE = os.environ.get("KILN_DEB_CACHE", "/var/cache/kiln-debs")
 KERNEL = os.path.join(BUILD, "kernel", "kiln.elf")
 TIMEOUT = float(os.environ.get("KILN_TEST_GUEST_TIMEOUT", "120"))
 GUEST = "10.77.0.5"
-# As Debian ships them: Python 3 (the interpreter, its core modules, the rest of the standard
-# library), nginx (Debian 12's nginx-light is a name for it), redis (its server is redis-tools'
-# program under another name).
-PACKAGES = ("python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib", "nginx", "nginx-common",
-            "redis-server", "redis-tools")
 UNKNOWN = "unsupported system call"
 
 work = None
@@ -34,20 +28,10 @@ initrd = None
 
 
 def setUpModule():
-    """One root file system for every test: Python from the cache, and the test programs."""
+    """One root file system for every test (tests/boot/debian_image.py)."""
     global work, initrd
     work = tempfile.mkdtemp(prefix="kiln-debian-")
-    rootfs = os.path.join(work, "rootfs")
-    made = subprocess.run([os.path.join(SOURCE, "scripts", "debian-rootfs"), "--cache", CACHE, "--out", rootfs,
-                           *PACKAGES], capture_output=True, text=True)
-    if made.returncode != 0:
-        raise RuntimeError(f"scripts/debian-rootfs failed (scripts/install-deps fills {CACHE}): {made.stderr}")
-    apps = os.path.join(SOURCE, "tests", "debian-apps")
-    initrd = os.path.join(work, "debian.cpio")
-    subprocess.run([sys.executable, os.path.join(SOURCE, "tests", "guest-apps", "make_initrd.py"), initrd,
-                    f"/%tree:{rootfs}", *(f"/app/{f}={os.path.join(apps, f)}" for f in sorted(os.listdir(apps))),
-                    "/www/index.html:hello from nginx on kiln", "/var/lib/nginx/body/.keep:", "/data/.keep:"],
-                   check=True)
+    _, initrd = debian_image.build(work)
 
 
 def tearDownModule():

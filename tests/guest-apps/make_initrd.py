@@ -39,14 +39,17 @@ def pad(data):
 def main():
     out, specs = sys.argv[1], sys.argv[2:]
     entries = {}
+    dirs = set()
     for spec in specs:
         if "%tree:" in spec:  # a directory's files and symbolic links, under DEST
             dest, tree = spec.split("%tree:", 1)
-            for root, dirs, files in os.walk(tree):
-                for name in dirs + files:
+            for root, subdirs, files in os.walk(tree):
+                for name in subdirs + files:
                     path = os.path.join(root, name)
                     inside = os.path.join(dest, os.path.relpath(path, tree)).lstrip("/")
-                    if os.path.islink(path):
+                    if os.path.isdir(path) and not os.path.islink(path):
+                        dirs.add(inside)  # empty ones too
+                    elif os.path.islink(path):
                         entries[inside] = (0o120777, os.readlink(path).encode())
                     elif os.path.isfile(path):
                         with open(path, "rb") as f:
@@ -73,8 +76,7 @@ def main():
             dest, text = spec.split(":", 1)
             data, mode = text.encode() + b"\n", 0o100644
         entries[dest.lstrip("/")] = (mode, data)
-    dirs = set()
-    for path in entries:
+    for path in list(entries) + list(dirs):
         parts = path.split("/")[:-1]
         for i in range(1, len(parts) + 1):
             dirs.add("/".join(parts[:i]))
