@@ -31,7 +31,9 @@ std::string read_file(const std::string& path, const std::string& what) {
 }
 
 // The parts of an ELF header that decide whether the Kiln kernel can run it; "" if it can.
-std::string unrunnable(const std::string& bytes) {
+// Why the Kiln kernel could not start `bytes` as the image's program, from `entries` (the root
+// file system it runs in); empty if it can. A dynamic program needs its PT_INTERP linker there.
+std::string unrunnable(const std::string& bytes, const std::vector<RootfsEntry>& entries) {
     if (bytes.size() < 64 || bytes.compare(0, 4,
                                            "\x7f"
                                            "ELF") != 0)
@@ -47,12 +49,32 @@ std::string unrunnable(const std::string& bytes) {
     if (phentsize < 56 || phoff > bytes.size() || uint64_t{phnum} * phentsize > bytes.size() - phoff)
         return "has a damaged program header table";
     for (uint16_t i = 0; i < phnum; ++i) {
+        const char* header = bytes.data() + phoff + uint64_t{i} * phentsize;
         uint32_t type;
-        std::memcpy(&type, bytes.data() + phoff + uint64_t{i} * phentsize, 4);
-        if (type == 3)  // PT_INTERP
-            return "is a dynamic executable; the Kiln kernel runs static ones (link with -static or -static-pie)";
+        uint64_t offset, size;
+        std::memcpy(&type, header, 4);
+        std::memcpy(&offset, header + 8, 8);
+        std::memcpy(&size, header + 32, 8);
+        if (type != 3) continue;  // PT_INTERP
+        if (size < 2 || offset > bytes.size() || size > bytes.size() - offset || bytes[offset + size - 1] != '\0')
+            return "has a damaged interpreter path (PT_INTERP)";
+        const std::string linker(bytes.data() + offset);
+        const RootfsEntry* found = find_entry(entries, linker);
+        if (found == nullptr || (found->mode & S_IFMT) != S_IFREG)
+            return "is a dynamic executable whose linker " + linker +
+                   " is not in the rootfs (add its libraries, or link it with -static)";
     }
     return "";
+}
+
+// An instance's memory unless it asks: KraftKit's 64 MiB, which leaves room for a root file system
+// of up to 16 MiB (the kernel holds it in memory); a larger one is added, in whole 16 MiB, so that
+// a 45 MB Python image runs without -m.
+int64_t default_memory_mb(const nlohmann::json& manifest) {
+    constexpr int64_t kMiB = 1 << 20, kIncluded = 16;
+    const int64_t rootfs = manifest.contains("rootfs") ? manifest["rootfs"].value("size", int64_t{0}) : 0;
+    const int64_t beyond = std::max<int64_t>(0, (rootfs + kMiB - 1) / kMiB - kIncluded);
+    return kDefaultMemoryMb + (beyond + 15) / 16 * 16;
 }
 
 int64_t now_ns() {
@@ -156,7 +178,7 @@ Image ImageStore::build(const Kraftfile& kraftfile, const std::string& kernel_pa
             const std::string where = kraftfile.path + ": cmd: " + kraftfile.cmd[0];
             if (program == nullptr) throw KraftfileError(where + " is not in the rootfs (" + *kraftfile.rootfs + ")");
             if ((program->mode & S_IFMT) != S_IFREG) throw KraftfileError(where + " is not a file");
-            if (const std::string why = unrunnable(program->data); !why.empty())
+            if (const std::string why = unrunnable(program->data, entries); !why.empty())
                 throw KraftfileError(where + " " + why);
         }
         const std::string cpio = write_cpio(entries);
@@ -168,7 +190,7 @@ Image ImageStore::build(const Kraftfile& kraftfile, const std::string& kernel_pa
     nlohmann::json env = nlohmann::json::array();
     for (const auto& [variable, value] : kraftfile.env) env.push_back(variable + "=" + value);
     manifest["env"] = env;
-    manifest["memory_mb"] = kDefaultMemoryMb;
+    manifest["memory_mb"] = default_memory_mb(manifest);
     manifest["labels"] = kraftfile.labels;
     manifest["kconfig"] = kraftfile.kconfig;
     manifest["runtime"] = "kiln";

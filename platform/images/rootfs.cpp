@@ -81,7 +81,8 @@ std::vector<RootfsEntry> read_directory(const std::string& source) {
         const fs::path& path = it->path();
         struct stat st {};
         if (::lstat(path.c_str(), &st) != 0) throw RootfsError(path.string() + ": cannot stat it");
-        const std::string inside = normal_path(source, fs::relative(path, source).string());
+        // Lexically: fs::relative would follow a symbolic link, to the host's files or to none.
+        const std::string inside = normal_path(source, path.lexically_relative(source).string());
         const unsigned permissions = st.st_mode & 07777;
         if (S_ISDIR(st.st_mode)) {
             collector.add(inside, S_IFDIR | permissions, {});

@@ -94,6 +94,29 @@ class RunAttached(InstanceCase):
         self.assertEqual(r.stderr, "kiln: field 'restart_policy' must be never, always or on-failure\n")
 
 
+class DebianImages(InstanceCase):
+    """An image of Debian's own python3 (scripts/debian-rootfs, from the .deb cache), run by kiln
+    without -m: its memory grows with its root file system."""
+
+    def test_python_from_debian_runs_without_a_memory_size(self):
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "boot"))
+        import debian_image
+        rootfs, _ = debian_image.build(self.dir)
+        app = os.path.join(self.dir, "python")
+        os.makedirs(app)
+        with open(os.path.join(app, "Kraftfile"), "w") as f:
+            f.write(f'spec: v0.6\nname: python\nrootfs: {rootfs}\ncmd: ["/usr/bin/python3.11", "/app/python_check.py"]\n')
+        self.kiln("build", app)
+        r = self.kiln("run", "--name", "py", "python")
+        self.assertIn('{"rows": 1000, "threads": 4, "sum": 149999500000, "sha": "cdfe9ad58b46226d"}', r.stdout)
+        self.assertGreater(self.inspect("py")["memory_mb"], 64)
+        # A dynamic program without its linker in the rootfs is refused when the image is built.
+        os.remove(os.path.join(rootfs, "lib64", "ld-linux-x86-64.so.2"))
+        r = self.kiln("build", app, ok=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("linker /lib64/ld-linux-x86-64.so.2 is not in the rootfs", r.stderr)
+
+
 class Platforms(InstanceCase):
     """kvm (kiln-vmm) and proc (kiln-proc) side by side: what the host has, the default, and each
     instance's own, asked for or named by its image's Kraftfile targets. Host-agnostic: a platform

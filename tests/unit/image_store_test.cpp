@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "images/image_store.h"
 #include "images/rootfs.h"
@@ -82,6 +84,20 @@ TEST_F(ImageStoreTest, ADirectoryBecomesASortedReproducibleCpio) {
     EXPECT_NE(cpio.find("TRAILER!!!"), std::string::npos);
     EXPECT_EQ(cpio.size() % 4, 0u);
     EXPECT_EQ(write_cpio(read_rootfs((dir_ / "app" / "rootfs").string())), cpio);  // same bytes again
+}
+
+TEST_F(ImageStoreTest, SymbolicLinksAreKeptAsTheyAreNotFollowedOnTheHost) {
+    // A link to a path the host has (/bin/sh here), and one that climbs to a target the image
+    // lacks: both stay links, whatever the host's own files are (Debian's packages have both).
+    fs::create_symlink("/bin/sh", dir_ / "app/rootfs/bin/sh");
+    fs::create_directories(dir_ / "app/rootfs/usr/lib/python3");
+    fs::create_symlink("../../../etc/python3/sitecustomize.py", dir_ / "app/rootfs/usr/lib/python3/sitecustomize.py");
+    const auto entries = read_rootfs((dir_ / "app" / "rootfs").string());
+    std::map<std::string, std::string> links;
+    for (const auto& e : entries)
+        if ((e.mode & S_IFMT) == S_IFLNK) links[e.path] = e.data;
+    EXPECT_EQ(links["/bin/sh"], "/bin/sh");
+    EXPECT_EQ(links["/usr/lib/python3/sitecustomize.py"], "../../../etc/python3/sitecustomize.py");
 }
 
 TEST_F(ImageStoreTest, TarballsAndCpioArchivesGiveTheSameRootfsAsTheDirectory) {
@@ -169,8 +185,21 @@ TEST_F(ImageStoreTest, TheProgramMustBeInTheRootfsAndRunnable) {
     EXPECT_NE(build_error("cmd: /www\nrootfs: ./rootfs\n").find("cmd: /www is not a file"), std::string::npos);
     EXPECT_NE(build_error("cmd: /www/index.html\nrootfs: ./rootfs\n").find("is not an ELF executable"),
               std::string::npos);
-    write("app/rootfs/bin/dynamic", fake_elf(3));
-    EXPECT_NE(build_error("cmd: /bin/dynamic\nrootfs: ./rootfs\n").find("is a dynamic executable"), std::string::npos);
+    write("app/rootfs/bin/dynamic", fake_elf(3));  // PT_INTERP of no bytes
+    EXPECT_NE(build_error("cmd: /bin/dynamic\nrootfs: ./rootfs\n").find("damaged interpreter path"), std::string::npos);
+    // A dynamic program runs when its linker is in the rootfs, and is refused by name when not.
+    std::string dynamic = fake_elf(3);
+    const std::string linker = "/lib/ld.so";
+    const uint64_t offset = dynamic.size(), size = linker.size() + 1;
+    std::memcpy(&dynamic[64 + 8], &offset, 8);  // p_offset
+    std::memcpy(&dynamic[64 + 32], &size, 8);   // p_filesz
+    dynamic += linker + '\0';
+    write("app/rootfs/bin/dynamic", dynamic);
+    EXPECT_NE(build_error("cmd: /bin/dynamic\nrootfs: ./rootfs\n").find("linker /lib/ld.so is not in the rootfs"),
+              std::string::npos);
+    fs::create_directories(dir_ / "app/rootfs/lib");
+    write("app/rootfs/lib/ld.so", fake_elf(1));
+    EXPECT_EQ(build_error("cmd: /bin/dynamic\nrootfs: ./rootfs\n"), "");
     EXPECT_NE(build_error("cmd: /bin/server\n").find("the image has no rootfs"), std::string::npos);
     EXPECT_EQ(build_error("cmd: /bin/link\nrootfs: ./rootfs\n"), "");  // through the symbolic link
     EXPECT_EQ(build_error(""), "");                                    // a kernel alone
