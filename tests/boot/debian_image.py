@@ -12,17 +12,17 @@ CACHE = os.environ.get("KILN_DEB_CACHE", "/var/cache/kiln-debs")
 # As Debian ships them: Python 3 (the interpreter, its core modules, the rest of the standard
 # library), nginx (Debian 12's nginx-light is a name for it), redis (its server is redis-tools'
 # program under another name).
-PACKAGES = ("python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib", "nginx", "nginx-common",
-            "redis-server", "redis-tools")
+PYTHON = ("python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib")
+PACKAGES = (*PYTHON, "nginx", "nginx-common", "redis-server", "redis-tools")
 FILES = {"www/index.html": "hello from nginx on kiln\n"}
 DIRECTORIES = ("app", "data", "tmp", "var/lib/nginx/body", "var/log/nginx", "dev")
 
 
-def build(work):
-    """Makes WORK/rootfs and WORK/debian.cpio; returns (rootfs, initrd)."""
+def build(work, packages=PACKAGES, initrd=True):
+    """Makes WORK/rootfs and, with `initrd`, WORK/debian.cpio; returns (rootfs, initrd or None)."""
     rootfs = os.path.join(work, "rootfs")
     made = subprocess.run([os.path.join(SOURCE, "scripts", "debian-rootfs"), "--cache", CACHE, "--out", rootfs,
-                           *PACKAGES], capture_output=True, text=True)
+                           *packages], capture_output=True, text=True)
     if made.returncode != 0:
         raise RuntimeError(f"scripts/debian-rootfs failed (scripts/install-deps fills {CACHE}): {made.stderr}")
     for d in DIRECTORIES:
@@ -34,6 +34,8 @@ def build(work):
         os.makedirs(os.path.dirname(os.path.join(rootfs, path)), exist_ok=True)
         with open(os.path.join(rootfs, path), "w") as f:
             f.write(text)
+    if not initrd:
+        return rootfs, None
     initrd = os.path.join(work, "debian.cpio")
     subprocess.run([sys.executable, os.path.join(SOURCE, "tests", "guest-apps", "make_initrd.py"), initrd,
                     f"/%tree:{rootfs}"], check=True)

@@ -101,7 +101,7 @@ class DebianImages(InstanceCase):
     def test_python_from_debian_runs_without_a_memory_size(self):
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "boot"))
         import debian_image
-        rootfs, _ = debian_image.build(self.dir)
+        rootfs, _ = debian_image.build(self.dir, debian_image.PYTHON, initrd=False)
         app = os.path.join(self.dir, "python")
         os.makedirs(app)
         with open(os.path.join(app, "Kraftfile"), "w") as f:
