@@ -67,6 +67,16 @@ int64_t lookup_at(uint64_t dirfd, uint64_t user_path, uint64_t flags, RefPtr<fs:
     return fs::resolve(path.view(), base, !(flags & kAtSymlinkNoFollow), out);
 }
 
+// The directory that holds (or would hold) `user_path`, relative to `dirfd`, and the last name
+// of the path; `path` keeps the text `name` points into.
+int64_t parent_at(uint64_t dirfd, uint64_t user_path, UserPath& path, RefPtr<fs::Node>& parent, StringView& name) {
+    if (int64_t r = read_path(user_path, path); r < 0) return r;
+    RefPtr<fs::Node> base;
+    if (path.size > 0 && path.text[0] != '/')
+        if (int64_t r = base_dir(dirfd, base); r < 0) return r;
+    return fs::resolve_parent(path.view(), base, parent, name);
+}
+
 // struct stat of x86-64.
 int64_t write_stat(uint64_t user, fs::Node& node) {
     uint8_t st[144] = {};
@@ -269,12 +279,9 @@ int64_t sys_getdents64(SyscallArgs& a) {
 
 int64_t make_directory(uint64_t dirfd, uint64_t user_path, uint64_t mode) {
     UserPath path;
-    if (int64_t r = read_path(user_path, path); r < 0) return r;
-    RefPtr<fs::Node> base, parent;
-    if (path.size > 0 && path.text[0] != '/')
-        if (int64_t r = base_dir(dirfd, base); r < 0) return r;
+    RefPtr<fs::Node> parent;
     StringView name;
-    if (int64_t r = fs::resolve_parent(path.view(), base, parent, name); r < 0) return r;
+    if (int64_t r = parent_at(dirfd, user_path, path, parent, name); r < 0) return r;
     RefPtr<fs::Node> dir(new fs::RamDirectory(static_cast<uint32_t>(mode) & ~proc().umask));
     return parent->add_entry(name, dir);
 }
@@ -284,12 +291,9 @@ int64_t sys_mkdirat(SyscallArgs& a) { return make_directory(a.a[0], a.a[1], a.a[
 
 int64_t remove_at(uint64_t dirfd, uint64_t user_path, uint64_t flags) {
     UserPath path;
-    if (int64_t r = read_path(user_path, path); r < 0) return r;
-    RefPtr<fs::Node> base, parent;
-    if (path.size > 0 && path.text[0] != '/')
-        if (int64_t r = base_dir(dirfd, base); r < 0) return r;
+    RefPtr<fs::Node> parent;
     StringView name;
-    if (int64_t r = fs::resolve_parent(path.view(), base, parent, name); r < 0) return r;
+    if (int64_t r = parent_at(dirfd, user_path, path, parent, name); r < 0) return r;
     RefPtr<fs::Node> node = parent->lookup(name);
     if (!node) return -ENOENT;
     const bool is_dir = node->type() == fs::Type::kDirectory;
@@ -305,16 +309,10 @@ int64_t sys_unlinkat(SyscallArgs& a) { return remove_at(a.a[0], a.a[1], a.a[2]);
 
 int64_t rename_at(uint64_t old_dirfd, uint64_t old_user, uint64_t new_dirfd, uint64_t new_user) {
     UserPath from, to;
-    if (int64_t r = read_path(old_user, from); r < 0) return r;
-    if (int64_t r = read_path(new_user, to); r < 0) return r;
-    RefPtr<fs::Node> from_base, to_base, from_parent, to_parent;
-    if (from.size > 0 && from.text[0] != '/')
-        if (int64_t r = base_dir(old_dirfd, from_base); r < 0) return r;
-    if (to.size > 0 && to.text[0] != '/')
-        if (int64_t r = base_dir(new_dirfd, to_base); r < 0) return r;
+    RefPtr<fs::Node> from_parent, to_parent;
     StringView from_name, to_name;
-    if (int64_t r = fs::resolve_parent(from.view(), from_base, from_parent, from_name); r < 0) return r;
-    if (int64_t r = fs::resolve_parent(to.view(), to_base, to_parent, to_name); r < 0) return r;
+    if (int64_t r = parent_at(old_dirfd, old_user, from, from_parent, from_name); r < 0) return r;
+    if (int64_t r = parent_at(new_dirfd, new_user, to, to_parent, to_name); r < 0) return r;
     RefPtr<fs::Node> node = from_parent->lookup(from_name);
     if (!node) return -ENOENT;
     if (RefPtr<fs::Node> existing = to_parent->lookup(to_name)) {
@@ -340,12 +338,9 @@ int64_t sys_renameat2(SyscallArgs& a) { return a.a[4] != 0 ? -EINVAL : rename_at
 int64_t symlink_at(uint64_t user_target, uint64_t dirfd, uint64_t user_path) {
     UserPath target, path;
     if (int64_t r = read_path(user_target, target); r < 0) return r;
-    if (int64_t r = read_path(user_path, path); r < 0) return r;
-    RefPtr<fs::Node> base, parent;
-    if (path.size > 0 && path.text[0] != '/')
-        if (int64_t r = base_dir(dirfd, base); r < 0) return r;
+    RefPtr<fs::Node> parent;
     StringView name;
-    if (int64_t r = fs::resolve_parent(path.view(), base, parent, name); r < 0) return r;
+    if (int64_t r = parent_at(dirfd, user_path, path, parent, name); r < 0) return r;
     return parent->add_entry(name, RefPtr<fs::Node>(new fs::RamSymlink(target.view())));
 }
 
@@ -593,12 +588,9 @@ int64_t link_at(uint64_t old_dirfd, uint64_t old_user, uint64_t new_dirfd, uint6
         return r;
     if (node->type() == fs::Type::kDirectory) return -EPERM;
     UserPath to;
-    if (int64_t r = read_path(new_user, to); r < 0) return r;
-    RefPtr<fs::Node> base, parent;
-    if (to.size > 0 && to.text[0] != '/')
-        if (int64_t r = base_dir(new_dirfd, base); r < 0) return r;
+    RefPtr<fs::Node> parent;
     StringView name;
-    if (int64_t r = fs::resolve_parent(to.view(), base, parent, name); r < 0) return r;
+    if (int64_t r = parent_at(new_dirfd, new_user, to, parent, name); r < 0) return r;
     if (parent->lookup(name)) return -EEXIST;
     return parent->add_entry(name, node);
 }

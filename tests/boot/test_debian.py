@@ -14,6 +14,7 @@ import tempfile
 import unittest
 
 import debian_image
+import test_apps
 from netns import TestNetwork
 
 BUILD = os.path.abspath(os.environ.get("KILN_BUILD_DIR") or
@@ -51,16 +52,6 @@ def vmm_argv():
 def run_monitor(argv, cmdline):
     p = subprocess.run([*argv, "--cmdline", cmdline], capture_output=True, text=True, timeout=TIMEOUT + 30)
     return p.returncode, p.stdout, p.stderr
-
-
-def run_qemu(cmdline):
-    cmd = ["timeout", "-s", "KILL", str(TIMEOUT), "qemu-system-x86_64", "-M", "microvm,x-option-roms=off,rtc=off",
-           "-accel", "tcg", "-cpu", "max", "-m", "512", "-nodefaults", "-no-user-config", "-nographic",
-           "-serial", "stdio", "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
-           "-kernel", KERNEL, "-initrd", initrd, "-append", cmdline]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT + 30)
-    status = p.returncode >> 1 if p.returncode & 1 else -1  # isa-debug-exit: status*2+1
-    return status, p.stdout.replace("\r\n", "\n"), p.stderr
 
 
 class DebianPrograms:
@@ -143,7 +134,7 @@ class DebianUnderKilnVmm(DebianPrograms, ServesTheHost, unittest.TestCase):
 
 class DebianUnderQemuTcg(DebianPrograms, unittest.TestCase):
     def run_program(self, cmdline):
-        return run_qemu(cmdline)
+        return test_apps.run_qemu(cmdline, initrd)
 
 
 if __name__ == "__main__":
