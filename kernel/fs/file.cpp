@@ -107,6 +107,17 @@ int64_t FdTable::close(int fd) {
     return 0;
 }
 
+bool FdTable::copy_from(const FdTable& other) {
+    if (!slots_.reserve(other.slots_.size())) return false;
+    for (const Slot& slot : other.slots_) (void)slots_.push_back({slot.file, slot.cloexec});
+    return true;
+}
+
+void FdTable::close_on_exec() {
+    for (Slot& slot : slots_)
+        if (slot.cloexec) slot = {};
+}
+
 bool FdTable::cloexec(int fd) const { return get(fd) && slots_[static_cast<size_t>(fd)].cloexec; }
 
 int64_t FdTable::set_cloexec(int fd, bool on) {

@@ -114,6 +114,11 @@ class FdTable {
     int64_t close(int fd);
     bool cloexec(int fd) const;
     int64_t set_cloexec(int fd, bool on);
+    // fork: the same open files under the same numbers. False if memory ran out.
+    [[nodiscard]] bool copy_from(const FdTable& other);
+    // execve: closes the descriptors marked close-on-exec.
+    void close_on_exec();
+    void close_all() { slots_ = {}; }
 
   private:
     struct Slot {

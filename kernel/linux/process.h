@@ -1,5 +1,7 @@
-// The application: one Linux process (pid 1) with its threads, descriptors and signal handlers,
-// in the kernel's single address space.
+// The application's Linux processes: the first (pid 1, the program named on the command line)
+// and those it starts with vfork, fork and execve, each with its threads, descriptors and signal
+// handlers, all in the kernel's single address space. docs/architecture.md, "Processes", says
+// how a fork works without a second address space.
 #pragma once
 
 #include <stdint.h>
@@ -10,11 +12,21 @@
 #include "lib/string_class.h"
 #include "lib/vector.h"
 #include "linux/thread_info.h"
+#include "mm/address_space.h"
+#include "sched/thread.h"
 
 namespace kiln::linux {
 
-inline constexpr int kPid = 1;
+inline constexpr int kInitPid = 1;
 inline constexpr int kSignalCount = 64;
+
+// One program image's memory: its mappings (tagged with `owner`) and its break. A vfork or fork
+// child runs in its parent's until it calls execve or exits.
+struct Memory {
+    mm::Owner owner = 0;
+    int users = 1;
+    mm::Break brk;
+};
 
 struct SignalAction {
     uint64_t handler = 0;  // SIG_DFL 0, SIG_IGN 1
@@ -32,6 +44,26 @@ struct Credentials {
 };
 
 struct Process {
+    int pid = 0;
+    int pgid = 0;
+    int sid = 0;
+    Process* parent = nullptr;
+    Vector<Process*> children;
+    bool exiting = false;            // exit_group or a fatal signal: its threads end on their way out
+    bool zombie = false;             // every thread gone: kept for the parent's wait
+    int wait_status = 0;             // as wait4 reports it
+    sched::WaitQueue child_changed;  // a child ended: the parent's wait4 sleeps here
+
+    Memory* memory = nullptr;
+    // Set in a vfork or fork child while it runs in the memory of `lender`, which waits.
+    Process* lender = nullptr;
+    bool lending = false;                    // a child runs in this process's memory; this one waits
+    mm::MemorySnapshot* snapshot = nullptr;  // fork: the lent memory as it was, put back after
+    mm::Break snapshot_break;
+    sched::WaitQueue memory_returned;
+    bool frozen = false;  // a fork child runs in this memory: the other threads hold still
+    sched::WaitQueue thawed;
+
     fs::FdTable fds;
     RefPtr<fs::Node> cwd;
     String cwd_path;
@@ -48,14 +80,30 @@ struct Process {
     bool strace = false;
 };
 
+// The calling thread's process.
 Process& process();
 ThreadInfo* current_info();
+Process* find_process(int pid);
+Vector<Process*>& all_processes();
+
+// Ends the calling thread; the process with it if it was the last (`status` is exit's).
+[[noreturn]] void exit_thread(int status);
+// Ends the calling process (exit_group, or a fatal signal): `wait_status` as wait4 reports it.
+[[noreturn]] void exit_process(int wait_status);
+// On the way back to user mode: ends the thread if its process is ending, or holds it while a
+// fork child runs in its memory.
+void hold_at_user_return(ThreadInfo& info);
+
+// The calling process gives back the memory it runs in (execve, exit): a vfork or fork parent
+// gets its own back (a fork's as it was) and runs on; an image nobody else uses is unmapped.
+void leave_memory(Process& p);
+Memory* new_memory();
 
 // Loads the application named after `--` on the command line and starts its main thread. On
 // failure prints why and returns false (the caller ends the VM with kExitCannotStart).
 bool start_application(const Cmdline& cmdline);
 
-// Ends the application and the VM with `status`.
+// Ends the application and the VM with `status` (pid 1 ended).
 [[noreturn]] void exit_application(int status);
 
 // Exit status when the application cannot start: not found, not a static x86-64 ELF, bad initrd.

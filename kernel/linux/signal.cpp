@@ -33,11 +33,11 @@ bool ignored_by_default(int signo) {
 
 [[noreturn]] void terminate(int signo, const SignalInfo* fault, const arch::InterruptFrame* frame) {
     if (fault && frame)
-        console::print("kiln: application crashed: signal {} at rip {:#x}, address {:#x}\n", signo, frame->rip,
-                       fault->address);
-    else
+        console::print("kiln: application crashed: signal {} at rip {:#x}, address {:#x} (pid {}, {})\n", signo,
+                       frame->rip, fault->address, process().pid, process().exe_path.view());
+    else if (process().pid == kInitPid)
         console::print("kiln: application killed by signal {}\n", signo);
-    exit_application(128 + signo);
+    exit_process(signo);
 }
 
 struct SigInfo {
@@ -151,7 +151,7 @@ void setup_frame(int signo, const SignalInfo& si, arch::InterruptFrame& frame) {
     f.info.signo = signo;
     f.info.code = si.code;
     if (si.code == kSiTkill || si.code == kSiUser)
-        f.info.fields[0] = static_cast<uint64_t>(kPid);  // si_pid, si_uid = 0
+        f.info.fields[0] = static_cast<uint64_t>(process().pid);  // si_pid, si_uid = 0
     else
         f.info.fields[0] = si.address;  // si_addr
     ok = ok && copy_to_user(frame_at, &f, sizeof(f)) == 0;
@@ -184,15 +184,18 @@ int take_pending(ThreadInfo& t) {
 
 }  // namespace
 
-bool signal_pending(const ThreadInfo& info) { return ((info.pending | process().pending) & ~info.signal_mask) != 0; }
+bool signal_pending(const ThreadInfo& info) {
+    const uint64_t process_pending = info.process != nullptr ? info.process->pending : 0;
+    return ((info.pending | process_pending) & ~info.signal_mask) != 0 || (info.process && info.process->exiting);
+}
 
 void send_signal(ThreadInfo& thread, int signo) {
     thread.pending |= bit(signo);
     if (thread.thread && (bit(signo) & ~thread.signal_mask)) sched::interrupt(*thread.thread);
 }
 
-void send_signal_to_process(int signo) {
-    Process& p = process();
+void send_signal_to_process(Process& p, int signo) {
+    if (p.zombie) return;
     // To a thread that does not block it, if any; else it stays pending for the process.
     for (ThreadInfo* t : p.threads) {
         if (!(t->signal_mask & bit(signo))) {
@@ -304,18 +307,18 @@ int64_t sys_sigaltstack(SyscallArgs& a) {
 }
 
 ThreadInfo* thread_by_tid(int64_t tid) {
-    for (ThreadInfo* t : process().threads)
-        if (t->thread && t->thread->tid == tid) return t;
+    for (Process* p : all_processes())
+        for (ThreadInfo* t : p->threads)
+            if (t->thread && t->thread->tid == tid) return t;
     return nullptr;
 }
 
 int64_t check_signal(uint64_t signo) { return signo > static_cast<uint64_t>(kSignalCount) ? -EINVAL : 0; }
 
 int64_t sys_tgkill(SyscallArgs& a) {
-    if (static_cast<int64_t>(a.a[0]) != kPid) return -ESRCH;
     if (int64_t r = check_signal(a.a[2]); r < 0) return r;
     ThreadInfo* t = thread_by_tid(static_cast<int64_t>(a.a[1]));
-    if (t == nullptr) return -ESRCH;
+    if (t == nullptr || t->process == nullptr || t->process->pid != static_cast<int64_t>(a.a[0])) return -ESRCH;
     if (a.a[2] != 0) send_signal(*t, static_cast<int>(a.a[2]));
     return 0;
 }
@@ -328,12 +331,28 @@ int64_t sys_tkill(SyscallArgs& a) {
     return 0;
 }
 
+// kill(pid): one process; 0, the caller's group; -1, every process but pid 1 (all of them if the
+// caller is alone); below -1, the group -pid.
 int64_t sys_kill(SyscallArgs& a) {
-    const int64_t pid = static_cast<int64_t>(a.a[0]);
-    if (pid != kPid && pid != 0 && pid != -1) return -ESRCH;
+    const auto pid = static_cast<int32_t>(a.a[0]);
+    const int signo = static_cast<int>(a.a[1]);
     if (int64_t r = check_signal(a.a[1]); r < 0) return r;
-    if (a.a[1] != 0) send_signal_to_process(static_cast<int>(a.a[1]));
-    return 0;
+    const int group = pid == 0 ? process().pgid : -pid;
+    bool found = false;
+    // Collected first: a signal that ends a process may change the list.
+    Vector<Process*> targets;
+    for (Process* p : all_processes()) {
+        if (p->zombie) continue;
+        const bool match = pid > 0     ? p->pid == pid
+                           : pid == -1 ? (p->pid != kInitPid || all_processes().size() == 1)
+                                       : p->pgid == group;
+        if (match && !targets.push_back(p)) return -ENOMEM;
+    }
+    for (Process* p : targets) {
+        found = true;
+        if (signo != 0) send_signal_to_process(*p, signo);
+    }
+    return found ? 0 : -ESRCH;
 }
 
 int64_t sys_rt_sigreturn(SyscallArgs& a) {

@@ -23,7 +23,8 @@ struct SignalInfo {
 };
 
 void send_signal(ThreadInfo& thread, int signo);
-void send_signal_to_process(int signo);
+struct Process;
+void send_signal_to_process(Process& p, int signo);
 
 // A fault in user mode (page fault, invalid opcode...): delivered at once, or the application
 // ends if it is blocked, ignored or unhandled.

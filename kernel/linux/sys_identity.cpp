@@ -140,7 +140,7 @@ constexpr uint64_t kSliceNs = 10'000'000;
 
 bool is_self(uint64_t pid) {
     const auto p = static_cast<int32_t>(pid);
-    if (p == 0 || p == kPid) return true;
+    if (p == 0 || p == process().pid) return true;
     for (ThreadInfo* info : process().threads)
         if (info->thread && static_cast<int32_t>(info->thread->tid) == p) return true;
     return false;
@@ -252,13 +252,6 @@ int64_t sys_membarrier(SyscallArgs& a) {
     return command == kPrivateExpedited && !registered_private ? -EPERM : 0;
 }
 
-// wait4 and waitid: Kiln runs one process, which never has children to wait for.
-int64_t sys_wait4(SyscallArgs& a) {
-    constexpr uint64_t kKnownOptions = 1 | 2 | 8 | 0x20000000 | 0x40000000 | 0x80000000ull;
-    return a.a[2] & ~kKnownOptions ? -EINVAL : -ECHILD;
-}
-int64_t sys_waitid(SyscallArgs& a) { return a.a[0] > 3 ? -EINVAL : -ECHILD; }
-
 int64_t set_name(char (&field)[65], uint64_t user, uint64_t size) {
     if (!privileged()) return -EPERM;
     if (size > 64) return -EINVAL;
@@ -312,8 +305,6 @@ void register_identity_syscalls(SyscallHandler* t) {
     t[309] = sys_getcpu;
     t[135] = sys_personality;
     t[324] = sys_membarrier;
-    t[61] = sys_wait4;
-    t[247] = sys_waitid;
     t[170] = sys_sethostname;
     t[171] = sys_setdomainname;
     t[100] = sys_times;  // partial: all CPU time counts as user time

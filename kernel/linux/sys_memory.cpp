@@ -18,7 +18,9 @@ constexpr uint64_t kMadvDontNeed = 4, kMadvFree = 8;
 
 uint32_t prot_of(uint64_t prot) { return static_cast<uint32_t>(prot & 7); }
 
-int64_t sys_brk(SyscallArgs& a) { return static_cast<int64_t>(mm::address_space().set_break(a.a[0])); }
+int64_t sys_brk(SyscallArgs& a) {
+    return static_cast<int64_t>(mm::address_space().set_break(process().memory->brk, a.a[0]));
+}
 
 int64_t sys_mmap(SyscallArgs& a) {
     const uint64_t addr = a.a[0], length = a.a[1], prot = a.a[2], flags = a.a[3], offset = a.a[5];

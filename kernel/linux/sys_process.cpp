@@ -18,24 +18,56 @@
 namespace kiln::linux {
 namespace {
 
-// Ends the calling thread: CLONE_CHILD_CLEARTID / set_tid_address wake-up, then gone.
-[[noreturn]] void exit_thread(int status) {
-    ThreadInfo* info = current_info();
-    if (process().threads.size() <= 1) exit_application(status);
-    if (info->clear_child_tid != 0) {
-        const uint32_t zero = 0;
-        if (copy_to_user(info->clear_child_tid, &zero, 4) == 0) futex_wake(info->clear_child_tid, 1);
-    }
-    sched::exit_current();
-}
-
 int64_t sys_exit(SyscallArgs& a) { exit_thread(static_cast<int>(a.a[0] & 0xff)); }
-int64_t sys_exit_group(SyscallArgs& a) { exit_application(static_cast<int>(a.a[0] & 0xff)); }
-int64_t sys_getpid(SyscallArgs&) { return kPid; }
-int64_t sys_getppid(SyscallArgs&) { return 0; }
+int64_t sys_exit_group(SyscallArgs& a) { exit_process(static_cast<int>(a.a[0] & 0xff) << 8); }
+int64_t sys_getpid(SyscallArgs&) { return process().pid; }
+int64_t sys_getppid(SyscallArgs&) { return process().parent ? process().parent->pid : 0; }
 int64_t sys_gettid(SyscallArgs&) { return sched::current().tid; }
 int64_t sys_zero(SyscallArgs&) { return 0; }
-int64_t sys_getpgid(SyscallArgs&) { return kPid; }
+
+// The process a pid names for the group calls: 0 is the caller.
+Process* target(uint64_t pid) {
+    const auto p = static_cast<int32_t>(pid);
+    if (p == 0) return &process();
+    Process* found = find_process(p);
+    return found != nullptr && !found->zombie ? found : nullptr;
+}
+
+int64_t sys_getpgid(SyscallArgs& a) {
+    Process* p = target(a.a[0]);
+    return p ? p->pgid : -ESRCH;
+}
+int64_t sys_getpgrp(SyscallArgs&) { return process().pgid; }
+int64_t sys_getsid(SyscallArgs& a) {
+    Process* p = target(a.a[0]);
+    return p ? p->sid : -ESRCH;
+}
+
+// setpgid: the caller or one of its children, into a group of the caller's session.
+int64_t sys_setpgid(SyscallArgs& a) {
+    if (static_cast<int32_t>(a.a[1]) < 0) return -EINVAL;
+    Process* p = target(a.a[0]);
+    Process& self = process();
+    if (p == nullptr || (p != &self && p->parent != &self)) return -ESRCH;
+    if (p->sid != self.sid) return -EPERM;
+    if (p->pid == p->sid) return -EPERM;  // a session leader stays in its group
+    const int pgid = a.a[1] == 0 ? p->pid : static_cast<int32_t>(a.a[1]);
+    if (pgid != p->pid) {
+        bool exists = false;
+        for (Process* q : all_processes()) exists |= q->pgid == pgid && q->sid == self.sid;
+        if (!exists) return -EPERM;
+    }
+    p->pgid = pgid;
+    return 0;
+}
+
+int64_t sys_setsid(SyscallArgs&) {
+    Process& self = process();
+    for (Process* q : all_processes())
+        if (q->pgid == self.pid) return -EPERM;  // already leads a group
+    self.sid = self.pgid = self.pid;
+    return self.sid;
+}
 
 int64_t sys_uname(SyscallArgs& a) {
     char u[6 * 65] = {};
@@ -70,7 +102,7 @@ int64_t limit_of(int resource, uint64_t out[2]) {
 }
 
 int64_t sys_prlimit64(SyscallArgs& a) {
-    if (a.a[0] != 0 && a.a[0] != static_cast<uint64_t>(kPid)) return -ESRCH;
+    if (target(a.a[0]) == nullptr) return -ESRCH;
     uint64_t current[2];
     if (int64_t r = limit_of(static_cast<int>(a.a[1]), current); r < 0) return r;
     if (a.a[3] != 0 && copy_to_user(a.a[3], current, sizeof(current)) != 0) return -EFAULT;
@@ -211,8 +243,10 @@ void register_process_syscalls(SyscallHandler* t) {
     t[110] = sys_getppid;
     t[186] = sys_gettid;
     t[121] = sys_getpgid;
-    t[111] = sys_getpgid;  // getpgrp
-    t[124] = sys_getpgid;  // getsid
+    t[111] = sys_getpgrp;
+    t[124] = sys_getsid;
+    t[109] = sys_setpgid;
+    t[112] = sys_setsid;
     t[63] = sys_uname;
     t[302] = sys_prlimit64;
     t[97] = sys_getrlimit;

@@ -1,8 +1,9 @@
-// Threads: clone and clone3 for threads of the one process. A new process (fork, vfork, a clone
-// without CLONE_VM) cannot exist in a unikernel: those fail with ENOSYS.
+// Threads: clone and clone3. A clone that asks for a process rather than a thread goes to
+// spawn_process (sys_spawn.cpp).
 #include "core/errno.h"
 #include "lib/string.h"
 #include "linux/process.h"
+#include "linux/spawn.h"
 #include "linux/syscall.h"
 #include "linux/user_memory.h"
 #include "sched/thread.h"
@@ -10,25 +11,15 @@
 namespace kiln::linux {
 namespace {
 
-constexpr uint64_t kCloneVm = 0x100, kCloneFs = 0x200, kCloneFiles = 0x400, kCloneSighand = 0x800, kCloneVfork = 0x4000,
-                   kCloneThread = 0x10000, kCloneSettls = 0x80000, kCloneParentSettid = 0x100000,
-                   kCloneChildCleartid = 0x200000, kCloneChildSettid = 0x1000000;
-
-struct CloneRequest {
-    uint64_t flags;
-    uint64_t stack;  // new RSP, 0 to keep the parent's
-    uint64_t parent_tid;
-    uint64_t child_tid;
-    uint64_t tls;
-};
-
 int64_t spawn_thread(const CloneRequest& r, const arch::InterruptFrame& parent) {
-    const uint64_t needed = kCloneVm | kCloneThread | kCloneSighand;
-    if ((r.flags & needed) != needed || (r.flags & kCloneVfork)) return -ENOSYS;  // no new processes
+    if (!(r.flags & kCloneThread)) return spawn_process(r, parent);
+    const uint64_t needed = kCloneVm | kCloneSighand;
+    if ((r.flags & needed) != needed || (r.flags & kCloneVfork)) return -EINVAL;
     arch::InterruptFrame frame = parent;
     frame.rax = 0;  // the child sees clone() return 0
     if (r.stack != 0) frame.rsp = r.stack;
     auto* info = new ThreadInfo;
+    info->process = &process();
     info->signal_mask = current_info()->signal_mask;
     if (r.flags & kCloneChildCleartid) info->clear_child_tid = r.child_tid;
     if (!process().threads.push_back(info)) {
@@ -38,7 +29,8 @@ int64_t spawn_thread(const CloneRequest& r, const arch::InterruptFrame& parent) 
     const uint64_t tls = (r.flags & kCloneSettls) ? r.tls : sched::current().fs_base;
     sched::Thread* t = sched::spawn_user(frame, info, tls);
     if (t == nullptr) {
-        release_thread_info(info);
+        process().threads.erase(process().threads.size() - 1);  // the one just added
+        delete info;
         return -ENOMEM;
     }
     info->thread = t;
@@ -63,15 +55,11 @@ int64_t sys_clone3(SyscallArgs& a) {
     return spawn_thread({args[0], stack_top, args[3], args[2], args[7]}, *a.frame);
 }
 
-int64_t sys_no_new_process(SyscallArgs&) { return -ENOSYS; }  // fork, vfork, execve
-
 }  // namespace
 
 void register_thread_syscalls(SyscallHandler* t) {
     t[56] = sys_clone;
     t[435] = sys_clone3;
-    t[57] = sys_no_new_process;  // refused: one process (ENOSYS)
-    t[58] = sys_no_new_process;  // refused: one process (ENOSYS)
 }
 
 }  // namespace kiln::linux

@@ -68,6 +68,7 @@ void init_syscalls() {
     register_futex_syscalls(table);
     register_socket_syscalls(table);
     register_identity_syscalls(table);
+    register_spawn_syscalls(table);
 }
 
 }  // namespace kiln::linux
@@ -80,7 +81,9 @@ extern "C" void syscall_dispatch(arch::InterruptFrame* frame) {
     const uint64_t number = frame->rax;
     frame->error_code = number;  // kept for restarting the call after a signal
     SyscallArgs args{{frame->rdi, frame->rsi, frame->rdx, frame->r10, frame->r8, frame->r9}, frame};
-    const bool strace = process().strace;
+    Process& caller = process();
+    mm::address_space().set_owner(caller.memory->owner);  // what it maps is its image's
+    const bool strace = caller.strace;
     if (strace)
         console::print("[{}] {}({:#x}, {:#x}, {:#x}, {:#x}, {:#x}, {:#x})\n", sched::current().tid,
                        syscall_name(number), args.a[0], args.a[1], args.a[2], args.a[3], args.a[4], args.a[5]);
@@ -99,7 +102,10 @@ extern "C" int prepare_return_to_user(arch::InterruptFrame* frame) {
     for (;;) {
         platform::irq_enable();
         sched::preempt_if_needed();
-        if (info != nullptr && deliver_pending_signal(*frame)) continue;
+        if (info != nullptr) {
+            hold_at_user_return(*info);
+            if (deliver_pending_signal(*frame)) continue;
+        }
         platform::irq_disable();
         break;
     }

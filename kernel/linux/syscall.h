@@ -34,6 +34,7 @@ void register_poll_syscalls(SyscallHandler* table);
 void register_futex_syscalls(SyscallHandler* table);
 void register_socket_syscalls(SyscallHandler* table);
 void register_identity_syscalls(SyscallHandler* table);
+void register_spawn_syscalls(SyscallHandler* table);
 
 inline constexpr uint64_t kSyscallCount = 451;
 

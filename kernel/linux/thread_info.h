@@ -9,8 +9,11 @@ struct Thread;
 
 namespace kiln::linux {
 
+struct Process;
+
 struct ThreadInfo {
     sched::Thread* thread = nullptr;
+    Process* process = nullptr;
     uint64_t clear_child_tid = 0;  // set_tid_address / CLONE_CHILD_CLEARTID
     uint64_t robust_list = 0;
     uint64_t robust_list_size = 0;

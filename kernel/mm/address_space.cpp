@@ -149,7 +149,7 @@ int64_t AddressSpace::map_near(uint64_t address, uint64_t reach, uint64_t length
     }
     consider_gap(free_from, kUserEnd);
     if (best_distance == UINT64_MAX) return -ENOMEM;
-    if (!insert_vma(best, best + length, prot)) return -ENOMEM;
+    if (!insert_vma({best, best + length, prot, {}, kKernelOwned})) return -ENOMEM;
     return static_cast<int64_t>(best);
 }
 
@@ -194,10 +194,15 @@ void AddressSpace::release(uint64_t pte) {
 }
 
 bool AddressSpace::insert_vma(uint64_t start, uint64_t end, uint32_t prot, const Source& source) {
+    return insert_vma({start, end, prot, source, owner_});
+}
+
+bool AddressSpace::insert_vma(const Vma& vma) {
+    const uint64_t start = vma.start, end = vma.end;
     size_t at = 0;
     while (at < vmas_.size() && vmas_[at].start < start) ++at;
     // Merge with equal neighbours so that a stream of small mmaps stays one VMA.
-    auto same = [&](const Vma& v) { return v.prot == prot && v.source == source; };
+    auto same = [&](const Vma& v) { return v.prot == vma.prot && v.source == vma.source && v.owner == vma.owner; };
     if (at > 0 && vmas_[at - 1].end == start && same(vmas_[at - 1])) {
         vmas_[at - 1].end = end;
         if (at < vmas_.size() && vmas_[at].start == end && same(vmas_[at])) {
@@ -210,7 +215,7 @@ bool AddressSpace::insert_vma(uint64_t start, uint64_t end, uint32_t prot, const
         vmas_[at].start = start;
         return true;
     }
-    return vmas_.insert(at, {start, end, prot, source});
+    return vmas_.insert(at, vma);
 }
 
 bool AddressSpace::split_at(uint64_t at) {
@@ -218,7 +223,8 @@ bool AddressSpace::split_at(uint64_t at) {
         Vma v = vmas_[i];
         if (v.start < at && at < v.end) {
             vmas_[i].end = at;
-            return vmas_.insert(i + 1, {at, v.end, v.prot, v.source});
+            v.start = at;
+            return vmas_.insert(i + 1, v);
         }
     }
     return true;
@@ -267,8 +273,8 @@ void AddressSpace::remove_range(uint64_t start, uint64_t end, bool free_pages) {
         }
         if (v.start < start && v.end > end) {  // a hole in the middle: split in two
             vmas_[i].end = start;
-            if (!vmas_.insert(i + 1, {end, v.end, v.prot, v.source}))
-                panic("address space: out of memory splitting a VMA");
+            v.start = end;
+            if (!vmas_.insert(i + 1, v)) panic("address space: out of memory splitting a VMA");
             break;
         }
         if (v.start < start) {
@@ -387,7 +393,7 @@ int64_t AddressSpace::protect(uint64_t start, uint64_t length, uint32_t prot) {
     for (size_t i = 1; i < vmas_.size();) {  // equal neighbours become one again
         Vma& a = vmas_[i - 1];
         const Vma& b = vmas_[i];
-        if (a.end == b.start && a.prot == b.prot && a.source == b.source) {
+        if (a.end == b.start && a.prot == b.prot && a.source == b.source && a.owner == b.owner) {
             a.end = b.end;
             vmas_.erase(i);
         } else {
@@ -427,6 +433,7 @@ int64_t AddressSpace::remap(uint64_t old_start, uint64_t old_length, uint64_t ne
     if (vma == nullptr) return -EFAULT;
     const uint32_t prot = vma->prot;
     const Source source = vma->source;
+    const Owner owner = vma->owner;
     if (!fixed && new_length <= old_length) {
         if (new_length < old_length) remove_range(old_start + new_length, old_start + old_length, true);
         return static_cast<int64_t>(old_start);
@@ -434,7 +441,7 @@ int64_t AddressSpace::remap(uint64_t old_start, uint64_t old_length, uint64_t ne
     const uint64_t old_end = old_start + old_length;
     if (!fixed && !overlaps(old_end, old_start + new_length) && old_start + new_length <= kUserEnd) {
         remove_range(old_start, old_end, false);
-        if (!insert_vma(old_start, old_start + new_length, prot, source)) return -ENOMEM;
+        if (!insert_vma({old_start, old_start + new_length, prot, source, owner})) return -ENOMEM;
         return static_cast<int64_t>(old_start);
     }
     if (!may_move) return -ENOMEM;
@@ -447,7 +454,7 @@ int64_t AddressSpace::remap(uint64_t old_start, uint64_t old_length, uint64_t ne
     }
     Source moved_source = source;  // the same bytes at the same offsets of the moved range
     if (source.data) moved_source.va = source.va + t - old_start;
-    if (!insert_vma(t, t + new_length, prot, moved_source)) return -ENOMEM;
+    if (!insert_vma({t, t + new_length, prot, moved_source, owner})) return -ENOMEM;
     // Move the pages themselves: relink each present PTE, no copying.
     const uint64_t moved = min(old_length, new_length);
     for (uint64_t off = 0; off < moved; off += kPage) {
@@ -467,19 +474,135 @@ int64_t AddressSpace::remap(uint64_t old_start, uint64_t old_length, uint64_t ne
     return target;
 }
 
-void AddressSpace::init_break(uint64_t start) { break_start_ = break_end_ = align_up(start, kPage); }
+void AddressSpace::init_break(Break& b, uint64_t start) { b.start = b.end = align_up(start, kPage); }
 
-uint64_t AddressSpace::set_break(uint64_t requested) {
-    if (requested == 0 || requested < break_start_) return break_end_;
+uint64_t AddressSpace::set_break(Break& b, uint64_t requested) {
+    if (requested == 0 || requested < b.start) return b.end;
     const uint64_t new_end = align_up(requested, kPage);
-    if (new_end > break_end_) {
-        if (overlaps(break_end_, new_end)) return break_end_;
-        if (!insert_vma(break_end_, new_end, kProtRead | kProtWrite)) return break_end_;
-    } else if (new_end < break_end_) {
-        remove_range(new_end, break_end_, true);
+    if (new_end > b.end) {
+        if (overlaps(b.end, new_end)) return b.end;
+        if (!insert_vma(b.end, new_end, kProtRead | kProtWrite)) return b.end;
+    } else if (new_end < b.end) {
+        remove_range(new_end, b.end, true);
     }
-    break_end_ = new_end;
+    b.end = new_end;
     return requested;
+}
+
+bool AddressSpace::free_or_owned(uint64_t start, uint64_t end, Owner owner) const {
+    if (kernel_range.overlaps(start, end)) return false;
+    for (const Vma& v : vmas_)
+        if (v.start < end && start < v.end && v.owner != owner) return false;
+    return true;
+}
+
+void AddressSpace::unmap_owned(Owner owner) {
+    for (size_t i = vmas_.size(); i-- > 0;) {
+        if (i < vmas_.size() && vmas_[i].owner == owner) remove_range(vmas_[i].start, vmas_[i].end, true);
+    }
+}
+
+void AddressSpace::drop_page(uint64_t va) {
+    uint64_t* pte = walk(va, false);
+    if (pte == nullptr || !(*pte & (kPresent | kKept))) return;
+    release(*pte);
+    *pte = 0;
+    platform::current().user_range_unmapped(va, va + kPage);
+    platform::current().flush_tlb_page(va);
+}
+
+MemorySnapshot::~MemorySnapshot() {
+    for (const SavedPage& p : pages) page_allocator().free(p.copy);
+}
+
+bool AddressSpace::take_snapshot(Owner owner, MemorySnapshot& snapshot) {
+    snapshot.owner = owner;
+    for (const Vma& v : vmas_) {
+        if (v.owner != owner) continue;
+        if (!snapshot.vmas.push_back(v)) return false;
+        if (!(v.prot & kProtWrite)) continue;
+        for (uint64_t va = v.start; va < v.end; va += kPage) {
+            const uint64_t* pte = walk(va, false);
+            if (pte == nullptr) {
+                va = align_up(va + 1, 2ull << 20) - kPage;
+                continue;
+            }
+            if (!(*pte & kPresent)) continue;
+            const uint64_t copy = page_allocator().allocate();
+            if (copy == 0) return false;
+            memcpy(phys_to_virt(copy), phys_to_virt(*pte & kAddressMask), kPage);
+            if (!snapshot.pages.push_back({va, copy})) {
+                page_allocator().free(copy);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+void AddressSpace::restore_snapshot(const MemorySnapshot& snapshot) {
+    const auto& saved = snapshot.vmas;
+    auto covered_by_saved = [&](uint64_t va) {
+        for (const Vma& s : saved)
+            if (s.start <= va && va < s.end) return true;
+        return false;
+    };
+    // Mappings made since: gone, page by page run (a saved mapping may have grown or shrunk).
+    for (size_t i = vmas_.size(); i-- > 0;) {
+        if (i >= vmas_.size() || vmas_[i].owner != snapshot.owner) continue;
+        const Vma v = vmas_[i];
+        for (uint64_t va = v.start; va < v.end;) {
+            uint64_t run = va;
+            while (run < v.end && !covered_by_saved(run)) run += kPage;
+            if (run > va) remove_range(va, run, true);
+            while (run < v.end && covered_by_saved(run)) run += kPage;
+            va = run;
+        }
+    }
+    for (const Vma& s : saved) {
+        // Holes (unmapped since) come back; what is there gets its old protection.
+        for (uint64_t va = s.start; va < s.end;) {
+            const Vma* here = nullptr;
+            for (const Vma& v : vmas_)
+                if (v.start <= va && va < v.end) here = &v;
+            if (here == nullptr) {
+                uint64_t end = va;
+                while (end < s.end && !overlaps(end, end + kPage)) end += kPage;
+                Vma piece = s;
+                piece.start = va;
+                piece.end = end;
+                if (!insert_vma(piece)) panic("fork: out of memory putting the parent's mappings back");
+                va = end;
+                continue;
+            }
+            const uint64_t end = min(here->end, s.end);
+            if (here->prot != s.prot) (void)protect(va, end - va, s.prot);
+            va = end;
+        }
+        if (!(s.prot & kProtWrite)) continue;
+        // Pages: the saved bytes where there were some, new again where there were none.
+        const MemorySnapshot::SavedPage* next = snapshot.pages.begin();
+        while (next != snapshot.pages.end() && next->va < s.start) ++next;
+        for (uint64_t va = s.start; va < s.end; va += kPage) {
+            const bool had_page = next != snapshot.pages.end() && next->va == va;
+            uint64_t phys;
+            if (had_page) {
+                if ((physical_page(va, phys) || handle_fault(va, true, false)) && writable_physical_page(va, phys))
+                    memcpy(phys_to_virt(phys), phys_to_virt(next->copy), kPage);
+                else
+                    panic("fork: out of memory putting the parent's pages back");
+                ++next;
+                continue;
+            }
+            const uint64_t* pte = walk(va, false);
+            if (pte == nullptr) {  // no page table: nothing present up to the next saved page
+                va = align_up(va + 1, 2ull << 20) - kPage;
+                if (next != snapshot.pages.end() && next->va <= va) va = next->va - kPage;
+                continue;
+            }
+            if (*pte & (kPresent | kKept)) drop_page(va);
+        }
+    }
 }
 
 bool AddressSpace::handle_fault(uint64_t address, bool write, bool exec) {

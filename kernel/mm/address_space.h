@@ -33,11 +33,40 @@ struct Source {
     bool operator==(const Source&) const = default;
 };
 
+// Whose a mapping is: a program image's memory (Linux's memory map of a process), so that an
+// image ending (exec, exit) unmaps its own and nobody else's. 0 is the kernel's own mappings in
+// the application's half (the syscall stubs on proc), which outlive every image.
+using Owner = uint32_t;
+inline constexpr Owner kKernelOwned = 0;
+
 struct Vma {
     uint64_t start;
     uint64_t end;
     uint32_t prot;
     Source source = {};
+    Owner owner = kKernelOwned;
+};
+
+// The program break of one image: [start, end) grows with brk.
+struct Break {
+    uint64_t start = 0;
+    uint64_t end = 0;
+};
+
+// An image's mappings and the contents of its written pages, taken at fork and put back when the
+// child leaves its parent's memory (linux/fork.cpp explains why).
+struct MemorySnapshot {
+    struct SavedPage {
+        uint64_t va;
+        uint64_t copy;  // physical page holding the bytes
+    };
+    Owner owner = kKernelOwned;
+    Vector<Vma> vmas;
+    Vector<SavedPage> pages;  // sorted by va
+    MemorySnapshot() = default;
+    MemorySnapshot(const MemorySnapshot&) = delete;
+    MemorySnapshot& operator=(const MemorySnapshot&) = delete;
+    ~MemorySnapshot();
 };
 
 class AddressSpace {
@@ -56,9 +85,28 @@ class AddressSpace {
     int64_t remap(uint64_t old_start, uint64_t old_length, uint64_t new_length, bool may_move, bool fixed,
                   uint64_t new_start);
 
-    // Program break: `set_break(0)` asks for the current one.
-    void init_break(uint64_t start);
-    uint64_t set_break(uint64_t requested);
+    // The owner of the mappings made from now on: the running image's, told by the Linux layer
+    // at each switch between images.
+    void set_owner(Owner owner) { owner_ = owner; }
+    Owner owner() const { return owner_; }
+    // Where mmap would put `length` bytes without a hint; the address or a negative errno.
+    int64_t find_free_range(uint64_t length) const { return find_free(length, 0); }
+    // True if nothing but mappings of `owner` lies in [start, end).
+    bool free_or_owned(uint64_t start, uint64_t end, Owner owner) const;
+    // Unmaps every mapping of `owner` and frees its pages: an image is gone.
+    void unmap_owned(Owner owner);
+
+    // Program break: `set_break(b, 0)` asks for the current one.
+    static void init_break(Break& b, uint64_t start);
+    uint64_t set_break(Break& b, uint64_t requested);
+
+    // Copies the mappings of `owner` and the contents of its present writable pages into
+    // `snapshot`; false if memory ran out (nothing is kept then).
+    bool take_snapshot(Owner owner, MemorySnapshot& snapshot);
+    // Puts the mappings and page contents of `snapshot` back: mappings made since are removed,
+    // removed ones come back, protections are restored, pages written since get their old bytes
+    // and pages first touched since read as new again.
+    void restore_snapshot(const MemorySnapshot& snapshot);
 
     // Demand paging: makes `address` accessible if a mapping allows the access. False means a
     // real fault (no mapping, or a forbidden access).
@@ -66,6 +114,7 @@ class AddressSpace {
 
     // A fresh mapping within `reach` bytes of `address` (either side), as near as there is room:
     // for code that must be reached with a 32-bit displacement. The address or a negative errno.
+    // It is the kernel's (kKernelOwned): it stays when the image near it goes.
     int64_t map_near(uint64_t address, uint64_t reach, uint64_t length, uint32_t prot);
     // The physical page behind a present page of the application; false if there is none.
     bool physical_page(uint64_t va, uint64_t& phys);
@@ -95,6 +144,9 @@ class AddressSpace {
     uint64_t* walk(uint64_t va, bool create);
     int64_t find_free(uint64_t length, uint64_t hint) const;
     bool insert_vma(uint64_t start, uint64_t end, uint32_t prot, const Source& source = {});
+    bool insert_vma(const Vma& vma);
+    // Drops the page behind va, if any: it reads as new again.
+    void drop_page(uint64_t va);
     // Splits the VMA that holds `at` (if any) so that one ends and the next begins there.
     bool split_at(uint64_t at);
     // A new page's bytes: the source's where it has them, zeros elsewhere.
@@ -113,8 +165,7 @@ class AddressSpace {
 
     uint64_t* pml4_ = nullptr;
     Vector<Vma> vmas_;  // sorted, non-overlapping
-    uint64_t break_start_ = 0;
-    uint64_t break_end_ = 0;
+    Owner owner_ = kKernelOwned;
     size_t resident_pages_ = 0;
 };
 

@@ -66,6 +66,8 @@ PROGRAMS = [
     ("signals", 0, "signals: ok"),
     ("raw_syscalls", 0, "raw_syscalls: ok"),  # inline, from a generated page, in a signal handler
     ("process_info", 0, "process_info: ok"),  # ids, scheduling, names, links, vectored and positioned I/O
+    ("spawn", 0, "spawn: ok"),  # posix_spawn, vfork, fork, execve, pipes between processes, wait
+    ("spawn exec-self", 0, "spawn: exec as pid 1\nhello from a static Linux binary"),
     ("exit_status", 5, ""),
     ("exit_status exit", 7, ""),
     ("exit_status thread", 42, ""),

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 import debian_image
@@ -68,6 +69,11 @@ class DebianPrograms:
         expected = {"rows": 1000, "threads": 4, "sum": 149999500000, "sha": "cdfe9ad58b46226d"}
         self.check("-- /usr/bin/python3.11 /app/python_check.py", json.dumps(expected))
 
+    def test_busybox_sh_runs_an_entrypoint(self):
+        files = len(os.listdir(os.path.join(debian_image.SOURCE, "tests", "debian-apps")))
+        self.check("-- /app/entrypoint.sh", f"entrypoint: start as pid 1\nentrypoint: {files} files in /app\nKILN\n"
+                   "entrypoint: redirection ok\nentrypoint: exec as pid 1\n")
+
     def test_python_http_server_asks_itself(self):
         self.check("-- /usr/bin/python3.11 /app/python_serve.py 8080 --self-test", "hello from python on kiln")
 
@@ -97,9 +103,9 @@ class ServesTheHost:
                 self.assertNotIn(failure, r.stdout, TestNetwork.output(vm))
             self.assertIsNone(vm.poll(), TestNetwork.output(vm))
 
-    def test_redis_answers_redis_benchmark_and_saves(self):
+    def test_redis_answers_redis_benchmark_saves_and_restarts(self):
         with TestNetwork("redis") as net:
-            vm = net.start_vm(self.monitor_argv(), GUEST, "-- /usr/bin/redis-server /app/redis.conf")
+            vm = net.start_vm(self.monitor_argv(), GUEST, "-- /app/redis-twice.sh")
             self.assertIsNone(vm.poll(), TestNetwork.output(vm))
             r = net.run(["redis-benchmark", "-h", GUEST, "-n", "1000", "-c", "4", "-t", "get,set,lpush", "-q"],
                         timeout=120)
@@ -109,10 +115,27 @@ class ServesTheHost:
             self.assertEqual(net.run([*cli, "SET", "kiln", "unikernel"]).stdout.strip(), "OK")
             self.assertEqual(net.run([*cli, "GET", "kiln"]).stdout.strip(), "unikernel")
             self.assertEqual(net.run([*cli, "SAVE"]).stdout.strip(), "OK", TestNetwork.output(vm))
+            self.assertEqual(net.run([*cli, "SET", "after-save", "kept by bgsave"]).stdout.strip(), "OK")
+            # The background save: redis forks a child that writes the file and exits.
+            self.assertIn("Background saving started", net.run([*cli, "BGSAVE"]).stdout, TestNetwork.output(vm))
+            deadline = time.time() + 30
+            info = ""
+            while time.time() < deadline:
+                info = net.run([*cli, "INFO", "persistence"]).stdout
+                if "rdb_bgsave_in_progress:0" in info and "rdb_last_bgsave_status:ok" in info:
+                    break
+                time.sleep(0.2)
+            self.assertIn("rdb_bgsave_in_progress:0", info, TestNetwork.output(vm))
+            self.assertIn("rdb_last_bgsave_status:ok", info, TestNetwork.output(vm))
+            # A restart: the server ends without saving, and the second one reads what BGSAVE wrote.
+            net.run([*cli, "SHUTDOWN", "NOSAVE"])
+            deadline = time.time() + 30
+            while time.time() < deadline and net.run([*cli, "PING"]).stdout.strip() != "PONG":
+                time.sleep(0.2)
+            self.assertIn("starting it again", TestNetwork.output(vm))
+            self.assertEqual(net.run([*cli, "GET", "after-save"]).stdout.strip(), "kept by bgsave", TestNetwork.output(vm))
+            self.assertEqual(net.run([*cli, "GET", "kiln"]).stdout.strip(), "unikernel")
             self.assertEqual(net.run([*cli, "LLEN", "mylist"]).stdout.strip(), "1000")
-            # A background save forks, which Kiln does not: refused, and the server goes on.
-            net.run([*cli, "BGSAVE"])
-            self.assertEqual(net.run([*cli, "PING"]).stdout.strip(), "PONG", TestNetwork.output(vm))
             self.assertIsNone(vm.poll(), TestNetwork.output(vm))
 
 
