@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -204,6 +205,42 @@ static void check_script(void) {
     CHECK(waitpid(pid, &status, 0) == pid && WEXITSTATUS(status) == 6, "status %#x", status);
 }
 
+static unsigned long free_kib(void) {
+    struct sysinfo info;
+    sysinfo(&info);
+    return (unsigned long)(info.freeram * info.mem_unit / 1024);
+}
+
+// Every process's memory comes back: many spawns and forks leave free memory where it was.
+static void check_no_leak(void) {
+    char* argv[] = {"hello-pie", "0", NULL};
+    posix_spawn_file_actions_t quiet;
+    posix_spawn_file_actions_init(&quiet);
+    posix_spawn_file_actions_addopen(&quiet, 1, "/dev/null", O_WRONLY, 0);
+    for (int round = 0; round < (getenv("SPAWN_DEBUG") ? 6 : 2); ++round) {
+        const unsigned long before = free_kib();
+        for (int i = 0; i < 100; ++i) {
+            pid_t pid;
+            int status = 0;
+            if (posix_spawn(&pid, hello(), &quiet, NULL, argv, environ) != 0 || waitpid(pid, &status, 0) != pid) {
+                CHECK(0, "spawn %d", i);
+                return;
+            }
+            pid = fork();
+            if (pid == 0) {
+                void* p = malloc(256 * 1024);
+                memset(p, 1, 256 * 1024);
+                _exit(0);
+            }
+            waitpid(pid, &status, 0);
+        }
+        const unsigned long after = free_kib();
+        // The first round may leave page tables and heap the next one reuses; the second not.
+        if (getenv("SPAWN_DEBUG")) printf("round %d: %lu -> %lu KiB\n", round, before, after);
+        if (round == 1) CHECK(after + 64 >= before, "free memory went from %lu KiB to %lu KiB", before, after);
+    }
+}
+
 int main(int argc, char** argv) {
     if (argc > 1 && strcmp(argv[1], "exec-self") == 0) {
         // The last step of an entrypoint: exec into the server, keeping the pid.
@@ -218,6 +255,7 @@ int main(int argc, char** argv) {
     check_groups();
     check_execve_errors();
     check_script();
+    check_no_leak();
     if (failures == 0) printf("spawn: ok\n");
     return failures == 0 ? 0 : 1;
 }

@@ -113,6 +113,20 @@ void write_stub(uint8_t* stub, uint32_t number, uint64_t return_address) {
     stub[29] = stub[30] = stub[31] = 0xcc;  // int3 padding
 }
 
+// The stub of an earlier site with the same number and return address: a program run again (each
+// execve of it loads it where it was) gets its stubs back instead of new ones, so the stub pages
+// are not used up by programs started over and over.
+uint64_t existing_stub(uint32_t number, uint64_t return_address) {
+    uint8_t wanted[kStubSize];
+    write_stub(wanted, number, return_address);
+    for (size_t i = 0; i < stub_page_count; ++i) {
+        const auto* bytes = static_cast<const uint8_t*>(mm::phys_to_virt(stub_pages[i].phys));
+        for (uint32_t slot = 0; slot < stub_pages[i].used; ++slot)
+            if (memcmp(bytes + slot * kStubSize, wanted, kStubSize) == 0) return stub_pages[i].va + slot * kStubSize;
+    }
+    return 0;
+}
+
 void rewrite_site(uint64_t return_address, uint64_t number) {
     if (return_address < kSiteLength) return;
     const uint64_t site = return_address - kSiteLength;
@@ -121,10 +135,13 @@ void rewrite_site(uint64_t return_address, uint64_t number) {
     uint32_t immediate;
     memcpy(&immediate, bytes + 1, 4);
     if (bytes[0] != 0xb8 || immediate != number || bytes[5] != 0x0f || bytes[6] != 0x05) return;
-    uint8_t* stub_bytes = nullptr;
-    const uint64_t stub = allocate_stub(site, stub_bytes);
-    if (stub == 0) return;
-    write_stub(stub_bytes, immediate, return_address);
+    uint64_t stub = existing_stub(immediate, return_address);
+    if (stub == 0) {
+        uint8_t* stub_bytes = nullptr;
+        stub = allocate_stub(site, stub_bytes);
+        if (stub == 0) return;
+        write_stub(stub_bytes, immediate, return_address);
+    }
     uint8_t jump[5] = {0xe9};
     put32(jump + 1, static_cast<uint32_t>(stub - (site + 5)));
     access_user(site, jump, sizeof(jump), true);
