@@ -49,10 +49,17 @@ constinit uint64_t ns_per_tick_mult = 0;  // ns = (ticks * mult) >> 32, as in ti
 constinit uint64_t tsc_at_init = 0;
 constinit uint64_t monotonic_at_init = 0;
 constinit volatile uint64_t armed_deadline_tsc = 0;  // the host timer's; 0: not armed, or it fired
-constexpr uint64_t linux_syscall_vector = 0x100;     // linux/syscall.h's kSyscallVector
+constinit uint64_t kernel_deadline_tsc = 0;          // the kernel's own next deadline; 0: none
+constinit uint64_t busy_poll_ticks = 0;              // kBusyPollNs in TSC ticks
+// While the kernel is busy, frames wait in the tap until it goes idle (its ppoll waits on the tap)
+// or until this tick, whichever comes first: what an application spinning in user mode for long
+// gets instead of an interrupt per frame.
+constexpr uint64_t kBusyPollNs = 1'000'000;
+constexpr uint64_t linux_syscall_vector = 0x100;  // linux/syscall.h's kSyscallVector
 
-// The host signals that are this backend's interrupt lines: the timer, the tap (O_ASYNC), and
-// kiln-proc's control channel (O_ASYNC, F_SETSIG).
+// The host signals that are this backend's interrupt lines: the timer and kiln-proc's control
+// channel (O_ASYNC, F_SETSIG). The tap has none (see kBusyPollNs): its line is raised by the idle
+// wait and by the timer.
 struct DeviceSignal {
     int signal;
     uint8_t vector;
@@ -60,12 +67,11 @@ struct DeviceSignal {
 };
 constexpr DeviceSignal kDeviceSignals[] = {
     {host::kSigAlrm, arch::kTimerVector, 1},
-    {host::kSigIo, kTapVector, 2},
     {host::kSigUsr1, kControlVector, 4},
 };
-constexpr uint64_t kDeviceSignalMask =
-    host::signal_bit(host::kSigAlrm) | host::signal_bit(host::kSigIo) | host::signal_bit(host::kSigUsr1);
-constexpr uint8_t kAllPendingBits = 1 | 2 | 4;
+constexpr uint8_t kTapPendingBit = 2;
+constexpr uint64_t kDeviceSignalMask = host::signal_bit(host::kSigAlrm) | host::signal_bit(host::kSigUsr1);
+constexpr uint8_t kAllPendingBits = 1 | kTapPendingBit | 4;
 
 inline void compiler_barrier() { asm volatile("" ::: "memory"); }
 
@@ -97,6 +103,31 @@ void set_host_timer(uint64_t deadline_monotonic_ns) {
                                       static_cast<int64_t>(deadline_monotonic_ns % 1000000000)}};
     constexpr long kTimerAbstime = 1;
     host_syscall(host::kTimerSettime, host_timer, kTimerAbstime, reinterpret_cast<long>(value), 0, 0, 0);
+}
+
+// The host timer for the kernel's deadline and, unless `idle`, the busy tick (kBusyPollNs):
+// whichever comes first. Idle, it is set to the kernel's deadline exactly (or off).
+void arm_host_timer(bool idle) {
+    uint64_t target = kernel_deadline_tsc;
+    if (!idle) {
+        const uint64_t now = cpu::rdtsc();
+        // A deadline already past is the kernel's timer interrupt on its way (the signal handler
+        // re-arms before the kernel has seen it): the tick only, or the signal would repeat.
+        if (target <= now) target = 0;
+        const uint64_t tick = now + busy_poll_ticks;
+        if (target == 0 || tick < target) target = tick;
+    } else if (armed_deadline_tsc == target) {
+        return;
+    }
+    if (!idle && armed_deadline_tsc != 0 && armed_deadline_tsc <= target) return;
+    armed_deadline_tsc = target;
+    if (target == 0) {
+        set_host_timer(0);  // off
+        return;
+    }
+    const uint64_t ticks = target > tsc_at_init ? target - tsc_at_init : 0;
+    const auto ns = static_cast<uint64_t>((static_cast<unsigned __int128>(ticks) * ns_per_tick_mult) >> 32);
+    set_host_timer(monotonic_at_init + ns + 1);  // never 0, which would disarm it
 }
 
 // The kernel's text is the kernel, but for the trampoline the application runs on its way back.
@@ -138,7 +169,12 @@ const DeviceSignal& device_signal(int signal) {
 
 void on_device_signal(int signal, host::Siginfo*, host::Ucontext* context) {
     const DeviceSignal& device = device_signal(signal);
-    if (signal == host::kSigAlrm) armed_deadline_tsc = 0;
+    if (signal == host::kSigAlrm) {
+        // Every tick looks at the tap too, and the next tick is armed while the kernel is busy.
+        armed_deadline_tsc = 0;
+        flag.pending = flag.pending | kTapPendingBit;
+        arm_host_timer(false);
+    }
     step_into_application(*context);
     if (in_application(context->mcontext.rip)) {
         enter_kernel(*context, device.vector, 0, proc_interrupt_entry);
@@ -285,6 +321,7 @@ void enable_interrupts() {
         flag.pending = 0;
         for (const DeviceSignal& device : kDeviceSignals)
             if (bits & device.pending_bit) deliver(device.vector);
+        if (bits & kTapPendingBit) deliver(kTapVector);
     }
 }
 
@@ -300,14 +337,19 @@ void wait_for_interrupt() {
     const uint32_t before = flag.deliveries;
     enable_interrupts();
     if (flag.deliveries == before) {
+        arm_host_timer(true);  // an idle instance wakes for its own deadlines only, not the busy tick
         const uint64_t sleep_mask = old_mask & ~kDeviceSignalMask;
-        host_syscall(host::kPpoll, 0, 0, 0, reinterpret_cast<long>(&sleep_mask), 8, 0);
+        host::Pollfd tap{handoff().net_fd, host::kPollIn, 0};
+        const long ready = host_syscall(host::kPpoll, reinterpret_cast<long>(&tap), tap.fd >= 0 ? 1 : 0, 0,
+                                        reinterpret_cast<long>(&sleep_mask), 8, 0);
+        if (ready > 0 && (tap.revents & host::kPollIn)) deliver(kTapVector);
     }
     host_syscall(host::kRtSigprocmask, 2 /* SIG_SETMASK */, reinterpret_cast<long>(&old_mask), 0, 8, 0, 0);
 }
 
 void timer_init(uint64_t tsc_khz) {
     ns_per_tick_mult = (1000000ull << 32) / tsc_khz;
+    busy_poll_ticks = kBusyPollNs * tsc_khz / 1000000;
     tsc_at_init = cpu::rdtsc();
     monotonic_at_init = host::monotonic_ns();
 }
@@ -340,13 +382,13 @@ void resume_timer() {
 // that fires early; and a disarm leaves it, since the handler ignores a timer nothing waits for
 // (one spare signal, where most disarms are followed at once by a new deadline).
 void timer_arm(uint64_t deadline_tsc) {
-    if (armed_deadline_tsc != 0 && armed_deadline_tsc <= deadline_tsc) return;
-    armed_deadline_tsc = deadline_tsc;
-    const uint64_t ticks = deadline_tsc > tsc_at_init ? deadline_tsc - tsc_at_init : 0;
-    const auto ns = static_cast<uint64_t>((static_cast<unsigned __int128>(ticks) * ns_per_tick_mult) >> 32);
-    set_host_timer(monotonic_at_init + ns + 1);  // never 0, which would disarm it
+    kernel_deadline_tsc = deadline_tsc;
+    arm_host_timer(false);
 }
 
-void timer_disarm() {}
+void timer_disarm() {
+    kernel_deadline_tsc = 0;
+    arm_host_timer(false);
+}
 
 }  // namespace kiln::proc
