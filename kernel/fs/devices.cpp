@@ -83,15 +83,16 @@ class ConsoleDevice final : public DeviceNode {
     }
 };
 
+using ExePathSource = StringView (*)();
+constinit ExePathSource exe_path_of_caller = nullptr;
+
+// /proc/self/exe: the calling process's program, as the Linux layer tells it.
 class ExeLink final : public Node {
   public:
     ExeLink() : Node(Type::kSymlink, 0777) {}
-    StringView link_target() const override { return path.view(); }
-    uint64_t size() const override { return path.size(); }
-    String path;
+    StringView link_target() const override { return exe_path_of_caller ? exe_path_of_caller() : StringView(); }
+    uint64_t size() const override { return link_target().size(); }
 };
-
-constinit ExeLink* exe_link = nullptr;
 
 void add(StringView dir_path, StringView name, Node* node) {
     RefPtr<Node> dir;
@@ -143,18 +144,17 @@ void create_device_nodes() {
     (void)make_directories("/tmp", tmp);
     tmp->set_permissions(01777);
 
-    exe_link = new ExeLink;
-    add("/proc/self", "exe", exe_link);
+    add("/proc/self", "exe", new ExeLink);
     add_text("/proc/sys/kernel", "osrelease", "6.1.0-kiln\n");
-    add_text("/proc/sys/vm", "overcommit_memory", "0\n");
+    // 1, "always": mappings only reserve address space and pages come when first touched (redis
+    // warns that a background save may fail under anything else).
+    add_text("/proc/sys/vm", "overcommit_memory", "1\n");
     add_text("/proc/sys/kernel", "pid_max", "4194304\n");
     add_text("/sys/devices/system/cpu", "online", "0\n");
     add_text("/sys/devices/system/cpu", "possible", "0\n");
     add_text("/sys/kernel/mm/transparent_hugepage", "hpage_pmd_size", "2097152\n");
 }
 
-void set_exe_path(StringView path) {
-    if (exe_link) exe_link->path = String(path);
-}
+void set_exe_path_source(StringView (*source)()) { exe_path_of_caller = source; }
 
 }  // namespace kiln::fs

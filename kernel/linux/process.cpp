@@ -12,6 +12,7 @@
 #include "linux/signal.h"
 #include "linux/syscall.h"
 #include "linux/user_memory.h"
+#include "linux/vdso.h"
 #include "mm/address_space.h"
 #include "sched/thread.h"
 
@@ -187,6 +188,10 @@ bool start_application(const Cmdline& cmdline) {
     if (!have_path && !args.envp.push_back(String(StringView("PATH=/bin:/usr/bin:/sbin:/usr/sbin")))) return false;
     if (!have_home && !args.envp.push_back(String(StringView("HOME=/")))) return false;
 
+    // kiln.vdso=off leaves it out (libc then makes system calls for the time).
+    StringView vdso_setting;
+    if (!(cmdline.find("kiln.vdso", vdso_setting) && vdso_setting == "off") && !map_vdso())
+        console::print("kiln: no room for the vDSO; clocks are read with system calls\n");
     proc.memory = new_memory();
     mm::address_space().set_owner(proc.memory->owner);
     AppImage image;
@@ -200,7 +205,7 @@ bool start_application(const Cmdline& cmdline) {
         return false;
     }
     proc.exe_path = move(program);
-    fs::set_exe_path(proc.exe_path.view());
+    fs::set_exe_path_source([] { return process().exe_path.view(); });
 
     RefPtr<fs::Node> console_node;
     if (fs::resolve("/dev/console", fs::root(), true, console_node) == 0) {

@@ -7,6 +7,7 @@
 #include "fs/vfs.h"
 #include "lib/utility.h"
 #include "linux/user_memory.h"
+#include "linux/vdso.h"
 #include "mm/address_space.h"
 
 namespace kiln::linux {
@@ -35,6 +36,7 @@ enum : uint64_t {
     AT_RANDOM = 25,
     AT_HWCAP2 = 26,
     AT_EXECFN = 31,
+    AT_SYSINFO_EHDR = 33,
     AT_MINSIGSTKSZ = 51,
 };
 
@@ -175,6 +177,7 @@ uint64_t build_stack(uint64_t top, const ProgramArgs& args, const Loaded& loaded
         {AT_HWCAP2, hwcap2_fsgsbase},
         {AT_EXECFN, execfn},
         {AT_MINSIGSTKSZ, fpu::state_size() + 1024},
+        {vdso_base() != 0 ? AT_SYSINFO_EHDR : AT_NULL, vdso_base()},  // no vDSO: the vector ends here
         {AT_NULL, 0},
     };
     // Align so that RSP is 16-byte aligned at argc, as the ABI requires at _start.

@@ -262,7 +262,6 @@ int64_t sys_execve(SyscallArgs& a) {
     self.altstack_flags = 2;  // SS_DISABLE
     self.clear_child_tid = self.robust_list = self.rseq = 0;
     p.exe_path = move(program);
-    fs::set_exe_path(p.exe_path.view());
     start_fresh(*a.frame, entry, sp);
     return 0;
 }

@@ -1,5 +1,5 @@
-// Clocks and sleeping. The TSC is the clock (time/clock.h); no vDSO yet, so every read is a
-// system call.
+// Clocks and sleeping. The TSC is the clock (time/clock.h); the vDSO (kernel/vdso/) reads it
+// in user mode, so these calls come only from programs that bypass it.
 #include "core/errno.h"
 #include "lib/utility.h"
 #include "linux/process.h"

@@ -53,6 +53,8 @@ void set_epoch(uint64_t epoch_ns_at_tsc_zero) { epoch_ns = epoch_ns_at_tsc_zero;
 
 uint64_t realtime_ns() { return epoch_ns + ticks_to_ns(cpu::rdtsc()); }
 
+Parameters parameters() { return {boot_tsc, ns_mult, epoch_ns}; }
+
 uint64_t now_ns() { return ticks_to_ns(cpu::rdtsc() - boot_tsc); }
 
 uint64_t ns_to_ticks(uint64_t ns) {

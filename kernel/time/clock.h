@@ -26,6 +26,15 @@ void set_epoch(uint64_t epoch_ns_at_tsc_zero);
 uint64_t realtime_ns();
 uint64_t ns_to_ticks(uint64_t ns);
 
+// What the two clocks are made of, for the vDSO to compute them as the kernel does:
+// monotonic = ((TSC - boot_tsc) * ns_mult) >> 32, realtime = epoch_ns + ((TSC * ns_mult) >> 32).
+struct Parameters {
+    uint64_t boot_tsc;
+    uint64_t ns_mult;
+    uint64_t epoch_ns;
+};
+Parameters parameters();
+
 // Timer events: one pending deadline, a callback run in interrupt context.
 using TimerCallback = void (*)();
 void set_timer(uint64_t deadline_ns, TimerCallback callback);

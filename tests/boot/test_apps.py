@@ -7,6 +7,7 @@ Usage: test_apps.py BUILD_DIR [unittest args, e.g. AppsUnderKilnVmm AppsUnderKil
 """
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -68,6 +69,7 @@ PROGRAMS = [
     ("process_info", 0, "process_info: ok"),  # ids, scheduling, names, links, vectored and positioned I/O
     ("spawn", 0, "spawn: ok"),  # posix_spawn, vfork, fork, execve, pipes between processes, wait
     ("spawn exec-self", 0, "spawn: exec as pid 1\nhello from a static Linux binary"),
+    ("vdso_check", 0, "vdso_check: ok"),  # the vDSO's clocks agree with the kernel's
     ("exit_status", 5, ""),
     ("exit_status exit", 7, ""),
     ("exit_status thread", 42, ""),
@@ -134,6 +136,21 @@ class MonitorChecks(AppsMixin):
         self.assertRegex(out, r"\[1\] write\(0x1, 0x[0-9a-f]+, 0x21, .*\)\n")
         self.assertIn("[1] write = 33", out)
         self.assertIn("exit_group(0x0", out)
+
+    def test_clocks_are_read_without_system_calls(self):
+        """Through the vDSO: between its markers vdso_check reads every clock 1,000 times, and
+        kiln.strace=1 logs no system call there but the write of the second marker."""
+        for variant in self.variants:
+            with self.subTest(variant=variant):
+                status, out, err = type(self).runner(f"kiln.strace=1 -- /bin/vdso_check{variant}")
+                self.assertEqual(status, 0, out + err)
+                window = out.split("vdso_check: calls begin\n", 1)[1].split("vdso_check: calls end", 1)[0]
+                calls = [line for line in window.splitlines() if re.match(r"\[\d+\] \w+\(", line)]
+                self.assertEqual([c.split("(")[0] for c in calls], ["[1] write"], window[:2000])
+                # Without the vDSO the same calls are system calls: the test would see them.
+                status, out, err = type(self).runner(f"kiln.vdso=off kiln.strace=1 -- /bin/vdso_check{variant}")
+                self.assertNotEqual(status, 0, "vdso_check must notice there is no vDSO")
+                self.assertIn("no AT_SYSINFO_EHDR", out)
 
     def test_programs_that_cannot_start_say_why(self):
         for program, message in (

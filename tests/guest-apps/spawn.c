@@ -251,6 +251,10 @@ int main(int argc, char** argv) {
     }
     check_posix_spawn();
     check_vfork();
+    // /proc/self/exe is each process's own program, whatever its children ran.
+    char exe[256] = {0};
+    CHECK(readlink("/proc/self/exe", exe, sizeof(exe) - 1) > 0 && strcmp(exe, argv[0]) == 0, "/proc/self/exe is %s",
+          exe);
     check_fork();
     check_groups();
     check_execve_errors();
