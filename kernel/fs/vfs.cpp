@@ -107,6 +107,29 @@ int64_t resolve_parent(StringView path, const RefPtr<Node>& base, RefPtr<Node>& 
     return 0;
 }
 
+int64_t directory_path(const RefPtr<Node>& dir, char* buffer) {
+    // Built backwards from the end of the buffer: each level's name, found in its parent.
+    size_t at = kPathMax;
+    RefPtr<Node> node = dir;
+    while (node != root()) {
+        RefPtr<Node> parent = node->parent;
+        if (!parent || parent == node) return -ENOENT;
+        DirEntry entry;
+        bool found = false;
+        for (size_t i = 0; !found && parent->entry(i, entry); ++i) found = entry.ino == node->ino();
+        if (!found) return -ENOENT;
+        if (entry.name.size() + 1 > at) return -ENAMETOOLONG;
+        at -= entry.name.size();
+        memcpy(buffer + at, entry.name.data(), entry.name.size());
+        buffer[--at] = '/';
+        node = parent;
+    }
+    if (at == kPathMax) buffer[--at] = '/';
+    const size_t length = kPathMax - at;
+    memmove(buffer, buffer + at, length);
+    return static_cast<int64_t>(length);
+}
+
 int64_t make_directories(StringView path, RefPtr<Node>& out) {
     RefPtr<Node> dir = root();
     StringView rest = path;

@@ -19,6 +19,10 @@ int64_t resolve(StringView path, const RefPtr<Node>& base, bool follow, RefPtr<N
 // the entry's name (a view into `path`). "/" and paths ending in "." or ".." are EEXIST/EINVAL.
 int64_t resolve_parent(StringView path, const RefPtr<Node>& base, RefPtr<Node>& parent, StringView& name);
 
+// The absolute path of directory `dir`, found through its parents' entries, into `buffer`
+// (kPathMax bytes). Returns its length, or a negative errno (ENOENT: no longer in the tree).
+int64_t directory_path(const RefPtr<Node>& dir, char* buffer);
+
 // Creates every missing directory of `path` (absolute); used to unpack the initrd.
 int64_t make_directories(StringView path, RefPtr<Node>& out);
 

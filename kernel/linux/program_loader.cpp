@@ -14,6 +14,7 @@ namespace kiln::linux {
 namespace {
 
 constexpr uint64_t kPieBase = 0x0000555555554000;
+constexpr uint64_t kBreakRoom = 8ull << 30;  // address space only: pages come when touched
 
 // Auxiliary vector keys (linux/auxvec.h).
 enum : uint64_t {
@@ -309,8 +310,10 @@ bool load_program(StringView path, fs::RamFile& file, const AppImage& image, con
     auto& space = mm::address_space();
     uint64_t base = 0;
     if (image.position_independent) {
+        // Later programs go where mmap would put them, with room above for their break to grow
+        // (the first has all of it above its usual base).
         const uint64_t span = image.highest_page_end() - image.lowest_page();
-        const int64_t at = first ? static_cast<int64_t>(kPieBase) : space.find_free_range(span);
+        const int64_t at = first ? static_cast<int64_t>(kPieBase) : space.find_free_range(span + kBreakRoom);
         if (at < 0) return error.set(-ENOMEM, "cannot run {}: no room for it", path);
         base = static_cast<uint64_t>(at) - image.lowest_page();
     }
@@ -334,9 +337,12 @@ bool load_program(StringView path, fs::RamFile& file, const AppImage& image, con
 int64_t resolve_program(String path, const RefPtr<fs::Node>& cwd, ProgramArgs& args, RefPtr<fs::Node>& node,
                         AppImage& image, mm::Owner leaving, String& program, LoadError& error) {
     for (int depth = 0;; ++depth) {
-        if (int64_t r = fs::resolve(path.view(), cwd, true, node); r < 0) {
-            error.set(r, "cannot run {}: no such file in the root file system", path.view());
-            return r;
+        // A `node` given on entry is the file itself (execveat of a descriptor).
+        if (depth > 0 || !node) {
+            if (int64_t r = fs::resolve(path.view(), cwd, true, node); r < 0) {
+                error.set(r, "cannot run {}: no such file in the root file system", path.view());
+                return r;
+            }
         }
         if (node->type() != fs::Type::kRegular) {
             error.set(-EACCES, "cannot run {}: not a regular file", path.view());

@@ -43,7 +43,8 @@ bool check_program(StringView path, fs::Node& node, mm::Owner leaving, AppImage&
 
 // The program that running `path` means: the file, or the interpreter its #! line names (argv
 // rewritten as Linux does: interpreter, its argument, the script's path, the other arguments),
-// checked as check_program does. Fills `node`, `image` and `program` (the file that runs).
+// checked as check_program does. Fills `node` (unless given: the file itself), `image` and
+// `program` (the file that runs).
 // Returns 0 or a negative errno (`error` says it for a person).
 int64_t resolve_program(String path, const RefPtr<fs::Node>& cwd, ProgramArgs& args, RefPtr<fs::Node>& node,
                         AppImage& image, mm::Owner leaving, String& program, LoadError& error);

@@ -185,6 +185,24 @@ int64_t sys_lseek(SyscallArgs& a) {
 
 int64_t sys_close(SyscallArgs& a) { return proc().fds.close(static_cast<int>(a.a[0])); }
 
+// close_range(first, last, flags): closes (or, with CLOSE_RANGE_CLOEXEC, marks close-on-exec)
+// every open descriptor in [first, last]. CLOSE_RANGE_UNSHARE changes nothing: no process here
+// shares its table.
+int64_t sys_close_range(SyscallArgs& a) {
+    constexpr uint64_t kUnshare = 2, kCloexec = 4;
+    const auto first = static_cast<uint32_t>(a.a[0]), last = static_cast<uint32_t>(a.a[1]);
+    if (first > last || (a.a[2] & ~(kUnshare | kCloexec))) return -EINVAL;
+    const uint32_t end = min<uint32_t>(last, fs::FdTable::kMaxFds - 1);
+    for (uint32_t fd = first; fd <= end && fd < static_cast<uint32_t>(fs::FdTable::kMaxFds); ++fd) {
+        if (!proc().fds.get(static_cast<int>(fd))) continue;
+        if (a.a[2] & kCloexec)
+            (void)proc().fds.set_cloexec(static_cast<int>(fd), true);
+        else
+            (void)proc().fds.close(static_cast<int>(fd));
+    }
+    return 0;
+}
+
 int64_t open_at(uint64_t dirfd, uint64_t user_path, uint64_t flags, uint64_t mode) {
     UserPath path;
     if (int64_t r = read_path(user_path, path); r < 0) return r;
@@ -695,6 +713,7 @@ void register_file_syscalls(SyscallHandler* t) {
     t[93] = sys_chown;  // partial: ownership is not kept
     t[94] = sys_chown;  // partial: ownership is not kept
     t[217] = sys_getdents64;
+    t[436] = sys_close_range;
     t[257] = sys_openat;
     t[258] = sys_mkdirat;
     t[260] = sys_chown;  // partial: ownership is not kept

@@ -73,6 +73,28 @@ int64_t sys_mmap(SyscallArgs& a) {
     return start;
 }
 
+// mincore: one byte per page, 1 if the page is in memory (touched), 0 if not yet.
+int64_t sys_mincore(SyscallArgs& a) {
+    constexpr uint64_t kPage = 4096;
+    const uint64_t start = a.a[0], length = a.a[1];
+    if (start % kPage != 0) return -EINVAL;
+    auto& space = mm::address_space();
+    if (length == 0) return 0;
+    if (!space.check(start, length, 0)) return -ENOMEM;
+    const uint64_t pages = (length + kPage - 1) / kPage;
+    uint8_t chunk[256];
+    for (uint64_t done = 0; done < pages;) {
+        const uint64_t n = pages - done < sizeof(chunk) ? pages - done : sizeof(chunk);
+        for (uint64_t i = 0; i < n; ++i) {
+            uint64_t phys;
+            chunk[i] = space.physical_page(start + (done + i) * kPage, phys) ? 1 : 0;
+        }
+        if (copy_to_user(a.a[2] + done, chunk, n) != 0) return -EFAULT;
+        done += n;
+    }
+    return 0;
+}
+
 int64_t sys_munmap(SyscallArgs& a) { return mm::address_space().unmap(a.a[0], a.a[1]); }
 
 int64_t sys_mprotect(SyscallArgs& a) { return mm::address_space().protect(a.a[0], a.a[1], prot_of(a.a[2])); }
@@ -96,6 +118,7 @@ void register_memory_syscalls(SyscallHandler* t) {
     t[12] = sys_brk;
     t[9] = sys_mmap;
     t[11] = sys_munmap;
+    t[27] = sys_mincore;
     t[10] = sys_mprotect;
     t[25] = sys_mremap;
     t[28] = sys_madvise;

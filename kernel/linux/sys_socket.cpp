@@ -187,18 +187,17 @@ struct MessageHeader {
     int32_t pad2;
 };
 
-int64_t message_io(SyscallArgs& a, bool send) {
-    const SocketRef s = socket_of(a.a[0]);
+int64_t message_io(uint64_t fd, uint64_t header, int flags, bool send) {
+    const SocketRef s = socket_of(fd);
     if (!s) return s.error;
     MessageHeader m;
-    if (copy_from_user(&m, a.a[1], sizeof(m)) != 0) return -EFAULT;
+    if (copy_from_user(&m, header, sizeof(m)) != 0) return -EFAULT;
     if (m.iov_count > 1024) return -EMSGSIZE;
     net::SocketAddress address;
     const bool named = m.name != 0;
     if (send && named)
         if (int64_t r = read_address(m.name, m.name_length, address); r < 0) return r;
     int64_t total = 0;
-    const int flags = static_cast<int>(a.a[2]);
     for (uint64_t i = 0; i < m.iov_count; ++i) {
         uint64_t iov[2];
         if (copy_from_user(iov, m.iov + 16 * i, 16) != 0) return -EFAULT;
@@ -211,17 +210,42 @@ int64_t message_io(SyscallArgs& a, bool send) {
         if (static_cast<uint64_t>(n) < iov[1] || s->type() == 2) break;
     }
     if (!send) {
-        if (named && write_address(m.name, a.a[1] + offsetof(MessageHeader, name_length), address) < 0) return -EFAULT;
+        if (named && write_address(m.name, header + offsetof(MessageHeader, name_length), address) < 0) return -EFAULT;
         const uint64_t no_control = 0;
-        if (copy_to_user(a.a[1] + offsetof(MessageHeader, control_length), &no_control, 8) != 0) return -EFAULT;
+        if (copy_to_user(header + offsetof(MessageHeader, control_length), &no_control, 8) != 0) return -EFAULT;
         const int32_t no_flags = 0;
-        if (copy_to_user(a.a[1] + offsetof(MessageHeader, flags), &no_flags, 4) != 0) return -EFAULT;
+        if (copy_to_user(header + offsetof(MessageHeader, flags), &no_flags, 4) != 0) return -EFAULT;
     }
     return total;
 }
 
-int64_t sys_sendmsg(SyscallArgs& a) { return message_io(a, true); }
-int64_t sys_recvmsg(SyscallArgs& a) { return message_io(a, false); }
+int64_t sys_sendmsg(SyscallArgs& a) { return message_io(a.a[0], a.a[1], static_cast<int>(a.a[2]), true); }
+int64_t sys_recvmsg(SyscallArgs& a) { return message_io(a.a[0], a.a[1], static_cast<int>(a.a[2]), false); }
+
+// sendmmsg and recvmmsg: sendmsg and recvmsg over an array of struct mmsghdr (a msghdr and the
+// bytes it moved), until one would fail (its error is reported if it is the first) or, for
+// recvmmsg with MSG_WAITFORONE, would block after the first.
+int64_t multiple_message_io(SyscallArgs& a, bool send) {
+    constexpr uint64_t kEntrySize = sizeof(MessageHeader) + 8, kMaxEntries = 1024;
+    constexpr int kMsgWaitForOne = 0x10000;
+    const uint64_t count = a.a[2] < kMaxEntries ? a.a[2] : kMaxEntries;
+    int flags = static_cast<int>(a.a[3]);
+    uint64_t done = 0;
+    for (; done < count; ++done) {
+        const uint64_t entry = a.a[1] + done * kEntrySize;
+        const int64_t n = message_io(a.a[0], entry, flags & ~kMsgWaitForOne, send);
+        if (n < 0) {
+            if (done == 0) return n;
+            break;
+        }
+        if (put_user(entry + sizeof(MessageHeader), static_cast<uint32_t>(n)) != 0) return done > 0 ? done : -EFAULT;
+        if (!send && (flags & kMsgWaitForOne)) flags |= net::kMsgDontWait;
+    }
+    return static_cast<int64_t>(done);
+}
+
+int64_t sys_sendmmsg(SyscallArgs& a) { return multiple_message_io(a, true); }
+int64_t sys_recvmmsg(SyscallArgs& a) { return multiple_message_io(a, false); }
 
 int64_t sys_socketpair(SyscallArgs&) { return -EAFNOSUPPORT; }  // AF_UNIX is not there yet
 
@@ -235,6 +259,8 @@ void register_socket_syscalls(SyscallHandler* t) {
     t[45] = sys_recvfrom;
     t[46] = sys_sendmsg;
     t[47] = sys_recvmsg;
+    t[307] = sys_sendmmsg;
+    t[299] = sys_recvmmsg;  // partial: the timeout is not honoured (MSG_WAITFORONE is)
     t[48] = sys_shutdown;
     t[49] = sys_bind;
     t[50] = sys_listen;

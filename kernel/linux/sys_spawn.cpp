@@ -215,28 +215,58 @@ void start_fresh(arch::InterruptFrame& frame, uint64_t entry, uint64_t sp) {
     current_info()->exact_return = true;
 }
 
-int64_t sys_execve(SyscallArgs& a) {
+// The absolute path /proc/self/exe shows for a program named `path` relative to `base` (glibc
+// takes its directory for $ORIGIN and insists it starts with '/').
+String absolute_path(StringView path, const RefPtr<fs::Node>& base) {
+    if (path.starts_with("/")) return String(path);
+    char joined[fs::kPathMax];
+    const int64_t n = fs::directory_path(base, joined);
+    if (n < 0 || static_cast<size_t>(n) + 1 + path.size() >= sizeof(joined)) return String(path);
+    size_t length = static_cast<size_t>(n);
+    if (length > 1) joined[length++] = '/';
+    memcpy(joined + length, path.data(), path.size());
+    return String(StringView(joined, length + path.size()));
+}
+
+// execve, and execveat: a path relative to `dirfd` (AT_FDCWD: the working directory), or with
+// AT_EMPTY_PATH and an empty path the file `dirfd` is open on (fexecve).
+int64_t execute(uint64_t dirfd, uint64_t user_path, uint64_t user_argv, uint64_t user_envp, uint64_t flags,
+                arch::InterruptFrame& frame) {
+    constexpr uint64_t kAtSymlinkNoFollow = 0x100, kAtEmptyPath = 0x1000;
+    constexpr int kAtFdcwd = -100;
+    if (flags & ~(kAtSymlinkNoFollow | kAtEmptyPath)) return -EINVAL;
     char path_buffer[fs::kPathMax];
-    const int64_t length = copy_string_from_user(path_buffer, a.a[0], sizeof(path_buffer));
+    int64_t length = copy_string_from_user(path_buffer, user_path, sizeof(path_buffer));
     if (length < 0) return length;
+    Process& p = process();
+    RefPtr<fs::Node> base = p.cwd, node;
+    if (static_cast<int>(dirfd) != kAtFdcwd && (length == 0 || path_buffer[0] != '/')) {
+        RefPtr<fs::File> file = p.fds.get(static_cast<int>(dirfd));
+        if (!file || !file->node()) return -EBADF;
+        if (length == 0 && (flags & kAtEmptyPath)) {
+            node = file->node();  // the program itself, named as Linux names it
+            length = static_cast<int64_t>(format_buffer(path_buffer, sizeof(path_buffer), "/dev/fd/{}", dirfd));
+        } else if (file->node()->type() != fs::Type::kDirectory) {
+            return -ENOTDIR;
+        } else {
+            base = file->node();
+        }
+    }
     if (length == 0) return -ENOENT;
     ProgramArgs args;
     size_t total = 0;
-    if (int64_t r = copy_strings(a.a[1], args.argv, total); r < 0) return r;
-    if (int64_t r = copy_strings(a.a[2], args.envp, total); r < 0) return r;
+    if (int64_t r = copy_strings(user_argv, args.argv, total); r < 0) return r;
+    if (int64_t r = copy_strings(user_envp, args.envp, total); r < 0) return r;
     if (args.argv.empty() && !args.argv.push_back(String(StringView("")))) return -ENOMEM;
 
-    Process& p = process();
     // The image being left, if this process is its only user: a fixed-address program may go
     // where it is. A vfork child's memory is its parent's and stays.
     const mm::Owner leaving = p.lender == nullptr && p.memory->users == 1 ? p.memory->owner : mm::kKernelOwned;
-    RefPtr<fs::Node> node;
     AppImage image;
     LoadError error;
     const String path{StringView(path_buffer, static_cast<size_t>(length))};
     String program;
-    if (int64_t r = resolve_program(String(path.view()), process().cwd, args, node, image, leaving, program, error);
-        r < 0) {
+    if (int64_t r = resolve_program(String(path.view()), base, args, node, image, leaving, program, error); r < 0) {
         if (error.text[0] != 0 && p.strace) console::print("kiln: execve: {}\n", StringView(error.text));
         return r;
     }
@@ -261,10 +291,17 @@ int64_t sys_execve(SyscallArgs& a) {
     self.altstack_sp = self.altstack_size = 0;
     self.altstack_flags = 2;  // SS_DISABLE
     self.clear_child_tid = self.robust_list = self.rseq = 0;
-    p.exe_path = move(program);
-    start_fresh(*a.frame, entry, sp);
+    p.exe_path = program.view().starts_with("/") ? move(program) : absolute_path(program.view(), base);
+    start_fresh(frame, entry, sp);
     return 0;
 }
+
+int64_t sys_execve(SyscallArgs& a) {
+    constexpr int kAtFdcwd = -100;
+    return execute(static_cast<uint64_t>(kAtFdcwd), a.a[0], a.a[1], a.a[2], 0, *a.frame);
+}
+
+int64_t sys_execveat(SyscallArgs& a) { return execute(a.a[0], a.a[1], a.a[2], a.a[3], a.a[4], *a.frame); }
 
 // Which children a wait means: pid > 0 that one, 0 the caller's group, -1 any, < -1 group -pid.
 bool waited_for(const Process& child, int64_t pid, const Process& self) {
@@ -357,6 +394,7 @@ void register_spawn_syscalls(SyscallHandler* t) {
     t[57] = sys_fork;  // partial: the parent waits until the child calls execve or exits
     t[58] = sys_vfork;
     t[59] = sys_execve;
+    t[322] = sys_execveat;
     t[61] = sys_wait4;
     t[247] = sys_waitid;
 }

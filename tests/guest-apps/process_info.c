@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -110,6 +112,60 @@ static void files(void) {
     close(fd);
 }
 
+// close_range, mincore, sendmmsg and recvmmsg.
+static void more_calls(void) {
+    int fds[4];
+    for (int i = 0; i < 4; ++i) CHECK((fds[i] = open("/etc/motd", O_RDONLY)) >= 0);
+    CHECK(syscall(SYS_close_range, fds[2], ~0u, 4 /* CLOSE_RANGE_CLOEXEC */) == 0);
+    CHECK(fcntl(fds[2], F_GETFD) == FD_CLOEXEC && fcntl(fds[1], F_GETFD) == 0);
+    CHECK(syscall(SYS_close_range, fds[1], ~0u, 0) == 0);
+    CHECK(fcntl(fds[0], F_GETFD) == 0 && fcntl(fds[1], F_GETFD) == -1 && errno == EBADF);
+    CHECK(fcntl(fds[3], F_GETFD) == -1 && errno == EBADF);
+    CHECK(syscall(SYS_close_range, 5, 4, 0) == -1 && errno == EINVAL);
+    close(fds[0]);
+
+    char* pages = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(pages != MAP_FAILED);
+    pages[0] = 1;
+    pages[2 * 4096] = 1;
+    unsigned char resident[4];
+    CHECK(mincore(pages, 4 * 4096, resident) == 0);
+    CHECK((resident[0] & 1) && !(resident[1] & 1) && (resident[2] & 1) && !(resident[3] & 1));
+    munmap(pages + 3 * 4096, 4096);
+    CHECK(mincore(pages, 4 * 4096, resident) == -1 && errno == ENOMEM);
+    CHECK(mincore(pages + 1, 4096, resident) == -1 && errno == EINVAL);
+    munmap(pages, 3 * 4096);
+
+    // Three datagrams over loopback in one sendmmsg, back in one recvmmsg.
+    int rx = socket(AF_INET, SOCK_DGRAM, 0), tx = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(9777), .sin_addr.s_addr = htonl(0x7f000001)};
+    CHECK(rx >= 0 && tx >= 0 && bind(rx, (struct sockaddr*)&addr, sizeof(addr)) == 0);
+    CHECK(connect(tx, (struct sockaddr*)&addr, sizeof(addr)) == 0);
+    char out[3][8] = {"one", "two!", "three"};
+    struct iovec out_iov[3];
+    struct mmsghdr out_msgs[3];
+    memset(out_msgs, 0, sizeof(out_msgs));
+    for (int i = 0; i < 3; ++i) {
+        out_iov[i] = (struct iovec){out[i], strlen(out[i])};
+        out_msgs[i].msg_hdr.msg_iov = &out_iov[i];
+        out_msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    CHECK(sendmmsg(tx, out_msgs, 3, 0) == 3 && out_msgs[1].msg_len == 4);
+    char in[4][16];
+    struct iovec in_iov[4];
+    struct mmsghdr in_msgs[4];
+    memset(in_msgs, 0, sizeof(in_msgs));
+    for (int i = 0; i < 4; ++i) {
+        in_iov[i] = (struct iovec){in[i], sizeof(in[i])};
+        in_msgs[i].msg_hdr.msg_iov = &in_iov[i];
+        in_msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    CHECK(recvmmsg(rx, in_msgs, 4, MSG_WAITFORONE, NULL) == 3);
+    CHECK(in_msgs[2].msg_len == 5 && memcmp(in[2], "three", 5) == 0 && memcmp(in[0], "one", 3) == 0);
+    close(rx);
+    close(tx);
+}
+
 // Last: the process gives up root.
 static void identity(void) {
     CHECK(getuid() == 0 && geteuid() == 0 && getgid() == 0);
@@ -133,6 +189,7 @@ int main(void) {
     scheduling();
     names();
     files();
+    more_calls();
     identity();
     puts("process_info: ok");
     return 0;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysinfo.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -189,6 +190,29 @@ static void check_execve_errors(void) {
     CHECK(execve("/bin/hello-no-linker", argv, environ) == -1 && errno == ENOENT, "a program without its linker");
 }
 
+// execveat: of a descriptor (fexecve) and relative to a directory.
+static void check_execveat(void) {
+    char* argv[] = {"hello-pie", "8", NULL};
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(hello(), O_RDONLY);
+        syscall(SYS_execveat, fd, "", argv, environ, AT_EMPTY_PATH);
+        _exit(92);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid && WEXITSTATUS(status) == 8, "execveat of a descriptor: %#x", status);
+    pid = fork();
+    if (pid == 0) {
+        int dir = open("/bin", O_RDONLY | O_DIRECTORY);
+        syscall(SYS_execveat, dir, "hello-pie", argv, environ, 0);
+        _exit(91);
+    }
+    CHECK(waitpid(pid, &status, 0) == pid && WEXITSTATUS(status) == 8, "execveat in a directory: %#x", status);
+    int file = open("/etc/motd", O_RDONLY);
+    CHECK(syscall(SYS_execveat, file, "x", argv, environ, 0) == -1 && errno == ENOTDIR, "execveat below a file");
+    close(file);
+}
+
 static void check_script(void) {
     // A #! script: the interpreter gets its argument, the script's path, then the arguments.
     int fd = open("/tmp/script.sh", O_CREAT | O_WRONLY | O_TRUNC, 0755);
@@ -259,6 +283,7 @@ int main(int argc, char** argv) {
     check_groups();
     check_execve_errors();
     check_script();
+    check_execveat();
     check_no_leak();
     if (failures == 0) printf("spawn: ok\n");
     return failures == 0 ? 0 : 1;
