@@ -267,7 +267,11 @@ int64_t execute(uint64_t dirfd, uint64_t user_path, uint64_t user_argv, uint64_t
     const String path{StringView(path_buffer, static_cast<size_t>(length))};
     String program;
     if (int64_t r = resolve_program(String(path.view()), base, args, node, image, leaving, program, error); r < 0) {
-        if (error.text[0] != 0 && p.strace) console::print("kiln: execve: {}\n", StringView(error.text));
+        // What Linux would answer the same way (no such file, not a program) is the caller's to
+        // report; a refusal of Kiln's own (a fixed-address program with its addresses taken) is
+        // said on the console too, since ENOMEM alone would not explain it.
+        if (error.text[0] != 0 && (p.strace || r == -ENOMEM))
+            console::print("kiln: execve: {}\n", StringView(error.text));
         return r;
     }
 

@@ -34,9 +34,11 @@ struct Timeval {
     int64_t usec;
 };
 
+// Ordered after the loads before it (the sequence count), as Linux's rdtsc_ordered: a TSC read
+// the CPU ran early could pair with parameters read later.
 inline uint64_t rdtsc() {
     uint32_t low, high;
-    asm volatile("rdtsc" : "=a"(low), "=d"(high));
+    asm volatile("lfence; rdtsc" : "=a"(low), "=d"(high)::"memory");
     return (static_cast<uint64_t>(high) << 32) | low;
 }
 

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,6 +191,22 @@ static void check_execve_errors(void) {
     CHECK(execve("/bin/hello-no-linker", argv, environ) == -1 && errno == ENOENT, "a program without its linker");
 }
 
+// A program linked at fixed addresses runs beside a position-independent parent; beside a parent
+// at those same addresses it is refused (ENOMEM, and the console says why).
+static void check_fixed_address(void) {
+    const int parent_fixed = (uintptr_t)&check_fixed_address < 0x10000000;
+    char* argv[] = {"hello", "2", NULL};
+    pid_t pid;
+    const int r = posix_spawn(&pid, "/bin/hello", NULL, NULL, argv, environ);
+    if (parent_fixed) {
+        CHECK(r == ENOMEM, "a second fixed-address program: %d", r);
+        return;
+    }
+    CHECK(r == 0, "a fixed-address program beside a PIE: %d", r);
+    int status = 0;
+    CHECK(r != 0 || (waitpid(pid, &status, 0) == pid && WEXITSTATUS(status) == 2), "status %#x", status);
+}
+
 // execveat: of a descriptor (fexecve) and relative to a directory.
 static void check_execveat(void) {
     char* argv[] = {"hello-pie", "8", NULL};
@@ -284,6 +301,7 @@ int main(int argc, char** argv) {
     check_execve_errors();
     check_script();
     check_execveat();
+    check_fixed_address();
     check_no_leak();
     if (failures == 0) printf("spawn: ok\n");
     return failures == 0 ? 0 : 1;
