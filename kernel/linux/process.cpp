@@ -38,12 +38,6 @@ bool ignores_children(const Process& p) {
     return action.handler == 1 || (action.flags & kSaNoCldWait);  // SIG_IGN: children reap themselves
 }
 
-void reap(Process& p) {
-    if (p.parent) remove_from(p.parent->children, &p);
-    remove_from(*processes, &p);
-    delete &p;
-}
-
 // The last thread of `p` is gone: its files close, its memory goes back (or away), its
 // children pass to pid 1, and its parent hears of it.
 void finish_process(Process& p) {
@@ -60,7 +54,7 @@ void finish_process(Process& p) {
     p.zombie = true;
     Process* parent = p.parent;
     if (ignores_children(*parent)) {
-        reap(p);
+        reap_process(p);
         return;
     }
     send_signal_to_process(*parent, kSigChld);
@@ -105,6 +99,12 @@ Memory* new_memory() {
 }
 
 void release_thread_info(ThreadInfo* info) { delete info; }
+
+void reap_process(Process& p) {
+    if (p.parent) remove_from(p.parent->children, &p);
+    remove_from(*processes, &p);
+    delete &p;
+}
 
 void leave_memory(Process& p) {
     Memory* memory = exchange(p.memory, static_cast<Memory*>(nullptr));

@@ -98,6 +98,8 @@ void hold_at_user_return(ThreadInfo& info);
 // gets its own back (a fork's as it was) and runs on; an image nobody else uses is unmapped.
 void leave_memory(Process& p);
 Memory* new_memory();
+// A zombie's last trace: out of its parent's children and the table, and freed.
+void reap_process(Process& p);
 
 // Loads the application named after `--` on the command line and starts its main thread. On
 // failure prints why and returns false (the caller ends the VM with kExitCannotStart).

@@ -341,16 +341,6 @@ Process* wait_for_child(int64_t pid, bool nohang, int64_t& error) {
     }
 }
 
-void reap_child(Process& child) {
-    Process& self = process();
-    for (size_t i = 0; i < self.children.size(); ++i)
-        if (self.children[i] == &child) self.children.erase(i);
-    auto& all = all_processes();
-    for (size_t i = 0; i < all.size(); ++i)
-        if (all[i] == &child) all.erase(i);
-    delete &child;
-}
-
 int64_t sys_wait4(SyscallArgs& a) {
     constexpr uint64_t kWnohang = 1;
     constexpr uint64_t kKnownOptions = 1 | 2 | 8 | 0x20000000 | 0x40000000 | 0x80000000ull;
@@ -361,7 +351,7 @@ int64_t sys_wait4(SyscallArgs& a) {
     if (a.a[1] != 0 && put_user(a.a[1], static_cast<int32_t>(child->wait_status)) != 0) return -EFAULT;
     if (a.a[3] != 0 && clear_user(a.a[3], 144) != 0) return -EFAULT;  // struct rusage: nothing counted
     const int pid = child->pid;
-    reap_child(*child);
+    reap_process(*child);
     return pid;
 }
 
@@ -388,7 +378,7 @@ int64_t sys_waitid(SyscallArgs& a) {
         return error;
     }
     if (a.a[2] != 0 && copy_to_user(a.a[2], info, sizeof(info)) != 0) return -EFAULT;
-    if (child != nullptr && !(options & kWnowait)) reap_child(*child);
+    if (child != nullptr && !(options & kWnowait)) reap_process(*child);
     return 0;
 }
 
