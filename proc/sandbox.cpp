@@ -50,7 +50,7 @@ std::vector<sock_filter> instance_filter(const InstanceFds& fds) {
           {SCMP_A3(SCMP_CMP_EQ, MAP_SHARED | MAP_FIXED | MAP_POPULATE), SCMP_A4(SCMP_CMP_EQ, fd(fds.memory))});
     if (fds.initrd >= 0)  // the application's read-only file pages, from the initrd's file
         allow(c, SCMP_SYS(mmap),
-              {SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_WRITE, 0), SCMP_A3(SCMP_CMP_EQ, MAP_PRIVATE | MAP_FIXED | MAP_POPULATE),
+              {SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_WRITE, 0), SCMP_A3(SCMP_CMP_EQ, MAP_PRIVATE | MAP_FIXED),
                SCMP_A4(SCMP_CMP_EQ, fd(fds.initrd))});
     allow(c, SCMP_SYS(mprotect));        // mprotect of the application's pages
     allow(c, SCMP_SYS(munmap));          // munmap, MADV_DONTNEED, mremap of them

@@ -44,6 +44,8 @@ enum : uint64_t {
 // `file` is the executable's bytes. If they outlive the process (`lasting`: the initrd), a
 // segment's pages are filled from them on first touch, so only the pages the application uses
 // are ever copied; a page shared with the neighbouring segment is copied now, whole.
+constexpr uint64_t kSmallWritableSegment = 16 * 4096;
+
 bool load_segments(const AppImage& image, const uint8_t* file, bool lasting, uint64_t base, uint64_t& break_start) {
     auto& space = mm::address_space();
     break_start = 0;
@@ -88,6 +90,9 @@ bool load_segments(const AppImage& image, const uint8_t* file, bool lasting, uin
         const bool first_shared = shares_page(i, start), last_shared = shares_page(i, last);
         if (first_shared && !copy(bytes_start, min(bytes_end, start + 4096))) return false;
         if (last_shared && (last != start || !first_shared) && !copy(max(bytes_start, last), bytes_end)) return false;
+        // A small writable segment (a static libc's data and bss) is written nearly whole as the
+        // program starts: filled now in one go rather than a fault at a time.
+        if ((s.prot & mm::kProtWrite) && end - start <= kSmallWritableSegment) space.populate(start, end);
     }
     for (size_t i = 0; i < image.segment_count; ++i) {
         const ElfSegment& s = image.segments[i];

@@ -633,6 +633,18 @@ bool AddressSpace::handle_fault(uint64_t address, bool write, bool exec) {
         platform.user_pages_mapped(page, *pte & kAddressMask, kPage, vma->prot);
         return true;
     }
+    if (vma->source.data && borrowable_page(page, *vma)) {
+        // The file's own bytes in the initrd: every such page of the mapping costs nothing to
+        // map (no copy; on proc the host maps them lazily from its page cache), so all of them
+        // are mapped now and the application takes no further fault of ours on them.
+        for (uint64_t va = vma->start; va < vma->end;) {
+            uint64_t* entry = walk(va, true);
+            if (entry == nullptr) return false;
+            const uint64_t pages = (*entry & (kPresent | kKept)) ? 0 : map_borrowed_run(va, entry, *vma, vma->end);
+            va += max<uint64_t>(pages, 1) * kPage;
+        }
+        return (*walk(page, false) & kPresent) != 0;
+    }
     if (vma->source.data) {
         // A file's pages around this one are likely next (code runs on): fill a few at once,
         // as Linux's fault-around does for file mappings.
@@ -640,6 +652,7 @@ bool AddressSpace::handle_fault(uint64_t address, bool write, bool exec) {
         populate(max(vma->start, align_down(page, kAround)), min(vma->end, align_down(page, kAround) + kAround));
         return (*walk(page, false) & kPresent) != 0;
     }
+    // Anonymous memory a page at a time, as Linux (mincore shows it).
     const uint64_t phys = page_allocator().allocate_zeroed();
     if (phys == 0) return false;
     *pte = phys | leaf_flags(vma->prot);
@@ -685,6 +698,19 @@ void AddressSpace::remap_present_pages() {
     }
 }
 
+uint64_t AddressSpace::map_borrowed_run(uint64_t va, uint64_t* pte, const Vma& vma, uint64_t end) {
+    const uint64_t borrowed = borrowable_page(va, vma);
+    if (borrowed == 0) return 0;
+    // The run of pages that are the file's own, contiguous in the initrd, in this page table.
+    uint64_t run = 1;
+    while (va + run * kPage < min(end, vma.end) && ((va >> 12) + run) % 512 != 0 && !(pte[run] & (kPresent | kKept)) &&
+           borrowable_page(va + run * kPage, vma) == borrowed + run * kPage)
+        ++run;
+    for (uint64_t i = 0; i < run; ++i) pte[i] = (borrowed + i * kPage) | kBorrowed | leaf_flags(vma.prot);
+    platform::current().user_pages_mapped(va, borrowed, run * kPage, vma.prot);
+    return run;
+}
+
 void AddressSpace::populate(uint64_t start, uint64_t end) {
     constexpr uint64_t kMaxRun = 16;
     auto& platform = platform::current();
@@ -697,16 +723,8 @@ void AddressSpace::populate(uint64_t start, uint64_t end) {
             va += kPage;
             continue;
         }
-        if (const uint64_t borrowed = borrowable_page(va, *vma)) {
-            // The run of pages that are the file's own, contiguous in the initrd.
-            uint64_t run = 1;
-            while (va + run * kPage < min(end, vma->end) && ((va >> 12) + run) % 512 != 0 &&
-                   !(pte[run] & (kPresent | kKept)) &&
-                   borrowable_page(va + run * kPage, *vma) == borrowed + run * kPage)
-                ++run;
-            for (uint64_t i = 0; i < run; ++i) pte[i] = (borrowed + i * kPage) | kBorrowed | leaf_flags(vma->prot);
-            platform.user_pages_mapped(va, borrowed, run * kPage, vma->prot);
-            va += run * kPage;
+        if (const uint64_t pages = map_borrowed_run(va, pte, *vma, end)) {
+            va += pages * kPage;
             continue;
         }
         // The run of absent pages from here, in this VMA and this page table (512 entries).

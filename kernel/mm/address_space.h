@@ -153,6 +153,9 @@ class AddressSpace {
     static void fill_page(uint64_t phys, uint64_t va, const Source& source);
     // Where a page can be the source's own bytes rather than a copy: the physical page, or 0.
     static uint64_t borrowable_page(uint64_t va, const Vma& vma);
+    // Maps the run of borrowable pages from va (absent, its entry at pte) up to `end` or the end
+    // of its page table; returns how many pages, 0 if va's page cannot be borrowed.
+    uint64_t map_borrowed_run(uint64_t va, uint64_t* pte, const Vma& vma, uint64_t end);
     bool make_private(uint64_t va, uint64_t& pte, uint32_t prot);
     // Frees the page behind a leaf entry, unless it is borrowed.
     void release(uint64_t pte);

@@ -199,10 +199,12 @@ void ProcBackend::user_pages_mapped(uint64_t va, uint64_t phys, uint64_t length,
     constexpr long kMapShared = 0x01, kMapPrivate = 0x02, kMapFixed = 0x10, kMapPopulate = 0x8000;
     const abi::ProcHandoff& h = proc::handoff();
     const bool in_initrd = h.initrd_fd >= 0 && phys >= h.initrd_phys && phys - h.initrd_phys < h.initrd_size;
-    const long result =
-        in_initrd
-            ? host_mmap(va, length, prot, kMapPrivate | kMapFixed | kMapPopulate, h.initrd_fd, phys - h.initrd_phys)
-            : host_mmap(va, length, prot, kMapShared | kMapFixed | kMapPopulate, h.memory_fd, phys);
+    // The initrd's pages are left for the host to fault in from its page cache (a host fault
+    // around them maps 16 at once, and costs no signal); the memory's are populated now, as the
+    // kernel maps them when they are about to be used.
+    const long result = in_initrd
+                            ? host_mmap(va, length, prot, kMapPrivate | kMapFixed, h.initrd_fd, phys - h.initrd_phys)
+                            : host_mmap(va, length, prot, kMapShared | kMapFixed | kMapPopulate, h.memory_fd, phys);
     if (result != static_cast<long>(va)) panic("proc: mapping the application's page {:#x}: error {}", va, -result);
 }
 
