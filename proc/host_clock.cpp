@@ -22,14 +22,24 @@ uint64_t now_ns(clockid_t clock) {
     return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
 }
 
-// The TSC's rate against CLOCK_MONOTONIC over `window_ns`.
-uint64_t measure_khz(uint64_t window_ns) {
-    const uint64_t t0 = now_ns(CLOCK_MONOTONIC), c0 = __rdtsc();
+struct ClockSample {
+    uint64_t ns = 0, tsc = 0;
+};
+
+ClockSample sample() {
+    const uint64_t ns = now_ns(CLOCK_MONOTONIC);
+    return {ns, __rdtsc()};
+}
+
+ClockSample process_start_sample;  // set by start_measuring_host_clock()
+
+// The TSC's rate against CLOCK_MONOTONIC from `from` to at least `window_ns` later.
+uint64_t measure_khz(ClockSample from, uint64_t window_ns) {
     uint64_t t1;
     do t1 = now_ns(CLOCK_MONOTONIC);
-    while (t1 - t0 < window_ns);
+    while (t1 - from.ns < window_ns);
     const uint64_t c1 = __rdtsc();
-    return (c1 - c0) * 1000000 / (t1 - t0);
+    return (c1 - from.tsc) * 1000000 / (t1 - from.ns);
 }
 
 // Linux's own figure: on a CPU with a constant TSC and no frequency scaling (every x86 cloud VM,
@@ -56,20 +66,27 @@ bool within_2_percent(uint64_t khz, uint64_t measured) {
            static_cast<long long>(khz);
 }
 
-// A 200 us measurement checks the figure (within 2%), up to three times: a preemption between
-// a window's clock read and its TSC read skews one. Where none agrees (a CPU whose "cpu MHz"
-// follows frequency scaling), a 20 ms measurement replaces it.
+// A measurement over at least 200 us checks the figure (within 2%): the first window is the
+// process's own start since start_measuring_host_clock(), which costs nothing where that was
+// long enough; then up to two fresh ones, as a preemption between a window's clock read and its
+// TSC read skews one. Where none agrees (a CPU whose "cpu MHz" follows frequency scaling), a
+// 20 ms measurement replaces it.
 uint64_t find_tsc_khz() {
+    constexpr uint64_t kWindowNs = 200000;
     uint64_t khz = cpuinfo_khz();
     bool confirmed = false;
-    for (int attempt = 0; attempt < 3 && khz != 0 && !confirmed; ++attempt)
-        confirmed = within_2_percent(khz, measure_khz(200000));
-    if (!confirmed) khz = measure_khz(20000000);
+    if (khz != 0 && process_start_sample.ns != 0)
+        confirmed = within_2_percent(khz, measure_khz(process_start_sample, kWindowNs));
+    for (int attempt = 0; attempt < 2 && khz != 0 && !confirmed; ++attempt)
+        confirmed = within_2_percent(khz, measure_khz(sample(), kWindowNs));
+    if (!confirmed) khz = measure_khz(sample(), 20000000);
     if (khz == 0) throw VmmError("cannot find the TSC's frequency");
     return khz;
 }
 
 }  // namespace
+
+void start_measuring_host_clock() { process_start_sample = sample(); }
 
 HostClock read_host_clock() {
     // Found once per process (a constant TSC keeps its rate for the host's boot): a tender

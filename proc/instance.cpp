@@ -138,6 +138,7 @@ void install_descriptors(const InstancePlan& plan, const int* received, size_t c
 // supervisor's end closing first (it failed to load, or ended) ends this process quietly.
 [[noreturn]] void await_plan(int socket, pid_t supervisor) {
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != supervisor) _exit(abi::kExitVmmError);
+    ::prctl(PR_SET_NAME, "kiln-instance");  // in ps and top, beside its supervisor (kiln-proc)
     std::vector<char> bytes(sizeof(PlanHeader) + kMaxResidentExtents * 2 * sizeof(uint64_t) +
                             kMaxReadOnlyRanges * sizeof(ReadOnlyRange));
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kDescriptors)];

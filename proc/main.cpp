@@ -15,6 +15,7 @@
 #include "util/error.h"
 
 int main(int argc, char** argv) {
+    kiln::proc::start_measuring_host_clock();
     // A tender started ahead of need forks its instance process ahead too (kilnd moves both into
     // the instance's cgroups with the orders): no fork is left on a wake's path.
     std::unique_ptr<kiln::proc::InstanceProcess> instance_process;
