@@ -37,10 +37,23 @@ struct SignalAction {
 
 // Who the process is (as setuid and friends leave it). Kiln keeps and reports them; files are
 // not checked against them (the root file system is the instance's own).
-struct Credentials {
+struct CredentialIds {
     uint32_t uid = 0, euid = 0, suid = 0, fsuid = 0;
     uint32_t gid = 0, egid = 0, sgid = 0, fsgid = 0;
+};
+
+struct Credentials : CredentialIds {
     Vector<uint32_t> groups;
+
+    // A child's copy of its parent's (fork, clone): false if the groups could not be allocated.
+    bool copy_from(const Credentials& other) {
+        static_cast<CredentialIds&>(*this) = other;
+        groups.clear();
+        if (!groups.reserve(other.groups.size())) return false;
+        for (uint32_t g : other.groups)
+            if (!groups.push_back(g)) return false;
+        return true;
+    }
 };
 
 struct Process {

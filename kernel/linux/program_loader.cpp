@@ -252,7 +252,8 @@ bool interpreter_line(const fs::RamFile& file, String& interpreter, String& argu
     size_t end = 2;
     while (end < file.size() && end < 256 && text[end] != '\n') ++end;
     StringView line(text + 2, end - 2);
-    auto is_blank = [](char c) { return c == ' ' || c == '\t' || c == '\r'; };
+    // Linux's blanks here: a DOS line end's \r is part of the name ("bad interpreter: ...^M").
+    auto is_blank = [](char c) { return c == ' ' || c == '\t'; };
     size_t i = 0;
     while (i < line.size() && is_blank(line[i])) ++i;
     size_t j = i;

@@ -5,6 +5,7 @@
 #include "fs/vfs.h"
 #include "lib/string.h"
 #include "lib/utility.h"
+#include "linux/at_paths.h"
 #include "linux/process.h"
 #include "linux/syscall.h"
 #include "linux/user_memory.h"
@@ -12,27 +13,24 @@
 #include "time/clock.h"
 
 namespace kiln::linux {
-namespace {
 
-constexpr int kAtFdcwd = -100;
-constexpr uint64_t kAtSymlinkNoFollow = 0x100, kAtRemoveDir = 0x200, kAtEmptyPath = 0x1000;
-
-Process& proc() { return process(); }
-
-RefPtr<fs::File> file_of(uint64_t fd) { return proc().fds.get(static_cast<int>(fd)); }
-
-// The directory a *at() call's relative path starts from.
 int64_t base_dir(uint64_t dirfd, RefPtr<fs::Node>& out) {
     if (static_cast<int>(dirfd) == kAtFdcwd) {
-        out = proc().cwd;
+        out = process().cwd;
         return 0;
     }
-    RefPtr<fs::File> f = file_of(dirfd);
+    RefPtr<fs::File> f = process().fds.get(static_cast<int>(dirfd));
     if (!f) return -EBADF;
     out = f->node();
     if (!out || out->type() != fs::Type::kDirectory) return -ENOTDIR;
     return 0;
 }
+
+namespace {
+
+Process& proc() { return process(); }
+
+RefPtr<fs::File> file_of(uint64_t fd) { return proc().fds.get(static_cast<int>(fd)); }
 
 struct UserPath {
     char text[fs::kPathMax];

@@ -19,6 +19,7 @@
 #include "fs/vfs.h"
 #include "lib/string.h"
 #include "lib/utility.h"
+#include "linux/at_paths.h"
 #include "linux/program_loader.h"
 #include "linux/signal.h"
 #include "linux/spawn.h"
@@ -46,16 +47,7 @@ Process* new_child(Process& parent) {
     child->exe_path = parent.exe_path;
     for (int i = 0; i <= kSignalCount; ++i) child->actions[i] = parent.actions[i];
     child->umask = parent.umask;
-    child->credentials.uid = parent.credentials.uid;
-    child->credentials.euid = parent.credentials.euid;
-    child->credentials.suid = parent.credentials.suid;
-    child->credentials.fsuid = parent.credentials.fsuid;
-    child->credentials.gid = parent.credentials.gid;
-    child->credentials.egid = parent.credentials.egid;
-    child->credentials.sgid = parent.credentials.sgid;
-    child->credentials.fsgid = parent.credentials.fsgid;
-    bool ok = child->credentials.groups.reserve(parent.credentials.groups.size());
-    for (uint32_t g : parent.credentials.groups) ok = ok && child->credentials.groups.push_back(g);
+    const bool ok = child->credentials.copy_from(parent.credentials);
     child->nice = parent.nice;
     child->policy = parent.policy;
     memcpy(child->hostname, parent.hostname, sizeof(child->hostname));
@@ -232,25 +224,19 @@ String absolute_path(StringView path, const RefPtr<fs::Node>& base) {
 // AT_EMPTY_PATH and an empty path the file `dirfd` is open on (fexecve).
 int64_t execute(uint64_t dirfd, uint64_t user_path, uint64_t user_argv, uint64_t user_envp, uint64_t flags,
                 arch::InterruptFrame& frame) {
-    constexpr uint64_t kAtSymlinkNoFollow = 0x100, kAtEmptyPath = 0x1000;
-    constexpr int kAtFdcwd = -100;
     if (flags & ~(kAtSymlinkNoFollow | kAtEmptyPath)) return -EINVAL;
     char path_buffer[fs::kPathMax];
     int64_t length = copy_string_from_user(path_buffer, user_path, sizeof(path_buffer));
     if (length < 0) return length;
     Process& p = process();
     RefPtr<fs::Node> base = p.cwd, node;
-    if (static_cast<int>(dirfd) != kAtFdcwd && (length == 0 || path_buffer[0] != '/')) {
+    if (length == 0 && (flags & kAtEmptyPath) && static_cast<int>(dirfd) != kAtFdcwd) {
         RefPtr<fs::File> file = p.fds.get(static_cast<int>(dirfd));
         if (!file || !file->node()) return -EBADF;
-        if (length == 0 && (flags & kAtEmptyPath)) {
-            node = file->node();  // the program itself, named as Linux names it
-            length = static_cast<int64_t>(format_buffer(path_buffer, sizeof(path_buffer), "/dev/fd/{}", dirfd));
-        } else if (file->node()->type() != fs::Type::kDirectory) {
-            return -ENOTDIR;
-        } else {
-            base = file->node();
-        }
+        node = file->node();  // the program itself, named as Linux names it
+        length = static_cast<int64_t>(format_buffer(path_buffer, sizeof(path_buffer), "/dev/fd/{}", dirfd));
+    } else if (length > 0 && path_buffer[0] != '/') {
+        if (int64_t r = base_dir(dirfd, base); r < 0) return r;
     }
     if (length == 0) return -ENOENT;
     ProgramArgs args;
@@ -301,7 +287,6 @@ int64_t execute(uint64_t dirfd, uint64_t user_path, uint64_t user_argv, uint64_t
 }
 
 int64_t sys_execve(SyscallArgs& a) {
-    constexpr int kAtFdcwd = -100;
     return execute(static_cast<uint64_t>(kAtFdcwd), a.a[0], a.a[1], a.a[2], 0, *a.frame);
 }
 

@@ -541,38 +541,36 @@ bool AddressSpace::take_snapshot(Owner owner, MemorySnapshot& snapshot) {
 }
 
 void AddressSpace::restore_snapshot(const MemorySnapshot& snapshot) {
-    const auto& saved = snapshot.vmas;
-    auto covered_by_saved = [&](uint64_t va) {
-        for (const Vma& s : saved)
-            if (s.start <= va && va < s.end) return true;
-        return false;
-    };
-    // Mappings made since: gone, page by page run (a saved mapping may have grown or shrunk).
+    const auto& saved = snapshot.vmas;  // in order of address, as vmas_ was
+    // Mappings made since: gone, range by range (a saved mapping may have grown or shrunk).
     for (size_t i = vmas_.size(); i-- > 0;) {
         if (i >= vmas_.size() || vmas_[i].owner != snapshot.owner) continue;
         const Vma v = vmas_[i];
-        for (uint64_t va = v.start; va < v.end;) {
-            uint64_t run = va;
-            while (run < v.end && !covered_by_saved(run)) run += kPage;
-            if (run > va) remove_range(va, run, true);
-            while (run < v.end && covered_by_saved(run)) run += kPage;
-            va = run;
+        uint64_t at = v.start;  // [v.start, at) is settled
+        for (const Vma& s : saved) {
+            if (s.end <= at) continue;
+            if (s.start >= v.end) break;
+            if (s.start > at) remove_range(at, s.start, true);
+            at = s.end;
+            if (at >= v.end) break;
         }
+        if (at < v.end) remove_range(at, v.end, true);
     }
     for (const Vma& s : saved) {
         // Holes (unmapped since) come back; what is there gets its old protection.
         for (uint64_t va = s.start; va < s.end;) {
             const Vma* here = nullptr;
-            for (const Vma& v : vmas_)
+            uint64_t next_start = s.end;  // where the next mapping above va begins, within s
+            for (const Vma& v : vmas_) {
                 if (v.start <= va && va < v.end) here = &v;
+                if (v.start > va && v.start < next_start) next_start = v.start;
+            }
             if (here == nullptr) {
-                uint64_t end = va;
-                while (end < s.end && !overlaps(end, end + kPage)) end += kPage;
                 Vma piece = s;
                 piece.start = va;
-                piece.end = end;
+                piece.end = next_start;
                 if (!insert_vma(piece)) panic("fork: out of memory putting the parent's mappings back");
-                va = end;
+                va = next_start;
                 continue;
             }
             const uint64_t end = min(here->end, s.end);

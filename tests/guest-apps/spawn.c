@@ -246,6 +246,38 @@ static void check_script(void) {
     CHECK(waitpid(pid, &status, 0) == pid && WEXITSTATUS(status) == 6, "status %#x", status);
 }
 
+// What is not a script, or names nothing that runs, is refused by execve before the caller's
+// image goes: the caller goes on with the error.
+static void check_bad_scripts(void) {
+    int data = open("/tmp/data.txt", O_CREAT | O_WRONLY | O_TRUNC, 0755);
+    CHECK(data >= 0 && write(data, "plain text\n", 11) == 11, "data.txt");
+    close(data);
+    static const struct {
+        const char* text;
+        int error;
+    } cases[] = {
+        {"#!\n", ENOEXEC},                          // no interpreter
+        {"#! \t \n", ENOEXEC},                      // blanks only
+        {"#!/no/such/interpreter\n", ENOENT},       // names nothing
+        {"#!\x01\x02\xff\xfe arg\n", ENOENT},       // bytes that name nothing
+        {"#!/bin/hello-pie\r\n", ENOENT},           // a DOS line end is part of the name, as on Linux
+        {"#!/tmp/data.txt\n", ENOEXEC},             // names a file that is not a program
+        {"#!/tmp/bad.sh\n", ELOOP},                 // names itself
+    };
+    char* argv[] = {"bad.sh", NULL};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
+        int fd = open("/tmp/bad.sh", O_CREAT | O_WRONLY | O_TRUNC, 0755);
+        CHECK(fd >= 0, "open");
+        CHECK(write(fd, cases[i].text, strlen(cases[i].text)) == (ssize_t)strlen(cases[i].text), "write");
+        close(fd);
+        errno = 0;
+        CHECK(execve("/tmp/bad.sh", argv, environ) == -1 && errno == cases[i].error,
+              "bad script %zu: errno %d, wanted %d", i, errno, cases[i].error);
+    }
+    unlink("/tmp/bad.sh");
+    unlink("/tmp/data.txt");
+}
+
 static unsigned long free_kib(void) {
     struct sysinfo info;
     sysinfo(&info);
@@ -300,6 +332,7 @@ int main(int argc, char** argv) {
     check_groups();
     check_execve_errors();
     check_script();
+    check_bad_scripts();
     check_execveat();
     check_fixed_address();
     check_no_leak();

@@ -7,9 +7,9 @@
 // - the timer is a POSIX timer on CLOCK_MONOTONIC that raises SIGALRM at the TSC deadline;
 // - exceptions are SIGSEGV, SIGILL, SIGFPE, SIGBUS and SIGTRAP, turned into the same
 //   InterruptFrame the IDT would have built, so fixups and demand paging work unchanged;
-// - the network card is kiln-proc's tap, read and written with host calls; O_ASYNC makes each
-//   frame that arrives a SIGIO, the card's interrupt (tap.cpp);
-// - idle is one ppoll that sleeps until a signal;
+// - the network card is kiln-proc's tap, read and written with host calls; it raises no signal:
+//   the kernel reads it when it goes idle and, while busy, on a 1 ms tick (tap.cpp);
+// - idle is one ppoll that sleeps until a signal or a frame on the tap;
 // - kiln-vmm's control port and serial port are served here, in the process: the console is a
 //   write to the console fd, exit is exit_group.
 // - the application's system calls come through Syscall User Dispatch (SIGSYS), and whatever
