@@ -1,7 +1,9 @@
 // kiln-proc's supervisor: the part of the tender outside the sandbox. It watches the instance
 // (watchdog, SIGTERM and SIGINT, the exit status) on the main thread, and serves the control
 // socket and the kernel's channel on an event loop thread: the kernel's messages (ready, parked,
-// resumed) and the socket's requests, which it answers with the kernel's help.
+// resumed) and the socket's requests, which it answers with the kernel's help. Without a control
+// socket there are no requests, and the main thread reads the kernel's messages itself: no
+// thread to start beside the instance's boot, nor to join after its end.
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
@@ -11,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <iostream>
@@ -47,24 +51,38 @@ int Tender::supervise(pid_t instance) {
         ::kill(instance, SIGKILL);
         throw system_error("supervising the instance");
     }
-    try {
-        loop_ = std::make_unique<vmm::EventLoop>();
-        loop_->add(channel_.get(), EPOLLIN, [this](uint32_t) { on_channel_readable(); });
-        if (!options_.control.empty())
+    if (!options_.control.empty()) {
+        try {
+            loop_ = std::make_unique<vmm::EventLoop>();
+            loop_->add(channel_.get(), EPOLLIN, [this](uint32_t) { on_channel_readable(); });
             control_ = std::make_unique<vmm::ControlSocket>(
                 options_.control, *loop_, [this](const nlohmann::json& request) { return handle_control(request); });
-        loop_->start();
-    } catch (const VmmError&) {
-        ::kill(instance, SIGKILL);
-        ::waitpid(instance, nullptr, 0);
-        throw;
+            loop_->start();
+        } catch (const VmmError&) {
+            ::kill(instance, SIGKILL);
+            ::waitpid(instance, nullptr, 0);
+            throw;
+        }
     }
 
     const int timeout_ms = options_.timeout ? static_cast<int>(options_.timeout->count()) : -1;
-    pollfd fds[2] = {{exited.get(), POLLIN, 0}, {signals.get(), POLLIN, 0}};
+    const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    pollfd fds[3] = {{exited.get(), POLLIN, 0}, {signals.get(), POLLIN, 0}, {loop_ ? -1 : channel_.get(), POLLIN, 0}};
     int ready;
-    do ready = ::poll(fds, 2, timeout_ms);
-    while (ready < 0 && errno == EINTR);
+    for (;;) {
+        int wait_ms = -1;
+        if (timeout_ms >= 0) {
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+            wait_ms = static_cast<int>(std::max<decltype(left)>(left, 0));
+        }
+        ready = ::poll(fds, 3, wait_ms);
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready > 0 && fds[0].revents == 0 && fds[1].revents == 0) {  // the kernel said something
+            if (!read_kernel_message()) fds[2].fd = -1;                 // the instance's end: pidfd next
+            continue;
+        }
+        break;
+    }
 
     int outcome = -1;
     std::string reason;
@@ -95,7 +113,7 @@ int Tender::supervise(pid_t instance) {
     }
     if (control_) control_->broadcast({{"event", "exited"}, {"status", outcome}});
     if (!reason.empty()) std::cerr << "kiln-proc: " << reason << "\n";
-    loop_->stop();  // its thread writes the milestones
+    if (loop_) loop_->stop();  // its thread writes the milestones
     if (options_.stats) print_stats();
     return outcome;
 }
@@ -116,13 +134,15 @@ void Tender::print_stats() const {
 // On the loop thread. Everything the kernel says unasked: ready, and resumed (a restored
 // instance's first word).
 void Tender::on_channel_readable() {
+    if (!read_kernel_message()) loop_->remove(channel_.get());  // the instance ended; the main thread reports it
+}
+
+bool Tender::read_kernel_message() {
     abi::ProcControlMessage message{};
     const ssize_t n = ::recv(channel_.get(), &message, sizeof(message), MSG_DONTWAIT);
-    if (n == 0) {
-        loop_->remove(channel_.get());  // the instance ended; the main thread reports it
-        return;
-    }
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return false;
     if (n == sizeof(message)) on_kernel_message(message);
+    return true;
 }
 
 void Tender::on_kernel_message(const abi::ProcControlMessage& message) {

@@ -65,6 +65,8 @@ class Tender {
     int supervise(pid_t instance);
     nlohmann::json handle_control(const nlohmann::json& request);
     void on_channel_readable();
+    // Reads what the kernel said, if anything; false once the instance's end closed the channel.
+    bool read_kernel_message();
     void on_kernel_message(const abi::ProcControlMessage& message);
     // Sends `request` and waits for `reply`, handling what else the kernel says meanwhile;
     // false (with `error`) if the kernel does not answer in time.

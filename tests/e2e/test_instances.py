@@ -47,6 +47,18 @@ class InstanceCase(KilnCommand, unittest.TestCase):
     def kilnd_pid(self):
         return kilnd_pid(self.state)
 
+    def why(self, instance):
+        """What a failure should show of an instance: its record, and the ends of its tender's
+        messages and of its console."""
+        lines = [json.dumps(instance)]
+        for log in ("vmm.log", "console.log"):
+            try:
+                with open(os.path.join(self.state, "instances", instance["uuid"], log)) as f:
+                    lines.append(f"{log}: ...{f.read()[-2000:]}")
+            except OSError as e:
+                lines.append(f"{log}: {e}")
+        return "\n".join(lines)
+
     def inspect(self, name):
         return json.loads(self.kiln("inspect", name).stdout)[0]
 
@@ -372,7 +384,7 @@ class Detached(InstanceCase):
         os.kill(self.kilnd_pid(), signal.SIGKILL)
         time.sleep(0.2)
         after = self.inspect("survivor")  # kiln starts a new kilnd
-        self.assertEqual((after["state"], after["pid"]), ("running", before["pid"]))
+        self.assertEqual((after["state"], after.get("pid")), ("running", before["pid"]), self.why(after))
         self.kiln("stop", "survivor")
         self.assertEqual(self.inspect("survivor")["state"], "stopped")
 
