@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "images/dockerfile.h"
 #include "images/rootfs.h"
 #include "store/sqlite.h"
 
@@ -171,11 +172,25 @@ Image ImageStore::build(const Kraftfile& kraftfile, const std::string& kernel_pa
 
     nlohmann::json manifest;
     manifest["kernel"] = {{"digest", put_blob(kernel)}, {"size", kernel.size()}};
+    // The Kraftfile's cmd and env, over what a Dockerfile rootfs says (ENTRYPOINT and CMD, ENV).
+    std::vector<std::string> cmd = kraftfile.cmd;
+    std::vector<std::pair<std::string, std::string>> env_list;
     if (kraftfile.rootfs) {
-        const auto entries = read_rootfs(*kraftfile.rootfs);
-        if (!kraftfile.cmd.empty()) {
-            const RootfsEntry* program = find_entry(entries, kraftfile.cmd[0]);
-            const std::string where = kraftfile.path + ": cmd: " + kraftfile.cmd[0];
+        std::vector<RootfsEntry> entries;
+        if (is_dockerfile_name(*kraftfile.rootfs)) {
+            DockerBuild built = build_dockerfile(*kraftfile.rootfs, fs::path(*kraftfile.rootfs).parent_path().string());
+            entries = std::move(built.entries);
+            if (cmd.empty()) cmd = built.config.argv();
+            env_list = built.config.env;
+            if (!built.config.exposed.empty()) manifest["exposed"] = built.config.exposed;
+            if (built.config.workdir != "/") manifest["workdir"] = built.config.workdir;
+            for (const auto& [label, value] : built.config.labels) manifest["image_labels"][label] = value;
+        } else {
+            entries = read_rootfs(*kraftfile.rootfs);
+        }
+        if (!cmd.empty()) {
+            const RootfsEntry* program = find_entry(entries, cmd[0]);
+            const std::string where = kraftfile.path + ": cmd: " + cmd[0];
             if (program == nullptr) throw KraftfileError(where + " is not in the rootfs (" + *kraftfile.rootfs + ")");
             if ((program->mode & S_IFMT) != S_IFREG) throw KraftfileError(where + " is not a file");
             if (const std::string why = unrunnable(program->data, entries); !why.empty())
@@ -183,12 +198,19 @@ Image ImageStore::build(const Kraftfile& kraftfile, const std::string& kernel_pa
         }
         const std::string cpio = write_cpio(entries);
         manifest["rootfs"] = {{"digest", put_blob(cpio)}, {"size", cpio.size()}, {"files", entries.size()}};
-    } else if (!kraftfile.cmd.empty()) {
-        throw KraftfileError(kraftfile.path + ": cmd: the image has no rootfs to run " + kraftfile.cmd[0] + " from");
+    } else if (!cmd.empty()) {
+        throw KraftfileError(kraftfile.path + ": cmd: the image has no rootfs to run " + cmd[0] + " from");
     }
-    manifest["cmd"] = kraftfile.cmd;
+    manifest["cmd"] = cmd;
+    for (const auto& [variable, value] : kraftfile.env) {
+        auto it = std::find_if(env_list.begin(), env_list.end(), [&](const auto& e) { return e.first == variable; });
+        if (it != env_list.end())
+            it->second = value;
+        else
+            env_list.emplace_back(variable, value);
+    }
     nlohmann::json env = nlohmann::json::array();
-    for (const auto& [variable, value] : kraftfile.env) env.push_back(variable + "=" + value);
+    for (const auto& [variable, value] : env_list) env.push_back(variable + "=" + value);
     manifest["env"] = env;
     manifest["memory_mb"] = default_memory_mb(manifest);
     manifest["labels"] = kraftfile.labels;

@@ -167,9 +167,6 @@ class Parser {
             fail(key, "rootfs", "expected a path to a directory, a cpio archive or a tarball");
         }
         const fs::path resolved = (fs::path(dir_) / source).lexically_normal();
-        if (fs::path(source).filename() == "Dockerfile" || resolved.filename() == "Dockerfile")
-            fail(key, "rootfs",
-                 "Dockerfiles are not supported: give a directory, a cpio archive or a tarball of the files");
         std::error_code error;
         if (!fs::exists(resolved, error)) fail(key, "rootfs", resolved.string() + " does not exist");
         return resolved.string();

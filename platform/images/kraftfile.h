@@ -29,7 +29,8 @@ struct Kraftfile {
     // The program and its arguments (after the kernel's `--`); empty if the file has none.
     std::vector<std::string> cmd;
     std::vector<std::pair<std::string, std::string>> env;  // in the file's order
-    // The root file system's source, absolute: a directory, a cpio archive or a tarball.
+    // The root file system's source, absolute: a directory, a cpio archive, a tarball, or a
+    // Dockerfile (images/dockerfile.h) built with its directory as the context.
     std::optional<std::string> rootfs;
     std::map<std::string, std::string> labels;
     std::map<std::string, std::string> kconfig;  // CONFIG_NAME -> value, from every place it may be

@@ -99,6 +99,61 @@ class ImageCommands(ImageCase):
         self.assertNotEqual(r.returncode, 0)
 
 
+class DockerfileImages(ImageCase):
+    """A Kraftfile of the shape of Unikraft's nginx example (`rootfs: ./Dockerfile`, cmd beside
+    it), built from a Dockerfile of our own, and run on proc."""
+
+    def setUp(self):
+        super().setUp()
+        os.makedirs(os.path.join(self.app, "conf"))
+        with open(os.path.join(self.app, "conf", "site.conf"), "w") as f:
+            f.write("listen 8080;\n")
+        self.dockerfile("# syntax=docker/dockerfile:1\n"
+                        "FROM scratch\n"
+                        "ARG GREETING=hello\n"
+                        "COPY rootfs/bin/args_env /usr/bin/\n"
+                        "COPY conf /etc/site/\n"
+                        "ENV GREETING=\"${GREETING} from a Dockerfile\" \\\n"
+                        "    MODE=docker\n"
+                        "WORKDIR /srv\n"
+                        "EXPOSE 8080\n"
+                        'CMD ["/usr/bin/args_env", "from", "cmd"]\n')
+        self.kraftfile("spec: v0.6\nname: web\nrootfs: ./Dockerfile\nenv:\n  MODE: kraftfile\n")
+
+    def dockerfile(self, text):
+        with open(os.path.join(self.app, "Dockerfile"), "w") as f:
+            f.write(text)
+
+    def test_built_and_run_on_proc(self):
+        self.assertRegex(self.kiln("build", self.app).stdout, r"^built web:latest [0-9a-f]{12} \(")
+        [image] = json.loads(self.kiln("image", "inspect", "web").stdout)
+        manifest = image["manifest"]
+        self.assertEqual(manifest["cmd"], ["/usr/bin/args_env", "from", "cmd"])
+        self.assertEqual(manifest["env"], ["GREETING=hello from a Dockerfile", "MODE=kraftfile"])
+        self.assertEqual((manifest["exposed"], manifest["workdir"]), (["8080/tcp"], "/srv"))
+        env = [f'env.{name}="{value}"' for name, value in (e.split("=", 1) for e in manifest["env"])]
+        r = subprocess.run([os.path.join(BUILD, "bin", "kiln-proc"), "--initrd", image["rootfs_path"], "--memory",
+                            "64M", "--timeout", "30", "--cmdline", " ".join([*env, "--", *manifest["cmd"]])],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("argv[1]=from\nargv[2]=cmd\n", r.stdout)
+        self.assertIn("env GREETING=hello from a Dockerfile", r.stdout)
+        # The same Dockerfile and files make the same image.
+        self.assertEqual(self.kiln("build", self.app, "-t", "web:again").stdout.split()[2], image["digest"][7:19])
+
+    def test_what_kiln_does_not_build_is_one_clear_line_and_changes_nothing(self):
+        self.kiln("build", self.app)
+        before = self.images()
+        self.dockerfile("FROM scratch\nCOPY conf /etc/site/\nRUN make install\n")
+        r = self.kiln("build", self.app, ok=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertRegex(r.stderr, f"^kiln: {self.app}/Dockerfile:3: RUN is not supported: [^\n]*\n$")
+        self.dockerfile("FROM debian:12\n")
+        r = self.kiln("build", self.app, ok=False)
+        self.assertIn(f"{self.app}/Dockerfile:1: FROM debian:12: Kiln builds from scratch only", r.stderr)
+        self.assertEqual(self.images(), before)
+
+
 class ImageBoots(ImageCase):
     def test_the_built_image_runs_its_program_with_its_arguments_and_environment(self):
         self.kiln("build", self.app)

@@ -118,12 +118,11 @@ TEST_F(KraftfileTest, WhatKilnCannotHonourIsRefusedNotIgnored) {
     EXPECT_NE(error("spec: v0.6\nvolumes: [./a:/b]\n").find("2: volumes: "), std::string::npos);
 }
 
-TEST_F(KraftfileTest, RootfsMustExistAndNotBeADockerfile) {
+TEST_F(KraftfileTest, RootfsMustExistAndMayBeADockerfile) {
     EXPECT_EQ(error("spec: v0.6\nrootfs: ./missing\n"),
               "2: rootfs: " + (dir_ / "app" / "missing").string() + " does not exist");
     std::ofstream(dir_ / "app" / "Dockerfile") << "FROM scratch\n";
-    EXPECT_NE(error("spec: v0.6\nrootfs: ./Dockerfile\n").find("2: rootfs: Dockerfiles are not supported"),
-              std::string::npos);
+    EXPECT_EQ(parse("spec: v0.6\nrootfs: ./Dockerfile\n").rootfs, (dir_ / "app" / "Dockerfile").string());
     EXPECT_EQ(parse("spec: v0.6\nrootfs: {source: ./rootfs, format: cpio}\n").rootfs,
               (dir_ / "app" / "rootfs").string());
 }

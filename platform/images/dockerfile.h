@@ -1,0 +1,63 @@
+// A Dockerfile, the part of it Kiln builds a root file system from (docs/dockerfile.md): a
+// Kraftfile's `rootfs: ./Dockerfile`, as in Unikraft's own examples.
+//
+// Read as Docker reads it (comment lines, `\` continuations, parser directives, the JSON and the
+// shell forms, $VAR and ${VAR:-default} in the instructions Docker expands them in), then built
+// without running anything: FROM scratch, COPY and ADD from the build context (ADD unpacks a local
+// tarball), ENV, ARG, WORKDIR, LABEL, EXPOSE, USER (root), CMD and ENTRYPOINT. Every other
+// instruction, and every form of these Kiln does not build yet, is refused by name with the file
+// and line.
+#pragma once
+
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "images/rootfs.h"
+
+namespace kiln::images {
+
+class DockerfileError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+struct DockerInstruction {
+    int line = 0;                                            // where it starts
+    std::string keyword;                                     // upper case: FROM, COPY...
+    std::vector<std::pair<std::string, std::string>> flags;  // COPY --chmod=755: {"chmod", "755"}
+    std::string text;                                        // the arguments as written (continuations joined)
+    bool json_form = false;                                  // text was a JSON array of strings
+    std::vector<std::string> json;                           // its strings
+};
+
+// Parses a Dockerfile's text; `path` names it in errors. Throws DockerfileError "PATH:LINE: ...".
+std::vector<DockerInstruction> parse_dockerfile(const std::string& text, const std::string& path);
+
+// What a built Dockerfile says of running its image.
+struct DockerImageConfig {
+    std::vector<std::string> entrypoint, cmd;
+    std::vector<std::pair<std::string, std::string>> env;  // in order of first definition
+    std::string workdir = "/";
+    std::vector<std::string> exposed;  // "8080/tcp"
+    std::map<std::string, std::string> labels;
+    // ENTRYPOINT then CMD, as the image's program and arguments.
+    std::vector<std::string> argv() const;
+};
+
+struct DockerBuild {
+    std::vector<RootfsEntry> entries;  // sorted by path, every parent present (as read_rootfs gives)
+    DockerImageConfig config;
+};
+
+// Builds the Dockerfile at `path` with `context` as its build context; `build_args` override ARG
+// defaults. Throws DockerfileError (the file and line of the instruction at fault).
+DockerBuild build_dockerfile(const std::string& path, const std::string& context,
+                             const std::map<std::string, std::string>& build_args = {});
+
+// True for a path Kiln takes as a Dockerfile: "Dockerfile", "Dockerfile.NAME" or "NAME.Dockerfile".
+bool is_dockerfile_name(const std::string& path);
+
+}  // namespace kiln::images

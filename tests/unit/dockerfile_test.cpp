@@ -1,0 +1,231 @@
+// Dockerfiles: read as Docker reads them, built from scratch out of a context directory, every
+// unsupported instruction or form refused with its file and line, and an image built from one.
+#include <archive.h>
+#include <archive_entry.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "images/dockerfile.h"
+#include "images/image_store.h"
+
+namespace kiln::images {
+namespace {
+namespace fs = std::filesystem;
+
+// A minimal x86-64 ELF header with one PT_LOAD program header: what the image store takes as a
+// program.
+std::string fake_elf() {
+    std::string elf(64 + 56, '\0');
+    elf.replace(0, 4,
+                "\x7f"
+                "ELF");
+    elf[4] = 2;    // 64-bit
+    elf[5] = 1;    // little-endian
+    elf[18] = 62;  // x86-64
+    elf[32] = 64;  // phoff
+    elf[54] = 56;  // phentsize
+    elf[56] = 1;   // phnum
+    elf[64] = 1;   // PT_LOAD
+    return elf;
+}
+
+class DockerfileTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        dir_ = fs::temp_directory_path() / ("kiln-dockerfile-" + std::to_string(::getpid()));
+        fs::create_directories(dir_ / "ctx" / "www" / "css");
+        write("ctx/server", fake_elf());
+        ::chmod((dir_ / "ctx" / "server").c_str(), 0755);
+        write("ctx/www/index.html", "hello\n");
+        write("ctx/www/css/site.css", "body {}\n");
+        write("ctx/a.conf", "a\n");
+        write("ctx/b.conf", "b\n");
+        write("outside", "secret\n");
+        fs::create_symlink(dir_ / "outside", dir_ / "ctx" / "escape");
+    }
+    void TearDown() override { fs::remove_all(dir_); }
+
+    void write(const std::string& relative, const std::string& bytes) {
+        std::ofstream(dir_ / relative, std::ios::binary) << bytes;
+    }
+    DockerBuild build(const std::string& text, const std::map<std::string, std::string>& args = {}) {
+        write("ctx/Dockerfile", text);
+        return build_dockerfile((dir_ / "ctx" / "Dockerfile").string(), (dir_ / "ctx").string(), args);
+    }
+    // The error's text after "PATH:", or "" if it built.
+    std::string error(const std::string& text) {
+        try {
+            build(text);
+        } catch (const DockerfileError& e) {
+            const std::string what = e.what();
+            const std::string prefix = (dir_ / "ctx" / "Dockerfile").string() + ":";
+            return what.rfind(prefix, 0) == 0 ? what.substr(prefix.size()) : what;
+        }
+        return "";
+    }
+    static const RootfsEntry* entry(const DockerBuild& b, const std::string& path) {
+        for (const auto& e : b.entries)
+            if (e.path == path) return &e;
+        return nullptr;
+    }
+    fs::path dir_;
+};
+
+TEST(DockerfileParse, CommentsContinuationsDirectivesAndBothForms) {
+    const auto list = parse_dockerfile(
+        "# syntax=docker/dockerfile:1\n"
+        "# escape=\\\n"
+        "\n"
+        "from scratch\n"
+        "# a comment\n"
+        "COPY --chmod=755 a \\\n"
+        "  # a comment inside the instruction\n"
+        "  b /c/\n"
+        "CMD [\"/server\", \"8080\"]\n"
+        "ENTRYPOINT /server --flag\n"
+        "CMD [1, 2]\n",
+        "Dockerfile");
+    ASSERT_EQ(list.size(), 5u);
+    EXPECT_EQ(list[0].keyword, "FROM");
+    EXPECT_EQ(list[0].line, 4);
+    EXPECT_EQ(list[1].keyword, "COPY");
+    EXPECT_EQ(list[1].line, 6);
+    ASSERT_EQ(list[1].flags.size(), 1u);
+    EXPECT_EQ(list[1].flags[0], (std::pair<std::string, std::string>{"chmod", "755"}));
+    EXPECT_EQ(list[1].text, "a  b /c/");
+    EXPECT_TRUE(list[2].json_form);
+    EXPECT_EQ(list[2].json, (std::vector<std::string>{"/server", "8080"}));
+    EXPECT_FALSE(list[3].json_form);
+    EXPECT_EQ(list[3].text, "/server --flag");
+    EXPECT_FALSE(list[4].json_form);  // not strings: the shell form, as Docker takes it
+}
+
+TEST(DockerfileParse, RefusalsNameTheInstructionAndTheLine) {
+    auto error = [](const std::string& text) {
+        try {
+            parse_dockerfile(text, "Dockerfile");
+        } catch (const DockerfileError& e) {
+            return std::string(e.what());
+        }
+        return std::string();
+    };
+    EXPECT_NE(error("FROM scratch\nRUN make\n").find("Dockerfile:2: RUN is not supported: "), std::string::npos);
+    EXPECT_NE(error("FROM scratch\n\nHEALTHCHECK CMD true\n").find("Dockerfile:3: HEALTHCHECK is not supported"),
+              std::string::npos);
+    EXPECT_EQ(error("FROM scratch\nCOPYY a b\n"), "Dockerfile:2: 'COPYY' is not a Dockerfile instruction");
+    EXPECT_EQ(error("# escape=`\nFROM scratch\n"),
+              "Dockerfile:1: the escape directive: Kiln reads only the default escape character, \\");
+    EXPECT_EQ(error("FROM scratch\nCOPY --chmod a b\n"), "Dockerfile:2: COPY --chmod: expected --name=value");
+    EXPECT_EQ(error(std::string("FROM scratch\nCOPY a\0 b\n", 23)), "Dockerfile:2: a NUL byte: not a text file");
+}
+
+TEST_F(DockerfileTest, BuildsFromScratchWithCopyAddEnvArgWorkdirAndCommands) {
+    const DockerBuild b = build(
+        "ARG PORT=80\n"
+        "FROM scratch\n"
+        "ARG ROOT=/www\n"
+        "ENV GREETING=\"hello there\" LEVEL=${LOG:-info}\n"
+        "ENV LEGACY a value with spaces\n"
+        "COPY server /bin/\n"
+        "COPY www $ROOT\n"
+        "COPY --chmod=600 *.conf /etc/app/\n"
+        "WORKDIR /srv\n"
+        "WORKDIR data\n"
+        "COPY [\"a.conf\", \"here.conf\"]\n"
+        "LABEL org.example.name=web \"quoted key\"=\"v 1\"\n"
+        "EXPOSE ${PORT} 53/udp\n"
+        "USER root\n"
+        "ENTRYPOINT [\"/bin/server\"]\n"
+        "CMD [\"--port\", \"8080\"]\n",
+        {{"PORT", "8080"}});
+    ASSERT_NE(entry(b, "/bin/server"), nullptr);
+    EXPECT_EQ(entry(b, "/bin/server")->mode, S_IFREG | 0755u);
+    EXPECT_EQ(entry(b, "/bin/server")->data, fake_elf());
+    ASSERT_NE(entry(b, "/www/index.html"), nullptr);  // a directory's contents, under the destination
+    EXPECT_EQ(entry(b, "/www/css/site.css")->data, "body {}\n");
+    EXPECT_EQ(entry(b, "/etc/app/a.conf")->mode, S_IFREG | 0600u);
+    EXPECT_EQ(entry(b, "/etc/app/b.conf")->data, "b\n");
+    EXPECT_EQ(entry(b, "/srv/data/here.conf")->data, "a\n");  // relative to WORKDIR
+    EXPECT_EQ(entry(b, "/srv/data")->mode, S_IFDIR | 0755u);
+    EXPECT_EQ(entry(b, "/"), nullptr);
+    for (size_t i = 1; i < b.entries.size(); ++i) EXPECT_LT(b.entries[i - 1].path, b.entries[i].path);
+    using Env = std::vector<std::pair<std::string, std::string>>;
+    EXPECT_EQ(b.config.env, (Env{{"GREETING", "hello there"}, {"LEVEL", "info"}, {"LEGACY", "a value with spaces"}}));
+    EXPECT_EQ(b.config.workdir, "/srv/data");
+    EXPECT_EQ(b.config.labels.at("org.example.name"), "web");
+    EXPECT_EQ(b.config.labels.at("quoted key"), "v 1");
+    EXPECT_EQ(b.config.exposed, (std::vector<std::string>{"8080/tcp", "53/udp"}));  // the build arg's port
+    EXPECT_EQ(b.config.argv(), (std::vector<std::string>{"/bin/server", "--port", "8080"}));
+}
+
+TEST_F(DockerfileTest, AShellFormCommandRunsThroughTheShellAndEntrypointResetsCmd) {
+    EXPECT_EQ(build("FROM scratch\nCMD /bin/server 80\n").config.argv(),
+              (std::vector<std::string>{"/bin/sh", "-c", "/bin/server 80"}));
+    EXPECT_EQ(build("FROM scratch\nCMD [\"x\"]\nENTRYPOINT [\"/bin/server\"]\n").config.argv(),
+              (std::vector<std::string>{"/bin/server"}));
+}
+
+TEST_F(DockerfileTest, AddUnpacksALocalTarball) {
+    const fs::path tarball = dir_ / "ctx" / "site.tar";
+    archive* a = archive_write_new();
+    archive_write_set_format_pax_restricted(a);
+    ASSERT_EQ(archive_write_open_filename(a, tarball.c_str()), ARCHIVE_OK);
+    archive_entry* e = archive_entry_new();
+    archive_entry_set_pathname(e, "page.html");
+    archive_entry_set_mode(e, S_IFREG | 0644);
+    archive_entry_set_size(e, 3);
+    archive_write_header(a, e);
+    archive_write_data(a, "hi\n", 3);
+    archive_entry_free(e);
+    archive_write_close(a);
+    archive_write_free(a);
+    const DockerBuild b = build("FROM scratch\nADD site.tar /srv/\nCOPY site.tar /copied/\n");
+    ASSERT_NE(entry(b, "/srv/page.html"), nullptr);
+    EXPECT_EQ(entry(b, "/srv/page.html")->data, "hi\n");
+    ASSERT_NE(entry(b, "/copied/site.tar"), nullptr);  // COPY does not unpack
+}
+
+TEST_F(DockerfileTest, WhatKilnDoesNotBuildIsRefusedWithTheLine) {
+    EXPECT_NE(error("FROM debian:12\n").find("1: FROM debian:12: Kiln builds from scratch only"), std::string::npos);
+    EXPECT_EQ(error("COPY a.conf /\n"), "1: COPY before FROM: a Dockerfile starts with FROM (ARGs may come first)");
+    EXPECT_EQ(error("# only a comment\n"), "1: no FROM: a Dockerfile starts with FROM");
+    EXPECT_NE(error("FROM scratch\nFROM scratch\n").find("2: a second FROM"), std::string::npos);
+    EXPECT_NE(error("FROM scratch\nUSER nobody\n").find("2: USER nobody: "), std::string::npos);
+    EXPECT_NE(error("FROM scratch\nCOPY --from=build /x /\n").find("2: COPY --from: multi-stage"), std::string::npos);
+    EXPECT_NE(error("FROM scratch\nCOPY --chown=www a.conf /\n").find("2: COPY --chown=www: "), std::string::npos);
+    EXPECT_NE(error("FROM scratch\nADD https://example.com/x /\n").find("2: ADD https://example.com/x: "),
+              std::string::npos);
+    EXPECT_NE(error("FROM scratch\nCOPY missing /\n").find("2: COPY missing: no such file"), std::string::npos);
+    EXPECT_NE(error("FROM scratch\nCOPY ../outside /\n").find("2: COPY ../outside: outside the build context"),
+              std::string::npos);
+    EXPECT_NE(error("FROM scratch\nCOPY escape /\n").find("2: COPY escape: leads outside the build context"),
+              std::string::npos);
+    EXPECT_NE(error("FROM scratch\nCOPY *.none /\n").find("2: COPY *.none: matches nothing"), std::string::npos);
+    EXPECT_NE(error("FROM scratch\nEXPOSE 99999\n").find("2: EXPOSE 99999/tcp: not a port"), std::string::npos);
+    EXPECT_NE(error("FROM scratch\nENV =x\n").find("2: ENV: '=x' is not NAME=VALUE"), std::string::npos);
+    EXPECT_NE(error("FROM scratch\nENV A=\"unclosed\n").find("2: a quote is not closed"), std::string::npos);
+    EXPECT_NE(error("FROM scratch\nCOPY a.conf /x\nCOPY b.conf /x/y\n").find("3: /x is a file in the image"),
+              std::string::npos);
+    EXPECT_NE(error("FROM scratch\nWORKDIR ${A:?unset}\n").find("2: '${A:?unset}': only"), std::string::npos);
+}
+
+TEST_F(DockerfileTest, AKraftfileRootfsDockerfileMakesTheImage) {
+    write("ctx/Dockerfile", "FROM scratch\nCOPY server /bin/server\nENV MODE=docker KEEP=1\nCMD [\"/bin/server\"]\n");
+    write("kernel.elf",
+          "\x7f"
+          "ELF kernel");
+    const Kraftfile k = parse_kraftfile("spec: v0.6\nname: web\nrootfs: ./Dockerfile\nenv:\n  MODE: kraftfile\n",
+                                        (dir_ / "ctx" / "Kraftfile").string());
+    ImageStore store((dir_ / "state").string());
+    const Image image = store.build(k, (dir_ / "kernel.elf").string(), "web:1");
+    EXPECT_EQ(image.manifest["cmd"], nlohmann::json::array({"/bin/server"}));               // the Dockerfile's CMD
+    EXPECT_EQ(image.manifest["env"], nlohmann::json::array({"MODE=kraftfile", "KEEP=1"}));  // the Kraftfile's wins
+    EXPECT_EQ(image.manifest["rootfs"]["files"], 2);                                        // /bin and /bin/server
+}
+
+}  // namespace
+}  // namespace kiln::images
