@@ -1,6 +1,7 @@
 #include "image_commands.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -15,6 +16,7 @@ namespace kiln::cli {
 
 namespace {
 
+namespace fs = std::filesystem;
 using images::Image;
 using images::ImageStore;
 
@@ -38,7 +40,9 @@ std::string short_id(const std::string& digest) { return digest.substr(7, 12); }
 struct BuildOptions {
     std::string dir = ".";
     std::string kraftfile;
+    std::string dockerfile;
     std::string tag;
+    std::vector<std::string> build_args;  // NAME=VALUE
 };
 
 std::string read_blob(const ImageStore& store, const std::string& digest) {
@@ -61,9 +65,39 @@ void push(const ImageStore& store, const Image& image) {
     Client().post_parts("/v1/images", parts);
 }
 
+// A Kraftfile for a directory that has only a Dockerfile (or for `-f FILE`): the Dockerfile is
+// its rootfs and says what runs; the image is named after the directory.
+images::Kraftfile dockerfile_kraftfile(const BuildOptions& options) {
+    const fs::path dockerfile =
+        fs::absolute(options.dockerfile.empty() ? fs::path(options.dir) / "Dockerfile" : fs::path(options.dockerfile));
+    const std::string text =
+        "spec: v0.6\nrootfs: " + nlohmann::json(dockerfile.lexically_normal().string()).dump() + "\n";
+    return images::parse_kraftfile(text, (fs::absolute(options.dir) / "Kraftfile").lexically_normal().string());
+}
+
 void build(const BuildOptions& options) {
-    const std::string path = options.kraftfile.empty() ? images::find_kraftfile(options.dir) : options.kraftfile;
-    const Image image = build_image(path, options.tag);
+    std::map<std::string, std::string> build_args;
+    for (const std::string& pair : options.build_args) {
+        const size_t equals = pair.find('=');
+        if (equals == 0 || equals == std::string::npos)
+            throw std::runtime_error("--build-arg " + pair + ": expected NAME=VALUE");
+        build_args[pair.substr(0, equals)] = pair.substr(equals + 1);
+    }
+    std::error_code error;
+    const bool only_a_dockerfile =
+        !options.dockerfile.empty() ||
+        (options.kraftfile.empty() && !fs::exists(fs::path(options.dir) / "Kraftfile", error) &&
+         !fs::exists(fs::path(options.dir) / "kraft.yaml", error) &&
+         !fs::exists(fs::path(options.dir) / "kraft.yml", error) &&
+         fs::is_regular_file(fs::path(options.dir) / "Dockerfile", error));
+    Image image;
+    if (only_a_dockerfile) {
+        if (!options.kraftfile.empty()) throw std::runtime_error("-f and -K: give a Dockerfile or a Kraftfile");
+        image = build_image(dockerfile_kraftfile(options), options.tag, build_args);
+    } else {
+        const std::string path = options.kraftfile.empty() ? images::find_kraftfile(options.dir) : options.kraftfile;
+        image = build_image(images::read_kraftfile(path), options.tag, build_args);
+    }
     std::printf("built %s %s (%s)%s\n", image.reference().c_str(), short_id(image.digest).c_str(),
                 human_size(image_size(image)).c_str(), remote().host.empty() ? "" : (" on " + remote().host).c_str());
 }
@@ -134,21 +168,30 @@ void remove(const std::vector<std::string>& references) {
 
 }  // namespace
 
-Image build_image(const std::string& kraftfile_path, const std::string& tag) {
-    const images::Kraftfile kraftfile = images::read_kraftfile(kraftfile_path);
+Image build_image(const images::Kraftfile& kraftfile, const std::string& tag,
+                  const std::map<std::string, std::string>& build_args) {
     // Built in the local store either way; a remote kilnd then gets it pushed.
     ImageStore store(state_dir());
-    const Image image = store.build(kraftfile, kernel_path(), tag);
+    const Image image = store.build(kraftfile, kernel_path(), tag, build_args);
     if (!remote().host.empty()) push(store, image);
     return image;
 }
 
+Image build_image(const std::string& kraftfile_path, const std::string& tag,
+                  const std::map<std::string, std::string>& build_args) {
+    return build_image(images::read_kraftfile(kraftfile_path), tag, build_args);
+}
+
 void add_image_commands(CLI::App& app) {
     auto options = std::make_shared<BuildOptions>();
-    auto* build_command = app.add_subcommand("build", "build an image from a directory's Kraftfile");
-    build_command->add_option("dir", options->dir, "the directory with the Kraftfile (default: .)");
+    auto* build_command = app.add_subcommand(
+        "build", "build an image from a directory's Kraftfile (or its Dockerfile, if it has no Kraftfile)");
+    build_command->add_option("dir", options->dir,
+                              "the directory with the Kraftfile, and the build context (default: .)");
     build_command->add_option("-K,--kraftfile", options->kraftfile, "the Kraftfile to read instead");
+    build_command->add_option("-f,--file", options->dockerfile, "a Dockerfile to build instead (docs/dockerfile.md)");
     build_command->add_option("-t,--tag", options->tag, "name[:tag] (default: the Kraftfile's name, tag latest)");
+    build_command->add_option("--build-arg", options->build_args, "NAME=VALUE for a Dockerfile's ARG (repeatable)");
     build_command->callback([options] { build(*options); });
 
     auto output = std::make_shared<std::string>("table");

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <map>
 #include <string>
 
 #include "images/image_store.h"
@@ -14,6 +15,10 @@ void add_image_commands(CLI::App& app);
 
 // Builds the image a Kraftfile describes in the local store and, when a remote kilnd is in use,
 // pushes it there. Throws naming what is wrong.
-images::Image build_image(const std::string& kraftfile_path, const std::string& tag = {});
+images::Image build_image(const std::string& kraftfile_path, const std::string& tag = {},
+                          const std::map<std::string, std::string>& build_args = {});
+// The same, for a Kraftfile already read.
+images::Image build_image(const images::Kraftfile& kraftfile, const std::string& tag = {},
+                          const std::map<std::string, std::string>& build_args = {});
 
 }  // namespace kiln::cli

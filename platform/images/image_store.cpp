@@ -162,7 +162,8 @@ std::string ImageStore::put_blob(const std::string& bytes) {
     return digest;
 }
 
-Image ImageStore::build(const Kraftfile& kraftfile, const std::string& kernel_path, const std::string& reference) {
+Image ImageStore::build(const Kraftfile& kraftfile, const std::string& kernel_path, const std::string& reference,
+                        const std::map<std::string, std::string>& build_args) {
     const auto [name, tag] = parse_reference(reference.empty() ? kraftfile.name : reference);
     const std::string kernel = read_file(kernel_path, "kernel");
     if (kernel.size() < 4 || kernel.compare(0, 4,
@@ -178,7 +179,8 @@ Image ImageStore::build(const Kraftfile& kraftfile, const std::string& kernel_pa
     if (kraftfile.rootfs) {
         std::vector<RootfsEntry> entries;
         if (is_dockerfile_name(*kraftfile.rootfs)) {
-            DockerBuild built = build_dockerfile(*kraftfile.rootfs, fs::path(*kraftfile.rootfs).parent_path().string());
+            DockerBuild built =
+                build_dockerfile(*kraftfile.rootfs, fs::path(*kraftfile.rootfs).parent_path().string(), build_args);
             entries = std::move(built.entries);
             if (cmd.empty()) cmd = built.config.argv();
             env_list = built.config.env;

@@ -50,9 +50,11 @@ class ImageStore {
     ImageStore& operator=(const ImageStore&) = delete;
 
     // Builds the image a Kraftfile describes with the kernel at `kernel_path`, names it
-    // `reference` (the Kraftfile's name:latest when empty), and returns it. Throws
-    // KraftfileError, RootfsError or StoreError naming what is wrong.
-    Image build(const Kraftfile& kraftfile, const std::string& kernel_path, const std::string& reference = {});
+    // `reference` (the Kraftfile's name:latest when empty), and returns it; `build_args` are a
+    // Dockerfile rootfs's ARGs. Throws KraftfileError, DockerfileError, RootfsError or StoreError
+    // naming what is wrong.
+    Image build(const Kraftfile& kraftfile, const std::string& kernel_path, const std::string& reference = {},
+                const std::map<std::string, std::string>& build_args = {});
 
     // An image built elsewhere (kiln build against a remote kilnd): its manifest's bytes and the
     // blobs it names that this store lacks, keyed by digest. Every digest is checked against its

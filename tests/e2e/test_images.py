@@ -141,6 +141,21 @@ class DockerfileImages(ImageCase):
         # The same Dockerfile and files make the same image.
         self.assertEqual(self.kiln("build", self.app, "-t", "web:again").stdout.split()[2], image["digest"][7:19])
 
+    def test_a_directory_with_only_a_dockerfile_and_build_args(self):
+        os.remove(os.path.join(self.app, "Kraftfile"))
+        self.kiln("build", self.app, "--build-arg", "GREETING=hi")
+        [image] = json.loads(self.kiln("image", "inspect", "app").stdout)  # named after the directory
+        self.assertEqual(image["manifest"]["cmd"], ["/usr/bin/args_env", "from", "cmd"])
+        self.assertEqual(image["manifest"]["env"], ["GREETING=hi from a Dockerfile", "MODE=docker"])
+        # -f: another Dockerfile, the directory still the context.
+        with open(os.path.join(self.app, "other.Dockerfile"), "w") as f:
+            f.write("FROM scratch\nCOPY rootfs/bin/hello /hello\nENTRYPOINT [\"/hello\"]\n")
+        self.kiln("build", self.app, "-f", os.path.join(self.app, "other.Dockerfile"), "-t", "other")
+        [other] = json.loads(self.kiln("image", "inspect", "other").stdout)
+        self.assertEqual(other["manifest"]["cmd"], ["/hello"])
+        r = self.kiln("build", self.app, "--build-arg", "NOEQUALS", ok=False)
+        self.assertEqual(r.stderr, "kiln: --build-arg NOEQUALS: expected NAME=VALUE\n")
+
     def test_what_kiln_does_not_build_is_one_clear_line_and_changes_nothing(self):
         self.kiln("build", self.app)
         before = self.images()
