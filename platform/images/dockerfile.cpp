@@ -417,11 +417,7 @@ class Builder {
         struct stat st {};
         if (::stat(source.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
             fail(path_, in.line, in.keyword + ": " + source.string() + " is not a file");
-        std::ifstream file(source, std::ios::binary);
-        std::stringstream bytes;
-        bytes << file.rdbuf();
-        if (!file) fail(path_, in.line, in.keyword + ": cannot read " + source.string());
-        put({target, S_IFREG | (chmod != 0 ? chmod : (st.st_mode & 07777)), bytes.str()}, in);
+        put({target, S_IFREG | (chmod != 0 ? chmod : (st.st_mode & 07777)), read_file_bytes(source.string())}, in);
     }
 
     void add_tree(std::vector<RootfsEntry> entries, const std::string& target, unsigned chmod,

@@ -26,6 +26,9 @@ struct RootfsEntry {
 // RootfsError naming the source and what is wrong with it.
 std::vector<RootfsEntry> read_rootfs(const std::string& source);
 
+// A file's bytes, read into a string of its size. Throws RootfsError.
+std::string read_file_bytes(const std::string& path);
+
 // The entries as a cpio newc archive (with its TRAILER!!!).
 std::string write_cpio(const std::vector<RootfsEntry>& entries);
 
