@@ -5,10 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <set>
 #include <sstream>
 
@@ -122,6 +124,7 @@ ImageStore::ImageStore(const std::string& state_dir) : state_dir_(state_dir) {
         db_->exec(
             "CREATE TABLE IF NOT EXISTS image_tags (name TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL, "
             "created_ns INTEGER NOT NULL, PRIMARY KEY (name, tag))");
+        db_->exec("CREATE TABLE IF NOT EXISTS rootfs_builds (key TEXT PRIMARY KEY, record TEXT NOT NULL)");
     } catch (const store::DatabaseError& e) {
         throw StoreError(std::string("image store: ") + e.what());
     }
@@ -177,29 +180,23 @@ Image ImageStore::build(const Kraftfile& kraftfile, const std::string& kernel_pa
     std::vector<std::string> cmd = kraftfile.cmd;
     std::vector<std::pair<std::string, std::string>> env_list;
     if (kraftfile.rootfs) {
-        std::vector<RootfsEntry> entries;
+        // A Dockerfile's build is remembered by the content it was made of: an unchanged rebuild
+        // hashes its context and reuses the archive.
+        std::string key;
+        nlohmann::json part;
         if (is_dockerfile_name(*kraftfile.rootfs)) {
-            DockerBuild built =
-                build_dockerfile(*kraftfile.rootfs, fs::path(*kraftfile.rootfs).parent_path().string(), build_args);
-            entries = std::move(built.entries);
-            if (cmd.empty()) cmd = built.config.argv();
-            env_list = built.config.env;
-            if (!built.config.exposed.empty()) manifest["exposed"] = built.config.exposed;
-            if (built.config.workdir != "/") manifest["workdir"] = built.config.workdir;
-            for (const auto& [label, value] : built.config.labels) manifest["image_labels"][label] = value;
-        } else {
-            entries = read_rootfs(*kraftfile.rootfs);
+            key = dockerfile_build_key(kraftfile, build_args);
+            part = remembered_rootfs(key);
         }
-        if (!cmd.empty()) {
-            const RootfsEntry* program = find_entry(entries, cmd[0]);
-            const std::string where = kraftfile.path + ": cmd: " + cmd[0];
-            if (program == nullptr) throw KraftfileError(where + " is not in the rootfs (" + *kraftfile.rootfs + ")");
-            if ((program->mode & S_IFMT) != S_IFREG) throw KraftfileError(where + " is not a file");
-            if (const std::string why = unrunnable(program->data, entries); !why.empty())
-                throw KraftfileError(where + " " + why);
+        if (part.is_null()) {
+            part = build_rootfs(kraftfile, build_args);
+            if (!key.empty()) remember_rootfs(key, part);
         }
-        const std::string cpio = write_cpio(entries);
-        manifest["rootfs"] = {{"digest", put_blob(cpio)}, {"size", cpio.size()}, {"files", entries.size()}};
+        manifest["rootfs"] = part["rootfs"];
+        cmd = part["cmd"].get<std::vector<std::string>>();
+        env_list = part["env"].get<std::vector<std::pair<std::string, std::string>>>();
+        for (const char* field : {"exposed", "workdir", "image_labels"})
+            if (part.contains(field)) manifest[field] = part[field];
     } else if (!cmd.empty()) {
         throw KraftfileError(kraftfile.path + ": cmd: the image has no rootfs to run " + cmd[0] + " from");
     }
@@ -221,6 +218,119 @@ Image ImageStore::build(const Kraftfile& kraftfile, const std::string& kernel_pa
     if (!kraftfile.platforms.empty()) manifest["platforms"] = kraftfile.platforms;
     const std::string digest = put_blob(manifest.dump());
     return this->tag(name, tag, digest, manifest);
+}
+
+nlohmann::json ImageStore::build_rootfs(const Kraftfile& kraftfile,
+                                        const std::map<std::string, std::string>& build_args) {
+    nlohmann::json part;
+    std::vector<std::string> cmd = kraftfile.cmd;
+    std::vector<std::pair<std::string, std::string>> env_list;
+    std::vector<RootfsEntry> entries;
+    if (is_dockerfile_name(*kraftfile.rootfs)) {
+        DockerBuild built =
+            build_dockerfile(*kraftfile.rootfs, fs::path(*kraftfile.rootfs).parent_path().string(), build_args);
+        entries = std::move(built.entries);
+        if (cmd.empty()) cmd = built.config.argv();
+        env_list = built.config.env;
+        if (!built.config.exposed.empty()) part["exposed"] = built.config.exposed;
+        if (built.config.workdir != "/") part["workdir"] = built.config.workdir;
+        for (const auto& [label, value] : built.config.labels) part["image_labels"][label] = value;
+    } else {
+        entries = read_rootfs(*kraftfile.rootfs);
+    }
+    if (!cmd.empty()) {
+        const RootfsEntry* program = find_entry(entries, cmd[0]);
+        const std::string where = kraftfile.path + ": cmd: " + cmd[0];
+        if (program == nullptr) throw KraftfileError(where + " is not in the rootfs (" + *kraftfile.rootfs + ")");
+        if ((program->mode & S_IFMT) != S_IFREG) throw KraftfileError(where + " is not a file");
+        if (const std::string why = unrunnable(program->data, entries); !why.empty())
+            throw KraftfileError(where + " " + why);
+    }
+    const std::string cpio = write_cpio(entries);
+    part["rootfs"] = {{"digest", put_blob(cpio)}, {"size", cpio.size()}, {"files", entries.size()}};
+    part["cmd"] = cmd;
+    part["env"] = env_list;
+    return part;
+}
+
+// Everything a Dockerfile build depends on: the Dockerfile, every file of its context (paths,
+// modes, contents, link targets), the build arguments, and the Kraftfile's cmd (checked against
+// the result). Files are hashed through one reused buffer: no fresh memory per byte.
+std::string ImageStore::dockerfile_build_key(const Kraftfile& kraftfile,
+                                             const std::map<std::string, std::string>& build_args) const {
+    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+    if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) throw StoreError("sha256 failed");
+    auto add = [&](const std::string& text) {
+        const uint64_t size = text.size();
+        EVP_DigestUpdate(ctx.get(), &size, sizeof(size));
+        EVP_DigestUpdate(ctx.get(), text.data(), text.size());
+    };
+    add("kiln dockerfile build 1");
+    add(*kraftfile.rootfs);
+    for (const auto& [name, value] : build_args) add(name + "=" + value);
+    add("--");
+    for (const std::string& word : kraftfile.cmd) add(word);
+    add("--");
+    const fs::path context = fs::path(*kraftfile.rootfs).parent_path();
+    std::vector<fs::path> paths;
+    std::error_code error;
+    for (fs::recursive_directory_iterator it(context, error), end; !error && it != end; it.increment(error))
+        paths.push_back(it->path());
+    if (error) throw KraftfileError(context.string() + ": " + error.message());
+    std::sort(paths.begin(), paths.end());
+    std::vector<char> buffer(1 << 20);
+    for (const fs::path& path : paths) {
+        struct stat st {};
+        if (::lstat(path.c_str(), &st) != 0) throw KraftfileError(path.string() + ": cannot stat it");
+        add(path.lexically_relative(context).string());
+        add(std::to_string(st.st_mode));
+        if (S_ISLNK(st.st_mode)) {
+            add(fs::read_symlink(path, error).string());
+        } else if (S_ISREG(st.st_mode)) {
+            const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+            if (fd < 0) throw KraftfileError(path.string() + ": cannot read it");
+            ssize_t n;
+            uint64_t total = 0;
+            while ((n = ::read(fd, buffer.data(), buffer.size())) > 0) {
+                EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<size_t>(n));
+                total += static_cast<uint64_t>(n);
+            }
+            ::close(fd);
+            if (n < 0) throw KraftfileError(path.string() + ": cannot read it");
+            add(std::to_string(total));
+        }
+    }
+    unsigned char hash[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    if (EVP_DigestFinal_ex(ctx.get(), hash, &length) != 1) throw StoreError("sha256 failed");
+    std::string key;
+    static const char* digits = "0123456789abcdef";
+    for (unsigned i = 0; i < length; ++i) {
+        key += digits[hash[i] >> 4];
+        key += digits[hash[i] & 15];
+    }
+    return key;
+}
+
+nlohmann::json ImageStore::remembered_rootfs(const std::string& key) const {
+    store::Statement select(*db_, "SELECT record FROM rootfs_builds WHERE key = ?");
+    select.bind(1, key);
+    if (!select.step()) return nullptr;
+    nlohmann::json part = nlohmann::json::parse(select.text(0), nullptr, false);
+    // A record that does not read back, or whose archive was removed since, is built again.
+    if (!part.is_object() || !part.contains("rootfs") || !part["rootfs"].contains("digest") ||
+        !part["rootfs"]["digest"].is_string() || !part.contains("cmd") || !part.contains("env"))
+        return nullptr;
+    std::error_code error;
+    if (!fs::exists(blob_path(part["rootfs"]["digest"].get<std::string>()), error)) return nullptr;
+    return part;
+}
+
+void ImageStore::remember_rootfs(const std::string& key, const nlohmann::json& part) {
+    store::Statement(*db_, "INSERT OR REPLACE INTO rootfs_builds (key, record) VALUES (?, ?)")
+        .bind(1, key)
+        .bind(2, part.dump())
+        .step();
 }
 
 Image ImageStore::tag(const std::string& name, const std::string& tag, const std::string& digest,

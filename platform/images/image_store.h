@@ -77,6 +77,15 @@ class ImageStore {
 
   private:
     std::string put_blob(const std::string& bytes);
+    // The manifest's rootfs, with the cmd, env (and a Dockerfile's exposed, workdir,
+    // image_labels) that go with it: built, checked against the cmd, archived.
+    nlohmann::json build_rootfs(const Kraftfile& kraftfile, const std::map<std::string, std::string>& build_args);
+    // A Dockerfile build's cache: its key, by content, and the part built for it before (null
+    // when there is none, or its archive is gone).
+    std::string dockerfile_build_key(const Kraftfile& kraftfile,
+                                     const std::map<std::string, std::string>& build_args) const;
+    nlohmann::json remembered_rootfs(const std::string& key) const;
+    void remember_rootfs(const std::string& key, const nlohmann::json& part);
     Image tag(const std::string& name, const std::string& tag, const std::string& digest,
               const nlohmann::json& manifest);
     nlohmann::json read_manifest(const std::string& digest) const;

@@ -2,6 +2,7 @@
 // unsupported instruction or form refused with its file and line, and an image built from one.
 #include <archive.h>
 #include <archive_entry.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 
 #include "images/dockerfile.h"
 #include "images/image_store.h"
+#include "store/sqlite.h"
 
 namespace kiln::images {
 namespace {
@@ -225,6 +227,41 @@ TEST_F(DockerfileTest, AKraftfileRootfsDockerfileMakesTheImage) {
     EXPECT_EQ(image.manifest["cmd"], nlohmann::json::array({"/bin/server"}));               // the Dockerfile's CMD
     EXPECT_EQ(image.manifest["env"], nlohmann::json::array({"MODE=kraftfile", "KEEP=1"}));  // the Kraftfile's wins
     EXPECT_EQ(image.manifest["rootfs"]["files"], 2);                                        // /bin and /bin/server
+}
+
+// An unchanged rebuild reuses the archive (one remembered build); a file's new contents, a build
+// argument or an archive removed since make a new build, never a stale one.
+TEST_F(DockerfileTest, RebuildsAreRememberedByContent) {
+    write("ctx/Dockerfile",
+          "FROM scratch\nARG WHERE=/bin\nCOPY server ${WHERE}/server\nCOPY www /www\nCMD [\"/bin/server\"]\n");
+    write("kernel.elf",
+          "\x7f"
+          "ELF kernel");
+    const Kraftfile k =
+        parse_kraftfile("spec: v0.6\nname: web\nrootfs: ./Dockerfile\n", (dir_ / "ctx" / "Kraftfile").string());
+    ImageStore store((dir_ / "state").string());
+    const std::string kernel = (dir_ / "kernel.elf").string();
+    auto remembered = [&] {
+        store::Database db((dir_ / "state" / "kiln.db").string());
+        store::Statement count(db, "SELECT COUNT(*) FROM rootfs_builds");
+        count.step();
+        return count.integer(0);
+    };
+    const std::string first = store.build(k, kernel, "web:1").manifest["rootfs"]["digest"];
+    ::utimensat(AT_FDCWD, (dir_ / "ctx" / "www" / "index.html").c_str(), nullptr, 0);  // a new time only
+    EXPECT_EQ(store.build(k, kernel, "web:2").manifest["rootfs"]["digest"], first);
+    EXPECT_EQ(remembered(), 1);
+    write("ctx/www/index.html", "changed\n");
+    const std::string changed = store.build(k, kernel, "web:3").manifest["rootfs"]["digest"];
+    EXPECT_NE(changed, first);
+    EXPECT_EQ(remembered(), 2);
+    EXPECT_EQ(store.build(k, kernel, "web:4", {{"WHERE", "/bin"}}).manifest["rootfs"]["digest"], changed);
+    EXPECT_EQ(remembered(), 3);  // another argument: another build (of the same files)
+    store.remove("web:3");
+    store.remove("web:4");  // the changed archive is no image's now, and goes
+    EXPECT_FALSE(fs::exists(store.blob_path(changed)));
+    EXPECT_EQ(store.build(k, kernel, "web:5").manifest["rootfs"]["digest"], changed);
+    EXPECT_TRUE(fs::exists(store.blob_path(changed)));
 }
 
 }  // namespace
