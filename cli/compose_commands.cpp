@@ -55,7 +55,7 @@ int64_t console_end(Client& client, const std::string& name) {
 // the service has one too), else `image`.
 std::string image_for(const ComposeService& service) {
     if (service.build.empty()) return service.image;
-    return build_image(images::find_kraftfile(service.build), service.image).reference();
+    return build_image(project_kraftfile(service.build), service.image).reference();
 }
 
 json create_body(const ComposeService& service, const std::string& image) {

@@ -65,14 +65,12 @@ void push(const ImageStore& store, const Image& image) {
     Client().post_parts("/v1/images", parts);
 }
 
-// A Kraftfile for a directory that has only a Dockerfile (or for `-f FILE`): the Dockerfile is
-// its rootfs and says what runs; the image is named after the directory.
-images::Kraftfile dockerfile_kraftfile(const BuildOptions& options) {
-    const fs::path dockerfile =
-        fs::absolute(options.dockerfile.empty() ? fs::path(options.dir) / "Dockerfile" : fs::path(options.dockerfile));
-    const std::string text =
-        "spec: v0.6\nrootfs: " + nlohmann::json(dockerfile.lexically_normal().string()).dump() + "\n";
-    return images::parse_kraftfile(text, (fs::absolute(options.dir) / "Kraftfile").lexically_normal().string());
+// A Kraftfile for a Dockerfile (a directory's own, or `-f FILE`): the Dockerfile is its rootfs and
+// says what runs; the image is named after the directory.
+images::Kraftfile dockerfile_kraftfile(const std::string& dir, const std::string& dockerfile) {
+    const fs::path path = fs::absolute(dockerfile.empty() ? fs::path(dir) / "Dockerfile" : fs::path(dockerfile));
+    const std::string text = "spec: v0.6\nrootfs: " + nlohmann::json(path.lexically_normal().string()).dump() + "\n";
+    return images::parse_kraftfile(text, (fs::absolute(dir) / "Kraftfile").lexically_normal().string());
 }
 
 void build(const BuildOptions& options) {
@@ -83,21 +81,13 @@ void build(const BuildOptions& options) {
             throw std::runtime_error("--build-arg " + pair + ": expected NAME=VALUE");
         build_args[pair.substr(0, equals)] = pair.substr(equals + 1);
     }
-    std::error_code error;
-    const bool only_a_dockerfile =
-        !options.dockerfile.empty() ||
-        (options.kraftfile.empty() && !fs::exists(fs::path(options.dir) / "Kraftfile", error) &&
-         !fs::exists(fs::path(options.dir) / "kraft.yaml", error) &&
-         !fs::exists(fs::path(options.dir) / "kraft.yml", error) &&
-         fs::is_regular_file(fs::path(options.dir) / "Dockerfile", error));
-    Image image;
-    if (only_a_dockerfile) {
-        if (!options.kraftfile.empty()) throw std::runtime_error("-f and -K: give a Dockerfile or a Kraftfile");
-        image = build_image(dockerfile_kraftfile(options), options.tag, build_args);
-    } else {
-        const std::string path = options.kraftfile.empty() ? images::find_kraftfile(options.dir) : options.kraftfile;
-        image = build_image(images::read_kraftfile(path), options.tag, build_args);
-    }
+    if (!options.dockerfile.empty() && !options.kraftfile.empty())
+        throw std::runtime_error("-f and -K: give a Dockerfile or a Kraftfile");
+    const images::Kraftfile kraftfile = !options.dockerfile.empty()
+                                            ? dockerfile_kraftfile(options.dir, options.dockerfile)
+                                        : !options.kraftfile.empty() ? images::read_kraftfile(options.kraftfile)
+                                                                     : project_kraftfile(options.dir);
+    const Image image = build_image(kraftfile, options.tag, build_args);
     std::printf("built %s %s (%s)%s\n", image.reference().c_str(), short_id(image.digest).c_str(),
                 human_size(image_size(image)).c_str(), remote().host.empty() ? "" : (" on " + remote().host).c_str());
 }
@@ -180,6 +170,16 @@ Image build_image(const images::Kraftfile& kraftfile, const std::string& tag,
 Image build_image(const std::string& kraftfile_path, const std::string& tag,
                   const std::map<std::string, std::string>& build_args) {
     return build_image(images::read_kraftfile(kraftfile_path), tag, build_args);
+}
+
+images::Kraftfile project_kraftfile(const std::string& dir) {
+    std::error_code error;
+    bool has_kraftfile = false;
+    for (const char* name : {"Kraftfile", "kraft.yaml", "kraft.yml"})
+        has_kraftfile = has_kraftfile || fs::exists(fs::path(dir) / name, error);
+    if (!has_kraftfile && fs::is_regular_file(fs::path(dir) / "Dockerfile", error))
+        return dockerfile_kraftfile(dir, {});
+    return images::read_kraftfile(images::find_kraftfile(dir));  // find_kraftfile names what is missing
 }
 
 void add_image_commands(CLI::App& app) {

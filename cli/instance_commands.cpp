@@ -126,7 +126,7 @@ int run(const RunOptions& options, std::vector<std::string> rest) {
     std::vector<std::string> args(rest.begin() + 1, rest.end());
     std::error_code error;
     if (std::filesystem::is_directory(image, error)) {  // a project: build it first
-        image = build_image(images::find_kraftfile(image)).reference();
+        image = build_image(project_kraftfile(image)).reference();
     }
     json body = {{"image", image}, {"restart_policy", options.restart}};
     if (!options.name.empty()) body["name"] = options.name;

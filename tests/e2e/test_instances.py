@@ -88,6 +88,16 @@ class RunAttached(InstanceCase):
         self.assertRegex(ps, r"first\s+stopped\s+apps:latest")
         self.assertNotIn("apps-", ps)  # the --rm ones are gone
 
+    def test_run_a_directory_with_only_a_dockerfile(self):
+        project = os.path.join(self.dir, "docker-hello")
+        os.makedirs(project)
+        shutil.copy(os.path.join(APPS, "hello"), os.path.join(project, "hello"))
+        with open(os.path.join(project, "Dockerfile"), "w") as f:
+            f.write('FROM scratch\nCOPY hello /bin/hello\nCMD ["/bin/hello", "3"]\n')
+        r = self.kiln("run", "--rm", project, ok=False)  # built first, as a directory with a Kraftfile is
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("hello from a static Linux binary", r.stdout)
+
     def test_ctrl_c_stops_the_instance(self):
         run = subprocess.Popen([KILN, "run", "--name", "interrupted", "apps", "/bin/busybox", "sleep", "120"],
                                env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
