@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "images/kraftfile.h"
+
 namespace kiln::images {
 namespace fs = std::filesystem;
 
@@ -54,41 +56,14 @@ std::string upper(std::string s) {
     return s;
 }
 
-// Splits shell-form arguments into words: blanks separate, quotes group, a backslash escapes the
-// next character (outside single quotes). The quotes and escapes are removed.
+// Shell-form arguments as words: blanks separate, quotes group, a backslash escapes (the
+// Kraftfile's command splitting, kraftfile.h).
 std::vector<std::string> words(const std::string& text, const std::string& path, int line) {
-    std::vector<std::string> out;
-    std::string word;
-    bool in_word = false;
-    char quote = 0;
-    for (size_t i = 0; i < text.size(); ++i) {
-        const char c = text[i];
-        if (quote != 0) {
-            if (c == quote) {
-                quote = 0;
-            } else if (c == '\\' && quote == '"' && i + 1 < text.size()) {
-                word += text[++i];
-            } else {
-                word += c;
-            }
-        } else if (c == '"' || c == '\'') {
-            quote = c;
-            in_word = true;
-        } else if (c == '\\' && i + 1 < text.size()) {
-            word += text[++i];
-            in_word = true;
-        } else if (c == ' ' || c == '\t') {
-            if (in_word) out.push_back(word);
-            word.clear();
-            in_word = false;
-        } else {
-            word += c;
-            in_word = true;
-        }
+    try {
+        return split_command(text);
+    } catch (const std::invalid_argument&) {
+        fail(path, line, "a quote is not closed");
     }
-    if (quote != 0) fail(path, line, "a quote is not closed");
-    if (in_word) out.push_back(word);
-    return out;
 }
 
 // $NAME, ${NAME}, ${NAME:-default} and ${NAME:+alternative}, as Docker expands them; \$ is a

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "fake_elf.h"
 #include "images/dockerfile.h"
 #include "images/image_store.h"
 #include "store/sqlite.h"
@@ -18,22 +19,7 @@ namespace kiln::images {
 namespace {
 namespace fs = std::filesystem;
 
-// A minimal x86-64 ELF header with one PT_LOAD program header: what the image store takes as a
-// program.
-std::string fake_elf() {
-    std::string elf(64 + 56, '\0');
-    elf.replace(0, 4,
-                "\x7f"
-                "ELF");
-    elf[4] = 2;    // 64-bit
-    elf[5] = 1;    // little-endian
-    elf[18] = 62;  // x86-64
-    elf[32] = 64;  // phoff
-    elf[54] = 56;  // phentsize
-    elf[56] = 1;   // phnum
-    elf[64] = 1;   // PT_LOAD
-    return elf;
-}
+using kiln::testing::fake_elf;
 
 class DockerfileTest : public ::testing::Test {
   protected:
