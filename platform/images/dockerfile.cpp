@@ -136,10 +136,31 @@ std::vector<std::pair<std::string, std::string>> pairs(const DockerInstruction& 
     return out;
 }
 
+std::vector<std::string> path_parts(const std::string& path) {
+    std::vector<std::string> parts;
+    for (const auto& part : fs::path(path).lexically_normal())
+        if (part != "/" && part != "." && !part.empty()) parts.push_back(part.string());
+    return parts;
+}
+
+// Whether the pattern's parts match the start of the path's (a match of a directory excludes
+// what is below it); `**` matches any number of parts.
+bool matches_prefix(const std::vector<std::string>& pattern, size_t p, const std::vector<std::string>& path, size_t i) {
+    if (p == pattern.size()) return true;
+    if (pattern[p] == "**") {
+        for (size_t j = i; j <= path.size(); ++j)
+            if (matches_prefix(pattern, p + 1, path, j)) return true;
+        return false;
+    }
+    return i < path.size() && ::fnmatch(pattern[p].c_str(), path[i].c_str(), 0) == 0 &&
+           matches_prefix(pattern, p + 1, path, i + 1);
+}
+
 class Builder {
   public:
     Builder(std::string path, std::string context, const std::map<std::string, std::string>& build_args)
-        : path_(std::move(path)), context_(fs::weakly_canonical(context)), build_args_(build_args) {}
+        : path_(std::move(path)), context_(fs::weakly_canonical(context)), filter_(context_.string()),
+          build_args_(build_args) {}
 
     DockerBuild build(const std::vector<DockerInstruction>& instructions) {
         bool from_seen = false;
@@ -309,7 +330,7 @@ class Builder {
         for (const fs::path& source : sources) {
             std::optional<std::vector<RootfsEntry>> unpacked;
             if (fs::is_directory(source)) {
-                add_tree(read_rootfs(source.string()), target, chmod, in);
+                add_tree(visible(read_rootfs(source.string()), source), target, chmod, in);
             } else if (in.keyword == "ADD" && (unpacked = archive_entries(source))) {
                 add_tree(std::move(*unpacked), target, chmod, in);
             } else {
@@ -332,7 +353,8 @@ class Builder {
             fail(path_, in.line, in.keyword + " " + pattern + ": outside the build context " + context_.string());
         std::error_code error;
         if (pattern.find_first_of("*?[") == std::string::npos) {
-            if (!fs::exists(wanted, error))
+            if (!fs::exists(wanted, error) ||
+                (wanted != context_ && filter_.excluded(wanted.lexically_relative(context_))))
                 fail(path_, in.line,
                      in.keyword + " " + pattern + ": no such file in the build context " + context_.string());
             // A symbolic link in the context may not lead out of it.
@@ -344,7 +366,9 @@ class Builder {
         std::vector<fs::path> found;
         const fs::path dir = wanted.parent_path();
         for (const auto& entry : fs::directory_iterator(dir, error)) {
-            if (::fnmatch(wanted.filename().c_str(), entry.path().filename().c_str(), FNM_PERIOD) != 0) continue;
+            if (::fnmatch(wanted.filename().c_str(), entry.path().filename().c_str(), FNM_PERIOD) != 0 ||
+                filter_.excluded(entry.path().lexically_relative(context_)))
+                continue;
             const fs::path real = fs::weakly_canonical(entry.path(), error);
             if (error || !inside(real))
                 fail(path_, in.line, in.keyword + " " + entry.path().string() + ": leads outside the build context");
@@ -353,6 +377,15 @@ class Builder {
         if (found.empty()) fail(path_, in.line, in.keyword + " " + pattern + ": matches nothing in the build context");
         std::sort(found.begin(), found.end());
         return found;
+    }
+
+    // A directory's files as read_rootfs gives them, without those .dockerignore excludes.
+    std::vector<RootfsEntry> visible(std::vector<RootfsEntry> entries, const fs::path& dir) const {
+        const fs::path base = dir.lexically_relative(context_);
+        std::erase_if(entries, [&](const RootfsEntry& e) {
+            return filter_.excluded((base / fs::path(e.path).relative_path()).lexically_normal().string());
+        });
+        return entries;
     }
 
     // A local tarball's files (ADD unpacks them); nothing for any other file.
@@ -407,6 +440,7 @@ class Builder {
 
     std::string path_;
     fs::path context_;
+    ContextFilter filter_;
     const std::map<std::string, std::string>& build_args_;
     std::map<std::string, std::string> variables_;  // ARGs and ENVs so far
     std::map<std::string, RootfsEntry> files_;      // the image's files by path
@@ -487,6 +521,29 @@ std::vector<DockerInstruction> parse_dockerfile(const std::string& text, const s
     }
     finish();
     return out;
+}
+
+ContextFilter::ContextFilter(const std::string& context) {
+    std::ifstream in(fs::path(context) / ".dockerignore");
+    for (std::string line; std::getline(in, line);) {
+        line = trim(line);
+        if (line.empty() || line[0] == '#') continue;
+        const bool excludes = line[0] != '!';
+        const std::vector<std::string> parts = path_parts(excludes ? line : trim(line.substr(1)));
+        if (!parts.empty()) rules_.emplace_back(excludes, parts);
+    }
+}
+
+bool ContextFilter::excluded(const std::string& relative) const {
+    const std::vector<std::string> path = path_parts(relative);
+    bool out = false;
+    for (const auto& [excludes, pattern] : rules_)
+        if (matches_prefix(pattern, 0, path, 0)) out = excludes;
+    return out;
+}
+
+bool ContextFilter::has_exceptions() const {
+    return std::any_of(rules_.begin(), rules_.end(), [](const auto& rule) { return !rule.first; });
 }
 
 std::vector<std::string> DockerImageConfig::argv() const {

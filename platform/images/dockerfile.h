@@ -57,6 +57,22 @@ struct DockerBuild {
 DockerBuild build_dockerfile(const std::string& path, const std::string& context,
                              const std::map<std::string, std::string>& build_args = {});
 
+// A build context's .dockerignore: which of its paths a build does not see. Docker's rules: one
+// pattern a line (`#` comments), relative to the context, `*`, `?`, `[...]` within a name and `**`
+// across any number of directories; a pattern excludes what it matches and everything below; a
+// later `!pattern` brings back what it matches. Without the file nothing is excluded.
+class ContextFilter {
+  public:
+    explicit ContextFilter(const std::string& context);
+    // `relative`: a path inside the context ("www/index.html").
+    bool excluded(const std::string& relative) const;
+    // Whether a `!pattern` may bring back something below an excluded directory.
+    bool has_exceptions() const;
+
+  private:
+    std::vector<std::pair<bool, std::vector<std::string>>> rules_;  // (excludes, the pattern's parts)
+};
+
 // True for a path Kiln takes as a Dockerfile: "Dockerfile", "Dockerfile.NAME" or "NAME.Dockerfile".
 bool is_dockerfile_name(const std::string& path);
 

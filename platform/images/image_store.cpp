@@ -272,10 +272,16 @@ std::string ImageStore::dockerfile_build_key(const Kraftfile& kraftfile,
     for (const std::string& word : kraftfile.cmd) add(word);
     add("--");
     const fs::path context = fs::path(*kraftfile.rootfs).parent_path();
+    const ContextFilter filter(context.string());  // what the build does not see does not count
     std::vector<fs::path> paths;
     std::error_code error;
-    for (fs::recursive_directory_iterator it(context, error), end; !error && it != end; it.increment(error))
-        paths.push_back(it->path());
+    for (fs::recursive_directory_iterator it(context, error), end; !error && it != end; it.increment(error)) {
+        if (!filter.excluded(it->path().lexically_relative(context).string())) {
+            paths.push_back(it->path());
+        } else if (!filter.has_exceptions() && it->is_directory(error)) {
+            it.disable_recursion_pending();  // nothing below it can count either
+        }
+    }
     if (error) throw KraftfileError(context.string() + ": " + error.message());
     std::sort(paths.begin(), paths.end());
     std::vector<char> buffer(1 << 20);

@@ -150,6 +150,29 @@ TEST_F(DockerfileTest, BuildsFromScratchWithCopyAddEnvArgWorkdirAndCommands) {
     EXPECT_EQ(b.config.argv(), (std::vector<std::string>{"/bin/server", "--port", "8080"}));
 }
 
+TEST_F(DockerfileTest, DockerignoreHidesFilesFromCopyAndFromTheBuildCache) {
+    fs::create_directories(dir_ / "ctx" / ".git" / "objects");
+    write("ctx/.git/objects/pack", "history\n");
+    write("ctx/www/draft.html", "draft\n");
+    write("ctx/.dockerignore", "# not for the image\n.git\n**/*.html\n!www/index.html\n*.conf\n");
+    const ContextFilter filter((dir_ / "ctx").string());
+    EXPECT_TRUE(filter.excluded(".git"));
+    EXPECT_TRUE(filter.excluded(".git/objects/pack"));  // below an excluded directory
+    EXPECT_TRUE(filter.excluded("www/draft.html"));     // ** across directories
+    EXPECT_FALSE(filter.excluded("www/index.html"));    // brought back by !
+    EXPECT_FALSE(filter.excluded("www/css/site.css"));
+    EXPECT_TRUE(filter.has_exceptions());
+    const DockerBuild b = build("FROM scratch\nCOPY . /app\n");
+    EXPECT_NE(entry(b, "/app/www/index.html"), nullptr);
+    EXPECT_NE(entry(b, "/app/www/css/site.css"), nullptr);
+    EXPECT_EQ(entry(b, "/app/www/draft.html"), nullptr);
+    EXPECT_EQ(entry(b, "/app/.git"), nullptr);
+    EXPECT_EQ(entry(b, "/app/a.conf"), nullptr);
+    EXPECT_NE(error("FROM scratch\nCOPY a.conf /\n").find("2: COPY a.conf: no such file"), std::string::npos);
+    EXPECT_NE(error("FROM scratch\nCOPY *.conf /\n").find("2: COPY *.conf: matches nothing"), std::string::npos);
+    EXPECT_FALSE(ContextFilter((dir_ / "nothing").string()).excluded("anything"));
+}
+
 TEST_F(DockerfileTest, AShellFormCommandRunsThroughTheShellAndEntrypointResetsCmd) {
     EXPECT_EQ(build("FROM scratch\nCMD /bin/server 80\n").config.argv(),
               (std::vector<std::string>{"/bin/sh", "-c", "/bin/server 80"}));
@@ -243,6 +266,14 @@ TEST_F(DockerfileTest, RebuildsAreRememberedByContent) {
     EXPECT_EQ(remembered(), 2);
     EXPECT_EQ(store.build(k, kernel, "web:4", {{"WHERE", "/bin"}}).manifest["rootfs"]["digest"], changed);
     EXPECT_EQ(remembered(), 3);  // another argument: another build (of the same files)
+    write("ctx/.dockerignore", "notes.txt\n");
+    EXPECT_EQ(store.build(k, kernel, "web:6").manifest["rootfs"]["digest"], changed);
+    const int64_t before = remembered();
+    write("ctx/notes.txt", "what the build does not see\n");  // ignored: the same build
+    EXPECT_EQ(store.build(k, kernel, "web:7").manifest["rootfs"]["digest"], changed);
+    EXPECT_EQ(remembered(), before);
+    store.remove("web:6");
+    store.remove("web:7");
     store.remove("web:3");
     store.remove("web:4");  // the changed archive is no image's now, and goes
     EXPECT_FALSE(fs::exists(store.blob_path(changed)));
