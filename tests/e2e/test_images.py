@@ -14,6 +14,10 @@ BUILD = os.path.abspath(os.environ.get("KILN_BUILD_DIR") or
                         (sys.argv.pop(1) if __name__ == "__main__" and len(sys.argv) > 1 else "build"))
 KILN = os.path.join(BUILD, "bin", "kiln")
 APPS = os.environ.get("KILN_GUEST_APPS") or os.path.join(BUILD, "tests", "guest-apps")
+# kiln-proc of the build whose kernel is in use: a sanitized build (build-asan) has no kernel, and
+# under AddressSanitizer, whose shadow memory lies where the instance's memory goes, no instance.
+KILN_PROC = os.path.join(os.path.dirname(os.path.dirname(os.environ.get("KILN_KERNEL") or
+                                                         os.path.join(BUILD, "kernel", "kiln.elf"))), "bin", "kiln-proc")
 
 
 class ImageCase(unittest.TestCase):
@@ -132,8 +136,8 @@ class DockerfileImages(ImageCase):
         self.assertEqual(manifest["env"], ["GREETING=hello from a Dockerfile", "MODE=kraftfile"])
         self.assertEqual((manifest["exposed"], manifest["workdir"]), (["8080/tcp"], "/srv"))
         env = [f'env.{name}="{value}"' for name, value in (e.split("=", 1) for e in manifest["env"])]
-        r = subprocess.run([os.path.join(BUILD, "bin", "kiln-proc"), "--initrd", image["rootfs_path"], "--memory",
-                            "64M", "--timeout", "30", "--cmdline", " ".join([*env, "--", *manifest["cmd"]])],
+        r = subprocess.run([KILN_PROC, "--initrd", image["rootfs_path"], "--memory", "64M", "--timeout", "30",
+                            "--cmdline", " ".join([*env, "--", *manifest["cmd"]])],
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("argv[1]=from\nargv[2]=cmd\n", r.stdout)
