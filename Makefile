@@ -15,8 +15,10 @@ deps:
 $(BUILD)/build.ninja: | deps
 	cmake -S . -B $(BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
+# clang: with both sanitizers it compiles the host code in about half gcc's time (CI's budget).
 $(ASAN_BUILD)/build.ninja: | deps
 	cmake -S . -B $(ASAN_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DKILN_SANITIZE=ON \
+	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
 	  -DKILN_BUILD_KERNEL=OFF -DKILN_KERNEL_IMAGE=$(abspath $(BUILD))/kernel/kiln.elf \
 	  -DKILN_GUEST_APPS=$(abspath $(BUILD))/tests/guest-apps
 

@@ -29,6 +29,12 @@ void allow(scmp_filter_ctx ctx, int syscall, std::initializer_list<scmp_arg_cmp>
     if (error != 0) throw vmm::VmmError("seccomp: a rule for system call " + std::to_string(syscall) + " was refused");
 }
 
+// libseccomp's SCMP_A0()..SCMP_A5() are C99 compound literals: the same comparisons in C++.
+scmp_arg_cmp arg_equals(unsigned arg, scmp_datum_t value) { return {arg, SCMP_CMP_EQ, value, 0}; }
+scmp_arg_cmp arg_masked_equals(unsigned arg, scmp_datum_t mask, scmp_datum_t value) {
+    return {arg, SCMP_CMP_MASKED_EQ, mask, value};
+}
+
 }  // namespace
 
 // Each call with the reason the kernel needs it (docs/architecture.md repeats the list).
@@ -42,30 +48,30 @@ std::vector<sock_filter> instance_filter(const InstanceFds& fds) {
     if (!ctx) throw vmm::VmmError("seccomp_init failed");
     scmp_filter_ctx c = ctx.get();
     const auto fd = [](int n) { return static_cast<scmp_datum_t>(n); };
-    allow(c, SCMP_SYS(write), {SCMP_A0(SCMP_CMP_EQ, fd(fds.console))});    // console lines
-    allow(c, SCMP_SYS(write), {SCMP_A0(SCMP_CMP_EQ, fd(STDERR_FILENO))});  // a panic's one line, ready lines
+    allow(c, SCMP_SYS(write), {arg_equals(0, fd(fds.console))});    // console lines
+    allow(c, SCMP_SYS(write), {arg_equals(0, fd(STDERR_FILENO))});  // a panic's one line, ready lines
     if (fds.net >= 0) {
-        allow(c, SCMP_SYS(read), {SCMP_A0(SCMP_CMP_EQ, fd(fds.net))});   // frames received
-        allow(c, SCMP_SYS(write), {SCMP_A0(SCMP_CMP_EQ, fd(fds.net))});  // frames sent
+        allow(c, SCMP_SYS(read), {arg_equals(0, fd(fds.net))});   // frames received
+        allow(c, SCMP_SYS(write), {arg_equals(0, fd(fds.net))});  // frames sent
     }
-    allow(c, SCMP_SYS(read), {SCMP_A0(SCMP_CMP_EQ, fd(fds.control))});   // the supervisor's requests
-    allow(c, SCMP_SYS(write), {SCMP_A0(SCMP_CMP_EQ, fd(fds.control))});  // answers, ready
+    allow(c, SCMP_SYS(read), {arg_equals(0, fd(fds.control))});   // the supervisor's requests
+    allow(c, SCMP_SYS(write), {arg_equals(0, fd(fds.control))});  // answers, ready
     // The application's pages: the instance's memfd, shared, at the address the kernel chose.
-    allow(c, SCMP_SYS(mmap),
-          {SCMP_A3(SCMP_CMP_EQ, MAP_SHARED | MAP_FIXED | MAP_POPULATE), SCMP_A4(SCMP_CMP_EQ, fd(fds.memory))});
+    allow(c, SCMP_SYS(mmap), {arg_equals(3, MAP_SHARED | MAP_FIXED | MAP_POPULATE), arg_equals(4, fd(fds.memory))});
     if (fds.initrd >= 0)  // the application's read-only file pages, from the initrd's file
         allow(c, SCMP_SYS(mmap),
-              {SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_WRITE, 0), SCMP_A3(SCMP_CMP_EQ, MAP_PRIVATE | MAP_FIXED),
-               SCMP_A4(SCMP_CMP_EQ, fd(fds.initrd))});
-    allow(c, SCMP_SYS(mprotect));        // mprotect of the application's pages
-    allow(c, SCMP_SYS(munmap));          // munmap, MADV_DONTNEED, mremap of them
-    allow(c, SCMP_SYS(rt_sigreturn));    // the end of every host signal (system calls, faults, timer)
-    allow(c, SCMP_SYS(rt_sigprocmask));  // idle: device signals blocked between the check and ppoll; parked
-    allow(c, SCMP_SYS(ppoll));           // idle: the one blocking wait; parked: on the channel alone
-    allow(c, SCMP_SYS(timer_settime));   // the timer (its only timer, made before the filter)
-    allow(c, SCMP_SYS(clock_gettime), {SCMP_A0(SCMP_CMP_EQ, CLOCK_MONOTONIC)});  // the timer's deadlines
-    allow(c, SCMP_SYS(arch_prctl), {SCMP_A0(SCMP_CMP_EQ, ARCH_SET_FS)});         // the application's TLS
-    allow(c, SCMP_SYS(exit_group));                                              // the end
+              {arg_masked_equals(2, PROT_WRITE, 0),
+               arg_masked_equals(3, ~static_cast<scmp_datum_t>(MAP_POPULATE), MAP_PRIVATE | MAP_FIXED),
+               arg_equals(4, fd(fds.initrd))});  // populated on restore only
+    allow(c, SCMP_SYS(mprotect));                // mprotect of the application's pages
+    allow(c, SCMP_SYS(munmap));                  // munmap, MADV_DONTNEED, mremap of them
+    allow(c, SCMP_SYS(rt_sigreturn));            // the end of every host signal (system calls, faults, timer)
+    allow(c, SCMP_SYS(rt_sigprocmask));          // idle: device signals blocked between the check and ppoll; parked
+    allow(c, SCMP_SYS(ppoll));                   // idle: the one blocking wait; parked: on the channel alone
+    allow(c, SCMP_SYS(timer_settime));           // the timer (its only timer, made before the filter)
+    allow(c, SCMP_SYS(clock_gettime), {arg_equals(0, CLOCK_MONOTONIC)});  // the timer's deadlines
+    allow(c, SCMP_SYS(arch_prctl), {arg_equals(0, ARCH_SET_FS)});         // the application's TLS
+    allow(c, SCMP_SYS(exit_group));                                       // the end
     // libseccomp writes the program to a file descriptor; a memfd gives it back.
     UniqueFd out(::memfd_create("kiln-proc-filter", MFD_CLOEXEC));
     if (!out.valid()) throw vmm::system_error("memfd_create for the seccomp filter");

@@ -248,8 +248,8 @@ class Builder {
     std::string image_path(const std::string& raw) const {
         const fs::path p = fs::path(raw).is_absolute() ? fs::path(raw) : fs::path(result_.config.workdir) / raw;
         std::string text = p.lexically_normal().string();
+        // lexically_normal() already drops a ".." above the root, as Docker does ("/../etc" is "/etc").
         while (text.size() > 1 && text.back() == '/') text.pop_back();
-        if (text.rfind("/..", 0) == 0) text = "/";  // ".." above the root is the root
         return text;
     }
 

@@ -202,7 +202,8 @@ Image ImageStore::build(const Kraftfile& kraftfile, const std::string& kernel_pa
     }
     manifest["cmd"] = cmd;
     for (const auto& [variable, value] : kraftfile.env) {
-        auto it = std::find_if(env_list.begin(), env_list.end(), [&](const auto& e) { return e.first == variable; });
+        const std::string& env_name = variable;  // clang 14 cannot capture a structured binding (P1091)
+        auto it = std::find_if(env_list.begin(), env_list.end(), [&](const auto& e) { return e.first == env_name; });
         if (it != env_list.end())
             it->second = value;
         else

@@ -150,6 +150,13 @@ TEST_F(DockerfileTest, BuildsFromScratchWithCopyAddEnvArgWorkdirAndCommands) {
     EXPECT_EQ(b.config.argv(), (std::vector<std::string>{"/bin/server", "--port", "8080"}));
 }
 
+TEST_F(DockerfileTest, DotDotAboveTheRootIsTheRootButADotDotNameIsAName) {
+    const DockerBuild b = build("FROM scratch\nCOPY a.conf /../../etc/\nWORKDIR /..hidden\nCOPY b.conf .\n");
+    EXPECT_NE(entry(b, "/etc/a.conf"), nullptr);
+    EXPECT_EQ(b.config.workdir, "/..hidden");
+    EXPECT_NE(entry(b, "/..hidden/b.conf"), nullptr);
+}
+
 TEST_F(DockerfileTest, DockerignoreHidesFilesFromCopyAndFromTheBuildCache) {
     fs::create_directories(dir_ / "ctx" / ".git" / "objects");
     write("ctx/.git/objects/pack", "history\n");

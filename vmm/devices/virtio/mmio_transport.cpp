@@ -23,7 +23,7 @@ void Interrupt::raise(uint32_t status_bits) {
 
 MmioTransport::MmioTransport(std::unique_ptr<Device> device, GuestMemory& memory, Vm& vm, EventLoop& loop,
                              uint64_t base, uint32_t gsi)
-    : device_(std::move(device)), memory_(memory), vm_(vm), loop_(loop), base_(base), gsi_(gsi),
+    : device_(std::move(device)), memory_(memory), loop_(loop), base_(base), gsi_(gsi),
       kick_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)), irq_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
       interrupt_(irq_.get()), queues_(device_->queue_count()) {
     if (!kick_.valid() || !irq_.valid()) throw system_error("eventfd for a virtio device");

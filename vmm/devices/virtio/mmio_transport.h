@@ -45,7 +45,6 @@ class MmioTransport final : public MmioDevice {
 
     std::unique_ptr<Device> device_;
     GuestMemory& memory_;
-    Vm& vm_;
     EventLoop& loop_;
     uint64_t base_;
     uint32_t gsi_;
