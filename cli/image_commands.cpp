@@ -53,8 +53,10 @@ std::string read_blob(const ImageStore& store, const std::string& digest) {
     return bytes.str();
 }
 
+}  // namespace
+
 // Sends a locally built image to the remote kilnd in use: its manifest and its blobs.
-void push(const ImageStore& store, const Image& image) {
+void send_image(const ImageStore& store, const Image& image) {
     std::vector<Client::Part> parts{{"reference", "", image.reference()},
                                     {"manifest", "manifest.json", read_blob(store, image.digest)}};
     for (const char* blob : {"kernel", "rootfs"})
@@ -64,6 +66,8 @@ void push(const ImageStore& store, const Image& image) {
         }
     Client().post_parts("/v1/images", parts);
 }
+
+namespace {
 
 // A Kraftfile for a Dockerfile (a directory's own, or `-f FILE`): the Dockerfile is its rootfs and
 // says what runs; the image is named after the directory.
@@ -163,7 +167,7 @@ Image build_image(const images::Kraftfile& kraftfile, const std::string& tag,
     // Built in the local store either way; a remote kilnd then gets it pushed.
     ImageStore store(state_dir());
     const Image image = store.build(kraftfile, kernel_path(), tag, build_args);
-    if (!remote().host.empty()) push(store, image);
+    if (!remote().host.empty()) send_image(store, image);
     return image;
 }
 
@@ -190,7 +194,8 @@ void add_image_commands(CLI::App& app) {
                               "the directory with the Kraftfile, and the build context (default: .)");
     build_command->add_option("-K,--kraftfile", options->kraftfile, "the Kraftfile to read instead");
     build_command->add_option("-f,--file", options->dockerfile, "a Dockerfile to build instead (docs/dockerfile.md)");
-    build_command->add_option("-t,--tag", options->tag, "name[:tag] (default: the Kraftfile's name, tag latest)");
+    build_command->add_option("-t,--tag", options->tag,
+                              "name[:tag] or HOST[:PORT]/REPO[:TAG] (default: the Kraftfile's name, tag latest)");
     build_command->add_option("--build-arg", options->build_args, "NAME=VALUE for a Dockerfile's ARG (repeatable)");
     build_command->callback([options] { build(*options); });
 

@@ -17,6 +17,8 @@ void add_image_commands(CLI::App& app);
 // pushes it there. Throws naming what is wrong.
 images::Image build_image(const std::string& kraftfile_path, const std::string& tag = {},
                           const std::map<std::string, std::string>& build_args = {});
+// Sends an image of the local store to the remote kilnd in use. Throws naming what failed.
+void send_image(const images::ImageStore& store, const images::Image& image);
 // A project directory's Kraftfile, or, where it has only a Dockerfile, one made for it (the image
 // named after the directory, the Dockerfile its rootfs). Throws naming what is missing.
 images::Kraftfile project_kraftfile(const std::string& dir);

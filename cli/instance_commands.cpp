@@ -17,6 +17,7 @@
 #include "instances/limits.h"
 #include "output.h"
 #include "paths.h"
+#include "registry_commands.h"
 
 namespace kiln::cli {
 
@@ -127,6 +128,8 @@ int run(const RunOptions& options, std::vector<std::string> rest) {
     std::error_code error;
     if (std::filesystem::is_directory(image, error)) {  // a project: build it first
         image = build_image(project_kraftfile(image)).reference();
+    } else {
+        image = ensure_image(image);  // a registry's image is pulled if it is not here
     }
     json body = {{"image", image}, {"restart_policy", options.restart}};
     if (!options.name.empty()) body["name"] = options.name;
@@ -234,6 +237,7 @@ void add_instance_commands(CLI::App& app, int& exit_status) {
     auto* run_command = app.add_subcommand("run", "run an image (or a directory with a Kraftfile) as an instance");
     run_command->add_flag("-d,--detach", options->detach, "run in the background and print the instance's name");
     run_command->add_flag("--rm", options->remove, "remove the instance when it stops");
+    add_registry_flags(*run_command);
     run_command->add_option("--name", options->name, "the instance's name");
     run_command->add_option("-m,--memory", options->memory, "memory, like 64M or 1G (default: the image's)");
     run_command->add_option("-e,--env", options->env, "NAME=VALUE, added to the image's environment")

@@ -9,6 +9,7 @@
 #include "compose_commands.h"
 #include "image_commands.h"
 #include "instance_commands.h"
+#include "registry_commands.h"
 #include "service_commands.h"
 
 int main(int argc, char** argv) {
@@ -27,6 +28,7 @@ int main(int argc, char** argv) {
     app.parse_complete_callback([&remote] { kiln::cli::set_remote(remote); });
     kiln::cli::add_image_commands(app);
     kiln::cli::add_instance_commands(app, status);
+    kiln::cli::add_registry_commands(app);
     kiln::cli::add_service_commands(app);
     kiln::cli::add_compose_commands(app);
     try {

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "images/dockerfile.h"
+#include "images/registry_reference.h"
 #include "images/rootfs.h"
 #include "store/sqlite.h"
 
@@ -106,10 +107,20 @@ std::string sha256_digest(const std::string& bytes) {
 }
 
 std::pair<std::string, std::string> parse_reference(const std::string& reference) {
-    const auto colon = reference.rfind(':');
-    std::string name = colon == std::string::npos ? reference : reference.substr(0, colon);
-    std::string tag = colon == std::string::npos ? "latest" : reference.substr(colon + 1);
-    if (!valid_name(name)) throw StoreError("'" + reference + "': '" + name + "' is not a valid image name");
+    if (const auto at = reference.find('@'); at != std::string::npos) {
+        const std::string name = reference.substr(0, at), digest = reference.substr(at + 1);
+        if (!valid_registry_name(name))
+            throw StoreError("'" + reference + "': '" + name + "' is not a valid HOST[:PORT]/REPO");
+        if (!valid_digest(digest)) throw StoreError("'" + reference + "': '" + digest + "' is not a sha256 digest");
+        return {name, "@" + digest};
+    }
+    // A colon before the last '/' is a registry's port, not a tag's.
+    const auto colon = reference.rfind(':'), slash = reference.rfind('/');
+    const bool tagged = colon != std::string::npos && (slash == std::string::npos || colon > slash);
+    std::string name = tagged ? reference.substr(0, colon) : reference;
+    std::string tag = tagged ? reference.substr(colon + 1) : "latest";
+    if (!valid_name(name) && !valid_registry_name(name))
+        throw StoreError("'" + reference + "': '" + name + "' is not a valid image name");
     if (!valid_name(tag)) throw StoreError("'" + reference + "': '" + tag + "' is not a valid tag");
     return {name, tag};
 }

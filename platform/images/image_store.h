@@ -32,13 +32,16 @@ struct Image {
     std::string digest;       // "sha256:<hex>" of the manifest
     int64_t created_ns = 0;   // when this name:tag was last set
     nlohmann::json manifest;  // kernel, rootfs, cmd, env, memory_mb, labels, sizes
-    std::string reference() const { return name + ":" + tag; }
+    // name:tag, or name@sha256:<hex> for an image pulled by digest (its tag is "@sha256:<hex>").
+    std::string reference() const { return tag.rfind('@', 0) == 0 ? name + tag : name + ":" + tag; }
 };
 
 // "sha256:<hex>" of `bytes`.
 std::string sha256_digest(const std::string& bytes);
 
-// "name[:tag]" split; the tag defaults to "latest". Throws StoreError on a bad name or tag.
+// "name[:tag]" split; the tag defaults to "latest". A registry's image (registry_reference.h) is
+// named HOST[:PORT]/REPO, and by digest its tag is "@sha256:<hex>". Throws StoreError on a bad
+// name or tag.
 std::pair<std::string, std::string> parse_reference(const std::string& reference);
 
 class ImageStore {

@@ -1,0 +1,77 @@
+// Kiln images in OCI registries (the distribution API: /v2/<repo>/manifests, /v2/<repo>/blobs).
+//
+// A Kiln image travels as an OCI image manifest (docs/registries.md): its config blob is the Kiln
+// manifest itself (the image store's JSON, whose digest is the image's id), and its layers are the
+// blobs that manifest names, the kernel and the root file system's cpio. A pulled image is thus
+// byte for byte the image that was pushed, with the same id, stored as a local build stores it.
+//
+// HTTP goes through libcurl, loaded when a registry is first used (dlopen), not at kiln's start:
+// libcurl and the two dozen libraries it needs would cost every kiln command their loading, and
+// kiln links OpenSSL statically, which a libcurl linked in must not share symbols with.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "images/image_store.h"
+#include "images/registry_reference.h"
+
+namespace kiln::images {
+
+inline constexpr const char* kOciManifestType = "application/vnd.oci.image.manifest.v1+json";
+inline constexpr const char* kKilnConfigType = "application/vnd.kiln.image.config.v1+json";
+inline constexpr const char* kKilnKernelType = "application/vnd.kiln.kernel.v1";
+inline constexpr const char* kKilnRootfsType = "application/vnd.kiln.rootfs.cpio.v1";
+
+struct Credentials {
+    std::string username, password;
+};
+
+struct RegistryOptions {
+    std::string ca_file;                               // a PEM CA trusted besides the system's
+    std::vector<std::string> insecure;                 // HOST[:PORT]s reached over plain HTTP
+    std::optional<Credentials> credentials;            // for the registry in use
+    std::function<void(const std::string&)> progress;  // one line about a blob's transfer
+    long timeout_s = 300;                              // for one request, start to end
+};
+
+// kiln login's credentials: STATE/registries.json, mode 0600, by HOST[:PORT].
+std::optional<Credentials> load_credentials(const std::string& state_dir, const std::string& host);
+void save_credentials(const std::string& state_dir, const std::string& host, const Credentials& credentials);
+
+// Whether HOST[:PORT] accepts `options.credentials` (GET /v2/). Throws RegistryError naming why not.
+void check_login(const std::string& host, const RegistryOptions& options);
+
+// Pushes a stored image to `reference`; blobs the registry has are not sent. Returns the pushed
+// manifest's digest. Throws RegistryError or StoreError naming what failed.
+std::string push_image(const ImageStore& store, const Image& image, const RegistryReference& reference,
+                       const RegistryOptions& options);
+
+struct PullResult {
+    Image image;
+    std::string manifest_digest;  // the registry's manifest
+    uint64_t downloaded = 0;      // bytes of blobs fetched (0: all were here)
+};
+// Pulls `reference` into the store, named reference.str(). Every manifest and blob is checked
+// against its digest; on any mismatch nothing is stored. Throws RegistryError or StoreError.
+PullResult pull_image(ImageStore& store, const RegistryReference& reference, const RegistryOptions& options);
+
+// The OCI manifest a Kiln image is pushed as, and what one says: exposed for the tests.
+struct Descriptor {
+    std::string media_type, digest, title;  // title: the annotation org.opencontainers.image.title
+    uint64_t size = 0;
+};
+struct OciManifest {
+    std::string media_type;
+    Descriptor config;
+    std::vector<Descriptor> layers;
+};
+std::string oci_manifest_for(const Image& image, const std::string& kiln_manifest);
+// Throws RegistryError naming what is missing or malformed; a container image's manifest parses,
+// and its media types tell it apart.
+OciManifest parse_oci_manifest(const std::string& text);
+
+}  // namespace kiln::images

@@ -1,0 +1,272 @@
+#!/usr/bin/env python3
+"""kiln login, tag, push, pull and run REF against a real registry: Debian's docker-registry,
+started here on a free loopback port with its storage in a scratch directory, behind TLS from a
+test CA (openssl) and htpasswd users (apache2-utils), or on plain HTTP as an insecure registry."""
+import glob
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+from e2e_support import KilnCommand, end_state
+
+BUILD = os.path.abspath(os.environ.get("KILN_BUILD_DIR") or
+                        (sys.argv.pop(1) if __name__ == "__main__" and len(sys.argv) > 1 else "build"))
+KILN = os.path.join(BUILD, "bin", "kiln")
+APPS = os.environ.get("KILN_GUEST_APPS") or os.path.join(BUILD, "tests", "guest-apps")
+# kiln-proc of the build whose kernel is in use, as test_images.py finds it.
+KILN_PROC = os.path.join(os.path.dirname(os.path.dirname(os.environ.get("KILN_KERNEL") or
+                                                         os.path.join(BUILD, "kernel", "kiln.elf"))), "bin", "kiln-proc")
+REGISTRY = "/usr/bin/docker-registry"
+USER, PASSWORD = "builder", "s3cret-" + os.urandom(6).hex()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
+
+
+def make_certificates(directory):
+    """A test CA and a server certificate it signed for 127.0.0.1 (EC keys: quick to make)."""
+    path = lambda name: os.path.join(directory, name)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", path("ca.key"), "-out", path("ca.pem"), "-days", "1",
+            "-subj", "/CN=kiln test CA")
+    openssl("req", *ec, "-keyout", path("server.key"), "-out", path("server.csr"), "-subj", "/CN=127.0.0.1")
+    with open(path("san.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", path("server.csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"),
+            "-CAcreateserial", "-out", path("server.pem"), "-days", "1", "-extfile", path("san.ext"))
+
+
+class Registry:
+    """A docker-registry process: TLS and htpasswd unless `insecure`."""
+
+    def __init__(self, directory, insecure=False):
+        self.storage = os.path.join(directory, "storage")
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        config = (f"version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+                  f"storage:\n  filesystem:\n    rootdirectory: {self.storage}\n"
+                  f"http:\n  addr: {self.host}\n")
+        if not insecure:
+            config += (f"  tls:\n    certificate: {directory}/server.pem\n    key: {directory}/server.key\n"
+                       f"auth:\n  htpasswd:\n    realm: kiln-test\n    path: {directory}/htpasswd\n")
+        config_path = os.path.join(directory, "insecure.yml" if insecure else "registry.yml")
+        with open(config_path, "w") as f:
+            f.write(config)
+        self.log = open(os.path.join(directory, "registry.log"), "w")
+        self.process = subprocess.Popen([REGISTRY, "serve", config_path], stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 10
+        while True:  # listening: a TCP connection is accepted
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.process.poll() is not None or time.time() > deadline:
+                    self.stop()
+                    raise RuntimeError("docker-registry did not start: " + open(self.log.name).read())
+                time.sleep(0.05)
+
+    def stop(self):
+        self.process.kill()
+        self.process.wait(timeout=10)
+        self.log.close()
+
+    def blob_file(self, digest):
+        hex_digits = digest.split(":", 1)[1]
+        return os.path.join(self.storage, "docker", "registry", "v2", "blobs", "sha256", hex_digits[:2], hex_digits,
+                            "data")
+
+
+class RegistryCase(KilnCommand, unittest.TestCase):
+    kiln_binary = KILN
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="kiln-e2e-registry-")
+        self.states = []
+        make_certificates(self.dir)
+        hashed = subprocess.run(["htpasswd", "-Bbn", USER, PASSWORD], check=True, capture_output=True, text=True,
+                                timeout=30).stdout
+        with open(os.path.join(self.dir, "htpasswd"), "w") as f:
+            f.write(hashed)
+        self.registry = Registry(self.dir)
+        self.env = self.state_env("here")
+        app = os.path.join(self.dir, "app")
+        os.makedirs(os.path.join(app, "rootfs", "bin"))
+        shutil.copy(os.path.join(APPS, "args_env"), os.path.join(app, "rootfs", "bin", "args_env"))
+        with open(os.path.join(app, "Kraftfile"), "w") as f:
+            f.write('spec: v0.6\nname: greeter\ncmd: /bin/args_env x "two words"\n'
+                    'env:\n  - GREETING=from the registry\nrootfs: ./rootfs\n')
+        self.ref = f"{self.registry.host}/team/greeter:v1"
+        self.kiln("build", "-t", self.ref, app)
+
+    def tearDown(self):
+        for state in self.states:
+            end_state(state)
+        self.registry.stop()
+        if getattr(self, "insecure", None):
+            self.insecure.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def state_env(self, name):
+        """The environment of a fresh state directory, trusting the test CA."""
+        state = os.path.join(self.dir, name)
+        self.states.append(state)
+        return dict(os.environ, KILN_STATE_DIR=state, KILN_REGISTRY_CA=os.path.join(self.dir, "ca.pem"))
+
+    def login(self, env=None):
+        r = subprocess.run([KILN, "login", self.registry.host, "-u", USER, "--password-stdin"], input=PASSWORD + "\n",
+                           capture_output=True, text=True, env=env or self.env, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r
+
+    def image(self, ref, env):
+        r = subprocess.run([KILN, "image", "inspect", ref], capture_output=True, text=True, env=env, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)[0]
+
+    def pull(self, env, *args, ok=True):
+        r = subprocess.run([KILN, "pull", *args, self.ref], capture_output=True, text=True, env=env, timeout=60)
+        if ok:
+            self.assertEqual(r.returncode, 0, r.stderr)
+        return r
+
+
+class PushAndPull(RegistryCase):
+    def test_round_trip_into_a_fresh_store_then_cached(self):
+        self.assertIn(f"logged in to {self.registry.host} as {USER}", self.login().stdout)
+        credentials = os.path.join(self.dir, "here", "registries.json")
+        self.assertEqual(os.stat(credentials).st_mode & 0o777, 0o600)
+        pushed = json.loads(self.kiln("push", "-o", "json", self.ref).stdout)
+        local = self.image(self.ref, self.env)
+        self.assertEqual(pushed["image"], local["digest"])
+        # A second push sends no blob.
+        again = self.kiln("push", self.ref)
+        self.assertEqual(again.stdout, f"pushed {self.ref} {pushed['digest']}\n")
+        self.assertNotIn("pushed ", again.stderr)
+        self.assertIn("already in the registry", again.stderr)
+
+        there = self.state_env("there")
+        self.login(there)
+        r = self.pull(there, "-o", "json")
+        pulled = json.loads(r.stdout)
+        self.assertEqual((pulled["digest"], pulled["image"]), (pushed["digest"], local["digest"]))
+        self.assertGreater(pulled["downloaded"], 0)
+        self.assertRegex(r.stderr, r"kernel sha256:[0-9a-f]{12}: downloaded \d+ bytes")
+        self.assertRegex(r.stderr, r"rootfs sha256:[0-9a-f]{12}: downloaded \d+ bytes")
+        image = self.image(self.ref, there)
+        self.assertEqual(image["manifest"], local["manifest"])
+        # Pulled again, by tag and by digest: nothing downloaded.
+        self.assertEqual(json.loads(self.pull(there, "-o", "json").stdout)["downloaded"], 0)
+        by_digest = f"{self.registry.host}/team/greeter@{pushed['digest']}"
+        r = subprocess.run([KILN, "pull", "-o", "json", by_digest], capture_output=True, text=True, env=there,
+                           timeout=60)
+        self.assertEqual((r.returncode, json.loads(r.stdout or "{}").get("downloaded")), (0, 0), r.stderr)
+        self.assertEqual(self.image(by_digest, there)["digest"], local["digest"])
+
+        # The pulled image runs on proc.
+        manifest = image["manifest"]
+        env = [f'env.{name}="{value}"' for name, value in (e.split("=", 1) for e in manifest["env"])]
+        r = subprocess.run([KILN_PROC, "--initrd", image["rootfs_path"], "--memory", "64M", "--timeout", "20",
+                            "--cmdline", " ".join([*env, "--", *(f'"{a}"' for a in manifest["cmd"])])],
+                           capture_output=True, text=True, timeout=40)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("argv[2]=two words\n", r.stdout)
+        self.assertIn("env GREETING=from the registry", r.stdout)
+
+    def test_a_tampered_blob_is_refused_and_nothing_is_stored(self):
+        self.login()
+        self.kiln("push", self.ref)
+        rootfs = self.image(self.ref, self.env)["manifest"]["rootfs"]["digest"]
+        with open(self.registry.blob_file(rootfs), "r+b") as f:
+            first = f.read(1)
+            f.seek(0)
+            f.write(bytes([first[0] ^ 1]))
+        there = self.state_env("there")
+        self.login(there)
+        r = self.pull(there, ok=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"blob {rootfs} from {self.registry.host} has the digest sha256:", r.stderr)
+        self.assertIn("nothing was stored", r.stderr)
+        listed = subprocess.run([KILN, "images", "-o", "json"], capture_output=True, text=True, env=there, timeout=30)
+        self.assertEqual(json.loads(listed.stdout), [])
+
+    def test_tag_names_a_local_image_for_a_registry(self):
+        self.kiln("tag", self.ref, f"{self.registry.host}/other/name:v2")
+        self.kiln("tag", self.ref, "plain:v3")
+        names = {i["reference"] for i in json.loads(self.kiln("images", "-o", "json").stdout)}
+        self.assertEqual(names, {self.ref, f"{self.registry.host}/other/name:v2", "plain:v3"})
+        r = self.kiln("tag", "missing", f"{self.registry.host}/x:y", ok=False)
+        self.assertIn("no image 'missing'", r.stderr)
+        r = self.kiln("push", f"{self.registry.host}/absent:v1", ok=False)
+        self.assertIn(f"no image '{self.registry.host}/absent:v1' here", r.stderr)
+
+
+class Refusals(RegistryCase):
+    def test_wrong_password_and_no_credentials_are_named(self):
+        r = self.kiln("push", self.ref, ok=False)
+        self.assertIn(f"{self.registry.host}: authentication required and no credentials "
+                      f"(kiln login {self.registry.host})", r.stderr)
+        r = subprocess.run([KILN, "login", self.registry.host, "-u", USER, "--password-stdin"], input="wrong\n",
+                           capture_output=True, text=True, env=self.env, timeout=30)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"{self.registry.host}: authentication failed for {USER} (kiln login {self.registry.host})",
+                      r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "here", "registries.json")))
+
+    def test_an_untrusted_ca_is_refused(self):
+        env = dict(self.env)
+        del env["KILN_REGISTRY_CA"]
+        r = subprocess.run([KILN, "login", self.registry.host, "-u", USER, "--password-stdin"], input=PASSWORD,
+                           capture_output=True, text=True, env=env, timeout=30)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"{self.registry.host}: its TLS certificate is not trusted", r.stderr)
+        self.assertIn("--registry-ca", r.stderr)
+        # The flag works as the environment does.
+        r = subprocess.run([KILN, "login", self.registry.host, "-u", USER, "--password-stdin", "--registry-ca",
+                            os.path.join(self.dir, "ca.pem")], input=PASSWORD, capture_output=True, text=True,
+                           env=env, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_missing_references_and_bad_ones_are_named(self):
+        self.login()
+        r = self.kiln("pull", f"{self.registry.host}/team/greeter:v9", ok=False)
+        self.assertIn(f"team/greeter:v9 not found at {self.registry.host}", r.stderr)
+        r = self.kiln("pull", f"{self.registry.host}/Team:v1", ok=False)
+        self.assertIn("is not a valid repository", r.stderr)
+        r = self.kiln("pull", "greeter:v1", ok=False)
+        self.assertIn("names no registry", r.stderr)
+
+
+class Insecure(RegistryCase):
+    def test_plain_http_only_when_named_insecure(self):
+        os.makedirs(os.path.join(self.dir, "plain"))
+        self.insecure = Registry(os.path.join(self.dir, "plain"), insecure=True)
+        ref = f"{self.insecure.host}/plain/greeter:v1"
+        self.kiln("tag", self.ref, ref)
+        r = self.kiln("push", ref, ok=False)
+        self.assertIn(f"{self.insecure.host}: the TLS handshake failed", r.stderr)
+        self.assertIn(f"--insecure-registry {self.insecure.host}", r.stderr)
+        self.kiln("push", "--insecure-registry", self.insecure.host, ref)
+        # kiln run REF pulls what is not here, with the environment's insecure registries.
+        there = dict(self.state_env("there"), KILN_INSECURE_REGISTRIES=f"other:1,{self.insecure.host}",
+                     KILN_PROC=KILN_PROC, KILN_PLATFORM="proc")
+        r = subprocess.run([KILN, "run", "--rm", ref], capture_output=True, text=True, env=there, timeout=60)
+        self.assertIn("downloaded", r.stderr)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("env GREETING=from the registry", r.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
