@@ -52,6 +52,11 @@ images::RegistryOptions options_for(const std::string& host) {
         for (const auto& item : split_commas(insecure)) options.insecure.push_back(item);
     options.credentials = images::load_credentials(state_dir(), host);
     options.progress = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+    try {
+        options.kernel_path = kernel_path();  // what a pulled container image runs on
+    } catch (const std::exception&) {
+        options.kernel_path.clear();  // pull_image says so if it needs one
+    }
     return options;
 }
 

@@ -92,6 +92,8 @@ bool is_hex(const std::string& text) {
 
 }  // namespace
 
+int64_t image_memory_mb(const nlohmann::json& manifest) { return default_memory_mb(manifest); }
+
 std::string sha256_digest(const std::string& bytes) {
     unsigned char hash[EVP_MAX_MD_SIZE];
     unsigned int length = 0;

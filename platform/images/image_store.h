@@ -39,6 +39,9 @@ struct Image {
 // "sha256:<hex>" of `bytes`.
 std::string sha256_digest(const std::string& bytes);
 
+// The memory an instance of an image gets unless it asks (from its rootfs's size), in MiB.
+int64_t image_memory_mb(const nlohmann::json& manifest);
+
 // "name[:tag]" split; the tag defaults to "latest". A registry's image (registry_reference.h) is
 // named HOST[:PORT]/REPO, and by digest its tag is "@sha256:<hex>". Throws StoreError on a bad
 // name or tag.

@@ -18,6 +18,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "images/container_image.h"
+#include "images/rootfs.h"
+
 namespace kiln::images {
 
 namespace {
@@ -29,6 +32,8 @@ constexpr uint64_t kManifestLimit = 4 << 20;  // a manifest is a few hundred byt
 constexpr const char* kDockerManifestType = "application/vnd.docker.distribution.manifest.v2+json";
 constexpr const char* kOciIndexType = "application/vnd.oci.image.index.v1+json";
 constexpr const char* kDockerListType = "application/vnd.docker.distribution.manifest.list.v2+json";
+constexpr const char* kOciConfigType = "application/vnd.oci.image.config.v1+json";
+constexpr const char* kDockerConfigType = "application/vnd.docker.container.image.v1+json";
 
 // libcurl's functions, from libcurl.so.4 loaded at first use (registry.h says why).
 struct CurlApi {
@@ -452,14 +457,65 @@ std::pair<std::string, std::string> fetch_manifest(Registry& registry, const Reg
     return {response.body, actual};
 }
 
-// The Kiln image an OCI manifest carries; refuses anything else, saying what it is.
-void check_kiln_manifest(const OciManifest& manifest, const RegistryReference& reference) {
-    if (manifest.media_type == kOciIndexType || manifest.media_type == kDockerListType)
-        throw RegistryError(reference.str() + " is a multi-platform index (" + manifest.media_type +
-                            "), not a Kiln image");
-    if (manifest.config.media_type != kKilnConfigType)
-        throw RegistryError(reference.str() + " is not a Kiln image: its config is " + manifest.config.media_type +
-                            " (a container image's root file system cannot be pulled as an image yet)");
+// An index's linux/amd64 manifest, by digest.
+std::string platform_manifest(const std::string& text, const RegistryReference& reference) {
+    const json index = json::parse(text, nullptr, false);
+    if (index.is_object() && index.contains("manifests") && index["manifests"].is_array())
+        for (const auto& m : index["manifests"]) {
+            if (!m.is_object() || !m.contains("platform") || !m["platform"].is_object()) continue;
+            const json& p = m["platform"];
+            if (p.value("os", "") == "linux" && p.value("architecture", "") == "amd64" && m.contains("digest") &&
+                m["digest"].is_string() && valid_digest(m["digest"]))
+                return m["digest"];
+        }
+    throw RegistryError(reference.str() + ": its index has no linux/amd64 image");
+}
+
+// A container image as a Kiln image: its layers unpacked into the rootfs, its config's command
+// and environment, this machine's kernel. The Kiln manifest records the registry's manifest
+// digest, so that pulling it again finds it here and downloads nothing.
+PullResult pull_container(ImageStore& store, Registry& registry, const RegistryReference& reference,
+                          const OciManifest& manifest, const std::string& digest, const RegistryOptions& options) {
+    PullResult result;
+    result.manifest_digest = digest;
+    if (auto here = store.find(reference.str()); here && here->manifest.value("container_manifest", "") == digest) {
+        report(options, reference.str() + ": up to date");
+        result.image = *here;
+        return result;
+    }
+    if (options.kernel_path.empty())
+        throw RegistryError(reference.str() + ": a container image needs the Kiln kernel to run on (KILN_KERNEL)");
+    const std::string config_text = download(registry, reference, manifest.config, options);
+    const ContainerConfig config = parse_container_config(config_text);
+    std::vector<std::string> layers, names;
+    for (const Descriptor& layer : manifest.layers) {
+        if (layer.media_type.find("tar") == std::string::npos)
+            throw RegistryError(reference.str() + ": layer " + layer.digest + " is " + layer.media_type +
+                                ", not a tarball");
+        layers.push_back(download(registry, reference, layer, options));
+        names.push_back(reference.str() + " layer " + short_digest(layer.digest));
+    }
+    result.downloaded += config_text.size();
+    for (const auto& bytes : layers) result.downloaded += bytes.size();
+    const std::vector<RootfsEntry> entries = unpack_layers(layers, names);
+    const std::string cpio = write_cpio(entries);
+    const std::string kernel = read_file_bytes(options.kernel_path);
+    json kiln;
+    kiln["kernel"] = {{"digest", sha256_digest(kernel)}, {"size", kernel.size()}};
+    kiln["rootfs"] = {{"digest", sha256_digest(cpio)}, {"size", cpio.size()}, {"files", entries.size()}};
+    kiln["cmd"] = config.cmd;
+    kiln["env"] = config.env;
+    if (!config.workdir.empty() && config.workdir != "/") kiln["workdir"] = config.workdir;
+    if (!config.exposed.empty()) kiln["exposed"] = config.exposed;
+    if (!config.labels.empty()) kiln["image_labels"] = config.labels;
+    kiln["memory_mb"] = image_memory_mb(kiln);
+    kiln["labels"] = json::object();
+    kiln["kconfig"] = json::object();
+    kiln["runtime"] = "kiln";
+    kiln["container_manifest"] = digest;
+    const std::map<std::string, std::string> blobs{{sha256_digest(kernel), kernel}, {sha256_digest(cpio), cpio}};
+    result.image = store.import(reference.str(), kiln.dump(), blobs);
+    return result;
 }
 
 }  // namespace
@@ -574,8 +630,18 @@ PullResult pull_image(ImageStore& store, const RegistryReference& reference, con
     PullResult result;
     const auto [text, digest] = fetch_manifest(registry, reference);
     result.manifest_digest = digest;
-    const OciManifest manifest = parse_oci_manifest(text);
-    check_kiln_manifest(manifest, reference);
+    OciManifest manifest = parse_oci_manifest(text);
+    if (manifest.media_type == kOciIndexType || manifest.media_type == kDockerListType) {
+        RegistryReference platform = reference;
+        platform.tag.clear();
+        platform.digest = platform_manifest(text, reference);
+        manifest = parse_oci_manifest(fetch_manifest(registry, platform).first);
+    }
+    if (manifest.config.media_type == kOciConfigType || manifest.config.media_type == kDockerConfigType)
+        return pull_container(store, registry, reference, manifest, digest, options);
+    if (manifest.config.media_type != kKilnConfigType)
+        throw RegistryError(reference.str() + " is neither a Kiln image nor a container image: its config is " +
+                            manifest.config.media_type);
     // The config is the Kiln manifest; a store that has it has the image's blobs too (an image is
     // stored whole or not at all), so a second pull of the same digest downloads nothing.
     std::string config;

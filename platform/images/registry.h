@@ -36,6 +36,7 @@ struct RegistryOptions {
     std::optional<Credentials> credentials;            // for the registry in use
     std::function<void(const std::string&)> progress;  // one line about a blob's transfer
     long timeout_s = 300;                              // for one request, start to end
+    std::string kernel_path;                           // the Kiln kernel a pulled container image runs on
 };
 
 // kiln login's credentials: STATE/registries.json, mode 0600, by HOST[:PORT].
@@ -56,7 +57,10 @@ struct PullResult {
     uint64_t downloaded = 0;      // bytes of blobs fetched (0: all were here)
 };
 // Pulls `reference` into the store, named reference.str(). Every manifest and blob is checked
-// against its digest; on any mismatch nothing is stored. Throws RegistryError or StoreError.
+// against its digest; on any mismatch nothing is stored. A container image (OCI or Docker's, or
+// an index's linux/amd64 one) becomes a Kiln image: its layers unpacked into the rootfs
+// (container_image.h), its config's command and environment, the kernel at
+// options.kernel_path. Throws RegistryError, RootfsError or StoreError.
 PullResult pull_image(ImageStore& store, const RegistryReference& reference, const RegistryOptions& options);
 
 // The OCI manifest a Kiln image is pushed as, and what one says: exposed for the tests.

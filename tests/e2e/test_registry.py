@@ -2,13 +2,17 @@
 """kiln login, tag, push, pull and run REF against a real registry: Debian's docker-registry,
 started here on a free loopback port with its storage in a scratch directory, behind TLS from a
 test CA (openssl) and htpasswd users (apache2-utils), or on plain HTTP as an insecure registry."""
-import glob
+import gzip
+import hashlib
+import http.client
+import io
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import unittest
@@ -266,6 +270,122 @@ class Insecure(RegistryCase):
         self.assertIn("downloaded", r.stderr)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("env GREETING=from the registry", r.stdout)
+
+
+def tar_layer(members, compress):
+    """A layer: (name, kind, content) members, as a tarball (gzip'd if `compress`)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, kind, content in members:
+            info = tarfile.TarInfo(name)
+            info.uid = info.gid = 1000
+            if kind == "dir":
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            elif kind == "symlink":
+                info.type, info.linkname = tarfile.SYMTYPE, content
+                tar.addfile(info)
+            elif kind == "hardlink":
+                info.type, info.linkname = tarfile.LNKTYPE, content
+                tar.addfile(info)
+            else:
+                info.mode, info.size = 0o755, len(content)
+                tar.addfile(info, io.BytesIO(content))
+    data = out.getvalue()
+    return gzip.compress(data, mtime=0) if compress else data
+
+
+def upload(host, repository, blob):
+    """A blob pushed the distribution API's way (POST, then PUT ?digest=); its descriptor's digest."""
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    connection = http.client.HTTPConnection(host, timeout=10)
+    connection.request("POST", f"/v2/{repository}/blobs/uploads/")
+    answer = connection.getresponse()
+    answer.read()
+    location = answer.getheader("Location")
+    separator = "&" if "?" in location else "?"
+    connection.request("PUT", f"{location}{separator}digest={digest}", body=blob,
+                       headers={"Content-Type": "application/octet-stream"})
+    answer = connection.getresponse()
+    answer.read()
+    assert answer.status == 201, answer.status
+    connection.close()
+    return digest
+
+
+def cpio_entries(path):
+    """{path: (mode, data)} of a newc cpio archive."""
+    entries = {}
+    with open(path, "rb") as f:
+        data = f.read()
+    at = 0
+    while True:
+        header = data[at:at + 110]
+        mode, size, name_size = int(header[14:22], 16), int(header[54:62], 16), int(header[94:102], 16)
+        name = data[at + 110:at + 110 + name_size].split(b"\0")[0].decode()  # large files: padded names
+        at = (at + 110 + name_size + 3) & ~3
+        if name == "TRAILER!!!":
+            return entries
+        entries["/" + name.lstrip("./")] = (mode, data[at:at + size])
+        at = (at + size + 3) & ~3
+
+
+class ContainerImages(RegistryCase):
+    """An ordinary container image (OCI, two layers with whiteouts) pulled as a Kiln image."""
+
+    def push_container_image(self):
+        os.makedirs(os.path.join(self.dir, "plain"))
+        self.insecure = Registry(os.path.join(self.dir, "plain"), insecure=True)
+        with open(os.path.join(APPS, "args_env"), "rb") as f:
+            program = f.read()
+        lower = tar_layer([("bin", "dir", None), ("bin/args_env", "file", program),
+                           ("bin/hl", "hardlink", "bin/args_env"), ("bin/link", "symlink", "args_env"),
+                           ("etc/a", "file", b"a"), ("etc/b", "file", b"b"), ("opt/dir/x", "file", b"x")], True)
+        upper = tar_layer([("etc/.wh.a", "file", b""), ("opt/dir/.wh..wh..opq", "file", b""),
+                           ("opt/dir/y", "file", b"y"), ("etc/c", "file", b"c")], False)
+        config = json.dumps({"architecture": "amd64", "os": "linux",
+                             "config": {"Entrypoint": ["/bin/args_env"], "Cmd": ["from", "container"],
+                                        "Env": ["GREETING=from a container"], "WorkingDir": "/srv"},
+                             "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+        repository = "library/ctr"
+        descriptor = lambda media_type, blob: {"mediaType": media_type, "size": len(blob),
+                                               "digest": upload(self.insecure.host, repository, blob)}
+        manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                               "config": descriptor("application/vnd.oci.image.config.v1+json", config),
+                               "layers": [descriptor("application/vnd.oci.image.layer.v1.tar+gzip", lower),
+                                          descriptor("application/vnd.oci.image.layer.v1.tar", upper)]}).encode()
+        connection = http.client.HTTPConnection(self.insecure.host, timeout=10)
+        connection.request("PUT", f"/v2/{repository}/manifests/v1", body=manifest,
+                           headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+        self.assertEqual(connection.getresponse().status, 201)
+        connection.close()
+        return f"{self.insecure.host}/{repository}:v1"
+
+    def test_layers_whiteouts_and_config_become_a_kiln_image(self):
+        ref = self.push_container_image()
+        env = dict(self.state_env("there"), KILN_INSECURE_REGISTRIES=self.insecure.host,
+                   KILN_KERNEL=os.environ.get("KILN_KERNEL") or os.path.join(BUILD, "kernel", "kiln.elf"))
+        r = subprocess.run([KILN, "pull", "-o", "json", ref], capture_output=True, text=True, env=env, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertGreater(json.loads(r.stdout)["downloaded"], 0)
+        image = self.image(ref, env)
+        manifest = image["manifest"]
+        self.assertEqual(manifest["cmd"], ["/bin/args_env", "from", "container"])
+        self.assertEqual((manifest["env"], manifest["workdir"]), (["GREETING=from a container"], "/srv"))
+        files = cpio_entries(image["rootfs_path"])
+        self.assertEqual({p for p in files if p.startswith(("/etc/", "/opt/"))},
+                         {"/etc/b", "/etc/c", "/opt/dir", "/opt/dir/y"})
+        self.assertEqual(files["/bin/link"], (0o120777, b"args_env"))
+        self.assertEqual(files["/bin/hl"], files["/bin/args_env"])
+        # Pulled again: nothing downloaded.
+        r = subprocess.run([KILN, "pull", "-o", "json", ref], capture_output=True, text=True, env=env, timeout=60)
+        self.assertEqual((r.returncode, json.loads(r.stdout or "{}").get("downloaded")), (0, 0), r.stderr)
+        r = subprocess.run([KILN_PROC, "--initrd", image["rootfs_path"], "--memory", "64M", "--timeout", "20",
+                            "--cmdline", 'env.GREETING="from a container" -- /bin/args_env from container'],
+                           capture_output=True, text=True, timeout=40)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("argv[1]=from\nargv[2]=container\n", r.stdout)
+        self.assertIn("env GREETING=from a container", r.stdout)
 
 
 if __name__ == "__main__":
