@@ -114,10 +114,9 @@ void apply(std::map<std::string, RootfsEntry>& result, LayerChanges changes) {
     for (const auto& dir : changes.opaque) erase_tree(result, dir, true);
     for (const auto& path : changes.whiteouts) erase_tree(result, path, false);
     for (auto& [path, entry] : changes.entries) {
-        // A directory replaced by anything else takes what was below it along.
-        const auto old = result.find(path);
-        if (old != result.end() && (old->second.mode & S_IFMT) == S_IFDIR && (entry.mode & S_IFMT) != S_IFDIR)
-            erase_tree(result, path, true);
+        // Anything but a directory takes what was below its path along (a directory the layers
+        // below made, listed or only implied by its files).
+        if ((entry.mode & S_IFMT) != S_IFDIR) erase_tree(result, path, true);
         result[path] = std::move(entry);
     }
 }

@@ -206,6 +206,19 @@ class PushAndPull(RegistryCase):
         listed = subprocess.run([KILN, "images", "-o", "json"], capture_output=True, text=True, env=there, timeout=30)
         self.assertEqual(json.loads(listed.stdout), [])
 
+    def test_a_tampered_manifest_is_refused(self):
+        self.login()
+        pushed = json.loads(self.kiln("push", "-o", "json", self.ref).stdout)["digest"]
+        with open(self.registry.blob_file(pushed), "ab") as f:
+            f.write(b" ")  # still JSON, no longer those bytes
+        there = self.state_env("there")
+        self.login(there)
+        for ref in (self.ref, f"{self.registry.host}/team/greeter@{pushed}"):
+            r = subprocess.run([KILN, "pull", ref], capture_output=True, text=True, env=there, timeout=60)
+            self.assertEqual(r.returncode, 1, r.stdout)
+            self.assertIn(f"the manifest from {self.registry.host} has the digest sha256:", r.stderr)
+            self.assertIn(f", not {pushed} (damaged or tampered with); nothing was stored", r.stderr)
+
     def test_tag_names_a_local_image_for_a_registry(self):
         self.kiln("tag", self.ref, f"{self.registry.host}/other/name:v2")
         self.kiln("tag", self.ref, "plain:v3")
