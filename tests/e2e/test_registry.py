@@ -2,9 +2,11 @@
 """kiln login, tag, push, pull and run REF against a real registry: Debian's docker-registry,
 started here on a free loopback port with its storage in a scratch directory, behind TLS from a
 test CA (openssl) and htpasswd users (apache2-utils), or on plain HTTP as an insecure registry."""
+import base64
 import gzip
 import hashlib
 import http.client
+import http.server
 import io
 import json
 import os
@@ -14,8 +16,10 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import unittest
+import urllib.parse
 
 from e2e_support import KilnCommand, end_state
 
@@ -56,7 +60,7 @@ def make_certificates(directory):
 class Registry:
     """A docker-registry process: TLS and htpasswd unless `insecure`."""
 
-    def __init__(self, directory, insecure=False):
+    def __init__(self, directory, insecure=False, token_realm=None):
         self.storage = os.path.join(directory, "storage")
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
@@ -64,12 +68,17 @@ class Registry:
                   f"storage:\n  filesystem:\n    rootdirectory: {self.storage}\n"
                   f"http:\n  addr: {self.host}\n")
         if not insecure:
-            config += (f"  tls:\n    certificate: {directory}/server.pem\n    key: {directory}/server.key\n"
-                       f"auth:\n  htpasswd:\n    realm: kiln-test\n    path: {directory}/htpasswd\n")
-        config_path = os.path.join(directory, "insecure.yml" if insecure else "registry.yml")
+            config += f"  tls:\n    certificate: {directory}/server.pem\n    key: {directory}/server.key\n"
+        if token_realm:
+            config += (f"auth:\n  token:\n    realm: {token_realm}\n    service: kiln-test\n"
+                       f"    issuer: kiln-test-issuer\n    rootcertbundle: {directory}/token.pem\n")
+        elif not insecure:
+            config += f"auth:\n  htpasswd:\n    realm: kiln-test\n    path: {directory}/htpasswd\n"
+        config_path = os.path.join(directory, "insecure.yml" if insecure else "token.yml" if token_realm else
+                                   "registry.yml")
         with open(config_path, "w") as f:
             f.write(config)
-        self.log = open(os.path.join(directory, "registry.log"), "w")
+        self.log = open(config_path + ".log", "w")
         self.process = subprocess.Popen([REGISTRY, "serve", config_path], stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 10
         while True:  # listening: a TCP connection is accepted
@@ -119,8 +128,8 @@ class RegistryCase(KilnCommand, unittest.TestCase):
         for state in self.states:
             end_state(state)
         self.registry.stop()
-        if getattr(self, "insecure", None):
-            self.insecure.stop()
+        if getattr(self, "other", None):  # a second registry (plain HTTP, or Bearer tokens)
+            self.other.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def state_env(self, name):
@@ -269,20 +278,99 @@ class Refusals(RegistryCase):
 class Insecure(RegistryCase):
     def test_plain_http_only_when_named_insecure(self):
         os.makedirs(os.path.join(self.dir, "plain"))
-        self.insecure = Registry(os.path.join(self.dir, "plain"), insecure=True)
-        ref = f"{self.insecure.host}/plain/greeter:v1"
+        self.other = Registry(os.path.join(self.dir, "plain"), insecure=True)
+        ref = f"{self.other.host}/plain/greeter:v1"
         self.kiln("tag", self.ref, ref)
         r = self.kiln("push", ref, ok=False)
-        self.assertIn(f"{self.insecure.host}: the TLS handshake failed", r.stderr)
-        self.assertIn(f"--insecure-registry {self.insecure.host}", r.stderr)
-        self.kiln("push", "--insecure-registry", self.insecure.host, ref)
+        self.assertIn(f"{self.other.host}: the TLS handshake failed", r.stderr)
+        self.assertIn(f"--insecure-registry {self.other.host}", r.stderr)
+        self.kiln("push", "--insecure-registry", self.other.host, ref)
         # kiln run REF pulls what is not here, with the environment's insecure registries.
-        there = dict(self.state_env("there"), KILN_INSECURE_REGISTRIES=f"other:1,{self.insecure.host}",
+        there = dict(self.state_env("there"), KILN_INSECURE_REGISTRIES=f"other:1,{self.other.host}",
                      KILN_PROC=KILN_PROC, KILN_PLATFORM="proc")
         r = subprocess.run([KILN, "run", "--rm", ref], capture_output=True, text=True, env=there, timeout=60)
         self.assertIn("downloaded", r.stderr)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("env GREETING=from the registry", r.stdout)
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class TokenService(http.server.BaseHTTPRequestHandler):
+    """A registry's token service, as Docker Hub's: Basic credentials in, an RS256 JWT out (signed
+    with the openssl command, its certificate in the x5c header), granting the scope asked."""
+
+    def do_GET(self):
+        query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+        if self.headers.get("Authorization") != "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode():
+            self.answer(401, b'{"details":"bad credentials"}')
+            return
+        access = []
+        for scope in query.get("scope", []):
+            kind, name, actions = scope.split(":")
+            access.append({"type": kind, "name": name, "actions": actions.split(",")})
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [base64.b64encode(self.server.certificate).decode()]}
+        claims = {"iss": "kiln-test-issuer", "sub": USER, "aud": query["service"][0], "exp": now + 300,
+                  "nbf": now - 10, "iat": now, "jti": os.urandom(8).hex(), "access": access}
+        signed = b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(claims).encode())
+        signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", self.server.key], input=signed.encode(),
+                                   capture_output=True, check=True, timeout=10).stdout
+        self.answer(200, json.dumps({"token": signed + "." + b64url(signature)}).encode())
+
+    def answer(self, status, body):
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class BearerTokens(RegistryCase):
+    """A registry that answers 401 with a Bearer challenge, and its token service."""
+
+    def test_tokens_from_the_realm_with_the_credentials(self):
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", os.path.join(self.dir, "token.key"),
+                "-out", os.path.join(self.dir, "token.pem"), "-days", "1", "-subj", "/CN=kiln test tokens")
+        der = subprocess.run(["openssl", "x509", "-in", os.path.join(self.dir, "token.pem"), "-outform", "DER"],
+                             capture_output=True, check=True, timeout=30).stdout
+        self.tokens = http.server.ThreadingHTTPServer(("127.0.0.1", 0), TokenService)
+        self.tokens.certificate, self.tokens.key = der, os.path.join(self.dir, "token.key")
+        threading.Thread(target=self.tokens.serve_forever, daemon=True).start()
+        os.makedirs(os.path.join(self.dir, "token"))
+        for name in ("server.pem", "server.key", "token.pem"):
+            shutil.copy(os.path.join(self.dir, name), os.path.join(self.dir, "token", name))
+        self.other = Registry(os.path.join(self.dir, "token"),
+                                 token_realm=f"http://127.0.0.1:{self.tokens.server_address[1]}/token")
+        ref = f"{self.other.host}/team/greeter:v1"
+        self.kiln("tag", self.ref, ref)
+        r = self.kiln("push", ref, ok=False)
+        self.assertIn(f"{self.other.host}: authentication required and no credentials", r.stderr)
+        r = subprocess.run([KILN, "login", self.other.host, "-u", USER, "--password-stdin"], input="wrong",
+                           capture_output=True, text=True, env=self.env, timeout=30)
+        self.assertIn(f"{self.other.host}: authentication failed for {USER}", r.stderr)
+        r = subprocess.run([KILN, "login", self.other.host, "-u", USER, "--password-stdin"], input=PASSWORD,
+                           capture_output=True, text=True, env=self.env, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        pushed = json.loads(self.kiln("push", "-o", "json", ref).stdout)
+        there = self.state_env("there")
+        r = subprocess.run([KILN, "login", self.other.host, "-u", USER, "--password-stdin"], input=PASSWORD,
+                           capture_output=True, text=True, env=there, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = subprocess.run([KILN, "pull", "-o", "json", ref], capture_output=True, text=True, env=there, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["image"], pushed["image"])
+
+    def tearDown(self):
+        if getattr(self, "tokens", None):
+            self.tokens.shutdown()
+            self.tokens.server_close()
+        super().tearDown()
 
 
 def tar_layer(members, compress):
@@ -348,7 +436,7 @@ class ContainerImages(RegistryCase):
 
     def push_container_image(self):
         os.makedirs(os.path.join(self.dir, "plain"))
-        self.insecure = Registry(os.path.join(self.dir, "plain"), insecure=True)
+        self.other = Registry(os.path.join(self.dir, "plain"), insecure=True)
         with open(os.path.join(APPS, "args_env"), "rb") as f:
             program = f.read()
         lower = tar_layer([("bin", "dir", None), ("bin/args_env", "file", program),
@@ -362,21 +450,21 @@ class ContainerImages(RegistryCase):
                              "rootfs": {"type": "layers", "diff_ids": []}}).encode()
         repository = "library/ctr"
         descriptor = lambda media_type, blob: {"mediaType": media_type, "size": len(blob),
-                                               "digest": upload(self.insecure.host, repository, blob)}
+                                               "digest": upload(self.other.host, repository, blob)}
         manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                                "config": descriptor("application/vnd.oci.image.config.v1+json", config),
                                "layers": [descriptor("application/vnd.oci.image.layer.v1.tar+gzip", lower),
                                           descriptor("application/vnd.oci.image.layer.v1.tar", upper)]}).encode()
-        connection = http.client.HTTPConnection(self.insecure.host, timeout=10)
+        connection = http.client.HTTPConnection(self.other.host, timeout=10)
         connection.request("PUT", f"/v2/{repository}/manifests/v1", body=manifest,
                            headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
         self.assertEqual(connection.getresponse().status, 201)
         connection.close()
-        return f"{self.insecure.host}/{repository}:v1"
+        return f"{self.other.host}/{repository}:v1"
 
     def test_layers_whiteouts_and_config_become_a_kiln_image(self):
         ref = self.push_container_image()
-        env = dict(self.state_env("there"), KILN_INSECURE_REGISTRIES=self.insecure.host,
+        env = dict(self.state_env("there"), KILN_INSECURE_REGISTRIES=self.other.host,
                    KILN_KERNEL=os.environ.get("KILN_KERNEL") or os.path.join(BUILD, "kernel", "kiln.elf"))
         r = subprocess.run([KILN, "pull", "-o", "json", ref], capture_output=True, text=True, env=env, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
