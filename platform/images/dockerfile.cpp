@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "images/build_sandbox.h"
 #include "images/kraftfile.h"
 
 namespace kiln::images {
@@ -22,10 +23,6 @@ namespace {
 // Docker's instructions that Kiln does not build, with why: refused by name.
 const std::map<std::string, std::string>& refused_instructions() {
     static const std::map<std::string, std::string> refused = {
-        {"RUN",
-         "running commands while building needs a build sandbox, which Kiln does not have yet: "
-         "run them beforehand and COPY their results"},
-        {"SHELL", "there is no RUN to give a shell to"},
         {"ONBUILD", "Kiln's images are not built upon"},
         {"HEALTHCHECK", "Kiln checks an instance's readiness by its listening port"},
         {"STOPSIGNAL", "Kiln stops an instance as a whole"},
@@ -36,8 +33,8 @@ const std::map<std::string, std::string>& refused_instructions() {
 }
 
 const std::set<std::string>& supported_instructions() {
-    static const std::set<std::string> supported = {"FROM", "COPY", "ADD",   "ENV",        "ARG",   "WORKDIR",
-                                                    "CMD",  "USER", "LABEL", "ENTRYPOINT", "EXPOSE"};
+    static const std::set<std::string> supported = {"FROM", "COPY",  "ADD",    "ENV", "ARG",   "WORKDIR",   "CMD",
+                                                    "USER", "LABEL", "EXPOSE", "RUN", "SHELL", "ENTRYPOINT"};
     return supported;
 }
 
@@ -53,6 +50,11 @@ std::string trim(const std::string& s) {
 
 std::string upper(std::string s) {
     for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return s;
+}
+
+std::string lower(std::string s) {
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return s;
 }
 
@@ -156,33 +158,39 @@ bool matches_prefix(const std::vector<std::string>& pattern, size_t p, const std
            matches_prefix(pattern, p + 1, path, i + 1);
 }
 
+// One FROM and what follows it: a multi-stage build's earlier stages are sources for COPY --from
+// and bases for later FROMs; the last is the image.
+struct Stage {
+    std::string name;                              // FROM ... AS name, lower case ("" without)
+    std::map<std::string, RootfsEntry> files;      // the image's files by path
+    DockerImageConfig config;                      // what running it means
+    std::map<std::string, std::string> variables;  // its ARGs and ENVs so far
+    std::vector<std::string> shell = {"/bin/sh", "-c"};
+};
+
 class Builder {
   public:
-    Builder(std::string path, std::string context, const std::map<std::string, std::string>& build_args)
+    Builder(std::string path, std::string context, const std::map<std::string, std::string>& build_args,
+            BuildSandbox sandbox)
         : path_(std::move(path)), context_(fs::weakly_canonical(context)), filter_(context_.string()),
-          build_args_(build_args) {}
+          build_args_(build_args), sandbox_(sandbox) {}
 
     DockerBuild build(const std::vector<DockerInstruction>& instructions) {
-        bool from_seen = false;
         for (const DockerInstruction& in : instructions) {
-            if (!from_seen && in.keyword != "FROM" && in.keyword != "ARG")
+            if (stages_.empty() && in.keyword != "FROM" && in.keyword != "ARG")
                 fail(path_, in.line, in.keyword + " before FROM: a Dockerfile starts with FROM (ARGs may come first)");
             if (in.keyword == "FROM") {
-                if (from_seen)
-                    fail(path_, in.line,
-                         "a second FROM: Kiln builds one stage; multi-stage builds are not supported yet");
                 from(in);
-                from_seen = true;
             } else if (in.keyword == "ARG") {
                 arg(in);
             } else if (in.keyword == "ENV") {
-                for (auto& [name, value] : pairs(in, expand(in.text, variables_, path_, in.line), path_, true)) {
+                for (auto& [name, value] : pairs(in, expand(in.text, stage().variables, path_, in.line), path_, true)) {
                     set_env(name, value);
-                    variables_[name] = value;
+                    stage().variables[name] = value;
                 }
             } else if (in.keyword == "LABEL") {
-                for (auto& [name, value] : pairs(in, expand(in.text, variables_, path_, in.line), path_, false))
-                    result_.config.labels[name] = value;
+                for (auto& [name, value] : pairs(in, expand(in.text, stage().variables, path_, in.line), path_, false))
+                    stage().config.labels[name] = value;
             } else if (in.keyword == "WORKDIR") {
                 workdir(in);
             } else if (in.keyword == "USER") {
@@ -190,53 +198,92 @@ class Builder {
             } else if (in.keyword == "EXPOSE") {
                 expose(in);
             } else if (in.keyword == "CMD") {
-                result_.config.cmd = command(in);
+                stage().config.cmd = command(in);
             } else if (in.keyword == "ENTRYPOINT") {
-                result_.config.entrypoint = command(in);
-                result_.config.cmd.clear();  // as Docker: an ENTRYPOINT resets the CMD before it
-            } else {                         // COPY, ADD
+                stage().config.entrypoint = command(in);
+                stage().config.cmd.clear();  // as Docker: an ENTRYPOINT resets the CMD before it
+            } else if (in.keyword == "RUN") {
+                run(in);
+            } else if (in.keyword == "SHELL") {
+                shell(in);
+            } else {  // COPY, ADD
                 copy(in);
             }
         }
-        if (!from_seen) fail(path_, 1, "no FROM: a Dockerfile starts with FROM");
-        std::vector<RootfsEntry>& out = result_.entries;
-        for (auto& [p, entry] : files_)
-            if (p != "/") out.push_back(std::move(entry));  // the root is the archive itself
-        return std::move(result_);
+        if (stages_.empty()) fail(path_, 1, "no FROM: a Dockerfile starts with FROM");
+        DockerBuild result;
+        result.config = std::move(stage().config);
+        for (auto& [p, entry] : stage().files)
+            if (p != "/") result.entries.push_back(std::move(entry));  // the root is the archive itself
+        return result;
     }
 
   private:
+    // FROM scratch or FROM an earlier stage, each optionally AS a name; only the ARGs before the
+    // first FROM are expanded here, as Docker.
     void from(const DockerInstruction& in) {
-        const std::vector<std::string> list = words(expand(in.text, variables_, path_, in.line), path_, in.line);
+        const std::vector<std::string> list = words(expand(in.text, globals_, path_, in.line), path_, in.line);
         if (list.empty()) fail(path_, in.line, "FROM needs an image");
         if (list.size() != 1 && !(list.size() == 3 && upper(list[1]) == "AS"))
             fail(path_, in.line, "FROM takes an image and an optional 'AS name'");
-        if (list[0] != "scratch")
+        for (const auto& [flag, value] : in.flags) fail(path_, in.line, "FROM --" + flag + " is not supported");
+        Stage next;
+        stage_args_.clear();
+        if (list.size() == 3) {
+            next.name = lower(list[2]);
+            if (next.name == "scratch" || find_stage(next.name) != nullptr ||
+                next.name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_.-") != std::string::npos)
+                fail(path_, in.line,
+                     "FROM ... AS " + list[2] + ": not a new stage name (letters, digits, '_', '.', '-')");
+        }
+        if (const Stage* base = find_stage(lower(list[0]))) {
+            next.files = base->files;
+            next.config = base->config;
+            next.shell = base->shell;
+            for (const auto& [name, value] : base->config.env) next.variables[name] = value;
+        } else if (list[0] != "scratch") {
             fail(path_, in.line,
                  "FROM " + list[0] +
-                     ": Kiln builds from scratch only for now (base images from a registry are not "
-                     "pulled yet): COPY the files the program needs");
-        for (const auto& [flag, value] : in.flags) fail(path_, in.line, "FROM --" + flag + " is not supported");
+                     ": Kiln builds from scratch or an earlier stage only for now (base images from a "
+                     "registry are not pulled yet): COPY the files the program needs");
+        }
+        stages_.push_back(std::move(next));
         add_directory("/", 0755);
     }
 
+    const Stage* find_stage(const std::string& name) const {
+        for (const Stage& s : stages_)
+            if (!s.name.empty() && s.name == name) return &s;
+        return nullptr;
+    }
+
+    Stage& stage() { return stages_.back(); }
+    const Stage& stage() const { return stages_.back(); }
+
+    // Before the first FROM an ARG is global (for FROM lines); in a stage, `ARG NAME` without a
+    // value takes the global one, as Docker.
     void arg(const DockerInstruction& in) {
+        auto& variables = stages_.empty() ? globals_ : stage().variables;
         for (const std::string& word : words(in.text, path_, in.line)) {
             const size_t equals = word.find('=');
             const std::string name = word.substr(0, equals);
             if (name.empty()) fail(path_, in.line, "ARG needs a name");
             auto given = build_args_.find(name);
+            auto global = globals_.find(name);
             if (given != build_args_.end())
-                variables_[name] = given->second;
+                variables[name] = given->second;
             else if (equals != std::string::npos)
-                variables_[name] = expand(word.substr(equals + 1), variables_, path_, in.line);
+                variables[name] = expand(word.substr(equals + 1), variables, path_, in.line);
+            else if (!stages_.empty() && global != globals_.end())
+                variables[name] = global->second;
             else
-                variables_.emplace(name, "");
+                variables.emplace(name, "");
+            if (!stages_.empty()) stage_args_.insert(name);
         }
     }
 
     void set_env(const std::string& name, const std::string& value) {
-        auto& env = result_.config.env;
+        auto& env = stage().config.env;
         auto it = std::find_if(env.begin(), env.end(), [&](const auto& e) { return e.first == name; });
         if (it != env.end())
             it->second = value;
@@ -246,7 +293,7 @@ class Builder {
 
     // A path in the image: absolute, or relative to WORKDIR.
     std::string image_path(const std::string& raw) const {
-        const fs::path p = fs::path(raw).is_absolute() ? fs::path(raw) : fs::path(result_.config.workdir) / raw;
+        const fs::path p = fs::path(raw).is_absolute() ? fs::path(raw) : fs::path(stage().config.workdir) / raw;
         std::string text = p.lexically_normal().string();
         // lexically_normal() already drops a ".." above the root, as Docker does ("/../etc" is "/etc").
         while (text.size() > 1 && text.back() == '/') text.pop_back();
@@ -254,14 +301,14 @@ class Builder {
     }
 
     void workdir(const DockerInstruction& in) {
-        const std::string dir = trim(expand(in.text, variables_, path_, in.line));
+        const std::string dir = trim(expand(in.text, stage().variables, path_, in.line));
         if (dir.empty()) fail(path_, in.line, "WORKDIR needs a path");
-        result_.config.workdir = image_path(dir);
-        add_directory(result_.config.workdir, 0755);
+        stage().config.workdir = image_path(dir);
+        add_directory(stage().config.workdir, 0755);
     }
 
     void user(const DockerInstruction& in) {
-        const std::string who = trim(expand(in.text, variables_, path_, in.line));
+        const std::string who = trim(expand(in.text, stage().variables, path_, in.line));
         const std::string name = who.substr(0, who.find(':'));
         if (name != "root" && name != "0")
             fail(path_, in.line,
@@ -269,7 +316,7 @@ class Builder {
     }
 
     void expose(const DockerInstruction& in) {
-        for (std::string port : words(expand(in.text, variables_, path_, in.line), path_, in.line)) {
+        for (std::string port : words(expand(in.text, stage().variables, path_, in.line), path_, in.line)) {
             std::string protocol = "tcp";
             if (const size_t slash = port.find('/'); slash != std::string::npos) {
                 protocol = port.substr(slash + 1);
@@ -280,20 +327,60 @@ class Builder {
             if (port.empty() || *end != '\0' || number < 1 || number > 65535 ||
                 (protocol != "tcp" && protocol != "udp"))
                 fail(path_, in.line, "EXPOSE " + port + "/" + protocol + ": not a port (1-65535, tcp or udp)");
-            result_.config.exposed.push_back(std::to_string(number) + "/" + protocol);
+            stage().config.exposed.push_back(std::to_string(number) + "/" + protocol);
         }
     }
 
-    // CMD and ENTRYPOINT: the JSON form as it is, the shell form through /bin/sh -c, as Docker.
+    // CMD, ENTRYPOINT and RUN: the JSON form as it is, the shell form through the SHELL
+    // (/bin/sh -c), as Docker.
     std::vector<std::string> command(const DockerInstruction& in) const {
         if (in.json_form) return in.json;
         const std::string text = trim(in.text);
         if (text.empty()) return {};
-        return {"/bin/sh", "-c", text};
+        std::vector<std::string> out = stage().shell;
+        out.push_back(text);
+        return out;
+    }
+
+    void shell(const DockerInstruction& in) {
+        if (!in.json_form || in.json.empty())
+            fail(path_, in.line, "SHELL takes a JSON array: SHELL [\"/bin/sh\", \"-c\"]");
+        stage().shell = in.json;
+    }
+
+    // The command in the build sandbox (build_sandbox.h) on the stage's files; the stage's files
+    // are what it leaves. Its environment: the ENVs, then the ARGs of this stage, as Docker's.
+    void run(const DockerInstruction& in) {
+        for (const auto& [flag, value] : in.flags) fail(path_, in.line, "RUN --" + flag + " is not supported");
+        if (sandbox_ == BuildSandbox::kNone)
+            fail(path_, in.line, "RUN needs the build sandbox, and this build runs without one");
+        SandboxCommand command_to_run{command(in), stage().config.env, stage().config.workdir};
+        if (command_to_run.argv.empty()) fail(path_, in.line, "RUN needs a command");
+        for (const std::string& name : stage_args_)
+            if (std::none_of(command_to_run.env.begin(), command_to_run.env.end(),
+                             [&](const auto& e) { return e.first == name; }))
+                command_to_run.env.emplace_back(name, stage().variables[name]);
+        std::vector<RootfsEntry> entries;
+        for (const auto& [p, entry] : stage().files)
+            if (p != "/") entries.push_back(entry);
+        const std::string& program = command_to_run.argv.front();
+        if (program.front() == '/' && find_entry(entries, program) == nullptr)
+            fail(path_, in.line,
+                 "RUN: " + program + " is not in the image" +
+                     (in.json_form ? "" : " (the shell of RUN's shell form: COPY one in, or use the JSON form)"));
+        try {
+            entries = run_in_build_sandbox(entries, command_to_run);
+        } catch (const SandboxError& e) {
+            fail(path_, in.line, "RUN: " + std::string(e.what()));
+        }
+        stage().files.clear();
+        add_directory("/", 0755);
+        for (RootfsEntry& entry : entries) stage().files[entry.path] = std::move(entry);
     }
 
     void copy(const DockerInstruction& in) {
         unsigned chmod = 0;
+        const Stage* from_stage = nullptr;
         for (const auto& [flag, value] : in.flags) {
             if (flag == "chmod") {
                 char* end = nullptr;
@@ -304,19 +391,20 @@ class Builder {
                 const std::string owner = value.substr(0, value.find(':'));
                 if (owner != "root" && owner != "0")
                     fail(path_, in.line, in.keyword + " --chown=" + value + ": Kiln's image files belong to root");
-            } else if (flag == "from") {
-                fail(path_, in.line, in.keyword + " --from: multi-stage builds are not supported yet");
+            } else if (flag == "from" && in.keyword == "COPY") {
+                from_stage = &source_stage(value, in);
             } else {
                 fail(path_, in.line, in.keyword + " --" + flag + " is not supported");
             }
         }
         std::vector<std::string> list =
-            in.json_form ? in.json : words(expand(in.text, variables_, path_, in.line), path_, in.line);
+            in.json_form ? in.json : words(expand(in.text, stage().variables, path_, in.line), path_, in.line);
         if (in.json_form)
-            for (std::string& s : list) s = expand(s, variables_, path_, in.line);
+            for (std::string& s : list) s = expand(s, stage().variables, path_, in.line);
         if (list.size() < 2) fail(path_, in.line, in.keyword + " needs a source and a destination");
         const std::string destination = list.back();
         list.pop_back();
+        if (from_stage != nullptr) return copy_from_stage(*from_stage, list, destination, chmod, in);
         std::vector<fs::path> sources;
         for (const std::string& pattern : list) {
             if (pattern.find("://") != std::string::npos || pattern.rfind("git@", 0) == 0)
@@ -337,6 +425,60 @@ class Builder {
                 const std::string file_target =
                     into_directory ? image_path(target + "/" + source.filename().string()) : target;
                 add_file(source, file_target, chmod, in);
+            }
+        }
+    }
+
+    // COPY --from=NAME or --from=INDEX: an earlier stage.
+    const Stage& source_stage(const std::string& ref, const DockerInstruction& in) const {
+        const size_t current = stages_.size() - 1;
+        if (!ref.empty() && ref.find_first_not_of("0123456789") == std::string::npos) {
+            const unsigned long index = std::strtoul(ref.c_str(), nullptr, 10);
+            if (ref.size() > 6 || index >= current)
+                fail(path_, in.line, "COPY --from=" + ref + ": there is no earlier stage " + ref);
+            return stages_[index];
+        }
+        const Stage* found = find_stage(lower(ref));
+        if (found == nullptr || found == &stages_.back())
+            fail(path_, in.line,
+                 "COPY --from=" + ref + ": no earlier stage of that name (images from a registry are not pulled yet)");
+        return *found;
+    }
+
+    // Paths in an earlier stage's files: a file or a symbolic link by its name, a directory's
+    // contents, or what a wildcard in the last part matches.
+    void copy_from_stage(const Stage& source, const std::vector<std::string>& patterns, const std::string& destination,
+                         unsigned chmod, const DockerInstruction& in) {
+        std::vector<const RootfsEntry*> matched;
+        for (const std::string& pattern : patterns) {
+            const std::string wanted = (fs::path("/") / fs::path(pattern).relative_path()).lexically_normal().string();
+            const std::string clean =
+                wanted.size() > 1 && wanted.back() == '/' ? wanted.substr(0, wanted.size() - 1) : wanted;
+            const size_t before = matched.size();
+            const fs::path parent = fs::path(clean).parent_path();
+            for (const auto& [p, entry] : source.files)
+                if (p == clean ||
+                    (clean.find_first_of("*?[") != std::string::npos && fs::path(p).parent_path() == parent &&
+                     ::fnmatch(fs::path(clean).filename().c_str(), fs::path(p).filename().c_str(), FNM_PERIOD) == 0))
+                    matched.push_back(&entry);
+            if (matched.size() == before) fail(path_, in.line, "COPY --from: " + pattern + ": not in that stage");
+        }
+        const std::string target = image_path(destination);
+        const bool into_directory = destination.back() == '/' || matched.size() > 1 || is_directory_in_image(target);
+        for (const RootfsEntry* entry : matched) {
+            if ((entry->mode & S_IFMT) == S_IFDIR) {
+                std::vector<RootfsEntry> below;
+                const std::string prefix = entry->path == "/" ? "/" : entry->path + "/";
+                for (const auto& [p, e] : source.files)
+                    if (p.size() > prefix.size() && p.compare(0, prefix.size(), prefix) == 0)
+                        below.push_back({p.substr(prefix.size() - 1), e.mode, e.data});
+                add_tree(std::move(below), target, chmod, in);
+            } else {
+                RootfsEntry copy = *entry;
+                copy.path =
+                    into_directory ? image_path(target + "/" + fs::path(entry->path).filename().string()) : target;
+                if (chmod != 0 && (copy.mode & S_IFMT) != S_IFLNK) copy.mode = (copy.mode & S_IFMT) | chmod;
+                put(std::move(copy), in);
             }
         }
     }
@@ -398,16 +540,16 @@ class Builder {
     }
 
     bool is_directory_in_image(const std::string& path) const {
-        auto it = files_.find(path);
-        return it != files_.end() && (it->second.mode & S_IFMT) == S_IFDIR;
+        auto it = stage().files.find(path);
+        return it != stage().files.end() && (it->second.mode & S_IFMT) == S_IFDIR;
     }
 
     // `dir` and its parents, as directories: a file already at one of them is an error.
     void add_directory(const std::string& dir, unsigned permissions, int line = 0) {
         for (fs::path p = dir; !p.empty(); p = p.parent_path()) {
-            auto it = files_.find(p.string());
-            if (it == files_.end())
-                files_[p.string()] = {p.string(), S_IFDIR | permissions, {}};
+            auto it = stage().files.find(p.string());
+            if (it == stage().files.end())
+                stage().files[p.string()] = {p.string(), S_IFDIR | permissions, {}};
             else if ((it->second.mode & S_IFMT) != S_IFDIR)
                 fail(path_, line, p.string() + " is a file in the image, not a directory");
             if (p == "/") break;
@@ -418,7 +560,7 @@ class Builder {
         if (is_directory_in_image(entry.path) && (entry.mode & S_IFMT) != S_IFDIR)
             fail(path_, in.line, in.keyword + ": " + entry.path + " is a directory in the image");
         add_directory(fs::path(entry.path).parent_path().string(), 0755, in.line);
-        files_[entry.path] = std::move(entry);
+        stage().files[entry.path] = std::move(entry);
     }
 
     void add_file(const fs::path& source, const std::string& target, unsigned chmod, const DockerInstruction& in) {
@@ -442,9 +584,10 @@ class Builder {
     fs::path context_;
     ContextFilter filter_;
     const std::map<std::string, std::string>& build_args_;
-    std::map<std::string, std::string> variables_;  // ARGs and ENVs so far
-    std::map<std::string, RootfsEntry> files_;      // the image's files by path
-    DockerBuild result_;
+    BuildSandbox sandbox_;
+    std::map<std::string, std::string> globals_;  // the ARGs before the first FROM
+    std::set<std::string> stage_args_;            // the ARGs declared in the current stage
+    std::vector<Stage> stages_;
 };
 
 }  // namespace
@@ -553,13 +696,13 @@ std::vector<std::string> DockerImageConfig::argv() const {
 }
 
 DockerBuild build_dockerfile(const std::string& path, const std::string& context,
-                             const std::map<std::string, std::string>& build_args) {
+                             const std::map<std::string, std::string>& build_args, BuildSandbox sandbox) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw DockerfileError(path + ": cannot read it");
     std::stringstream text;
     text << in.rdbuf();
     try {
-        return Builder(path, context, build_args).build(parse_dockerfile(text.str(), path));
+        return Builder(path, context, build_args, sandbox).build(parse_dockerfile(text.str(), path));
     } catch (const RootfsError& e) {
         throw DockerfileError(path + ": " + e.what());
     } catch (const fs::filesystem_error& e) {
@@ -568,14 +711,9 @@ DockerBuild build_dockerfile(const std::string& path, const std::string& context
 }
 
 bool is_dockerfile_name(const std::string& path) {
-    const std::string name = fs::path(path).filename().string();
-    const std::string lower = [&] {
-        std::string s = name;
-        for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        return s;
-    }();
-    return lower == "dockerfile" || lower.rfind("dockerfile.", 0) == 0 ||
-           (lower.size() > 11 && lower.compare(lower.size() - 11, 11, ".dockerfile") == 0);
+    const std::string name = lower(fs::path(path).filename().string());
+    return name == "dockerfile" || name.rfind("dockerfile.", 0) == 0 ||
+           (name.size() > 11 && name.compare(name.size() - 11, 11, ".dockerfile") == 0);
 }
 
 }  // namespace kiln::images

@@ -2,11 +2,11 @@
 // Kraftfile's `rootfs: ./Dockerfile`, as in Unikraft's own examples.
 //
 // Read as Docker reads it (comment lines, `\` continuations, parser directives, the JSON and the
-// shell forms, $VAR and ${VAR:-default} in the instructions Docker expands them in), then built
-// without running anything: FROM scratch, COPY and ADD from the build context (ADD unpacks a local
-// tarball), ENV, ARG, WORKDIR, LABEL, EXPOSE, USER (root), CMD and ENTRYPOINT. Every other
-// instruction, and every form of these Kiln does not build yet, is refused by name with the file
-// and line.
+// shell forms, $VAR and ${VAR:-default} in the instructions Docker expands them in), then built:
+// FROM scratch or an earlier stage (multi-stage builds, COPY --from), COPY and ADD from the build
+// context (ADD unpacks a local tarball), RUN in a sandbox (build_sandbox.h), SHELL, ENV, ARG,
+// WORKDIR, LABEL, EXPOSE, USER (root), CMD and ENTRYPOINT. Every other instruction, and every form
+// of these Kiln does not build yet, is refused by name with the file and line.
 #pragma once
 
 #include <map>
@@ -52,10 +52,14 @@ struct DockerBuild {
     DockerImageConfig config;
 };
 
+// Where RUN runs: in bubblewrap (build_sandbox.h), or nowhere (a fuzzer's builds: RUN refused).
+enum class BuildSandbox { kBubblewrap, kNone };
+
 // Builds the Dockerfile at `path` with `context` as its build context; `build_args` override ARG
 // defaults. Throws DockerfileError (the file and line of the instruction at fault).
 DockerBuild build_dockerfile(const std::string& path, const std::string& context,
-                             const std::map<std::string, std::string>& build_args = {});
+                             const std::map<std::string, std::string>& build_args = {},
+                             BuildSandbox sandbox = BuildSandbox::kBubblewrap);
 
 // A build context's .dockerignore: which of its paths a build does not see. Docker's rules: one
 // pattern a line (`#` comments), relative to the context, `*`, `?`, `[...]` within a name and `**`

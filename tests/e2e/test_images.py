@@ -163,13 +163,44 @@ class DockerfileImages(ImageCase):
     def test_what_kiln_does_not_build_is_one_clear_line_and_changes_nothing(self):
         self.kiln("build", self.app)
         before = self.images()
-        self.dockerfile("FROM scratch\nCOPY conf /etc/site/\nRUN make install\n")
+        self.dockerfile("FROM scratch\nCOPY conf /etc/site/\nHEALTHCHECK CMD true\n")
         r = self.kiln("build", self.app, ok=False)
         self.assertEqual(r.returncode, 1)
-        self.assertRegex(r.stderr, f"^kiln: {self.app}/Dockerfile:3: RUN is not supported: [^\n]*\n$")
+        self.assertRegex(r.stderr, f"^kiln: {self.app}/Dockerfile:3: HEALTHCHECK is not supported: [^\n]*\n$")
+        self.dockerfile("FROM scratch\nCOPY conf /etc/site/\nRUN make install\n")
+        r = self.kiln("build", self.app, ok=False)
+        self.assertEqual(r.stderr, f"kiln: {self.app}/Dockerfile:3: RUN: /bin/sh is not in the image (the shell of "
+                                   "RUN's shell form: COPY one in, or use the JSON form)\n")
         self.dockerfile("FROM debian:12\n")
         r = self.kiln("build", self.app, ok=False)
-        self.assertIn(f"{self.app}/Dockerfile:1: FROM debian:12: Kiln builds from scratch only", r.stderr)
+        self.assertIn(f"{self.app}/Dockerfile:1: FROM debian:12: Kiln builds from scratch or an earlier stage only",
+                      r.stderr)
+        self.assertEqual(self.images(), before)
+
+    def test_run_and_stages_make_the_image_that_runs(self):
+        """RUN in the build sandbox in a first stage, its result copied into the image, which
+        runs on proc; a failing RUN names its line and changes nothing."""
+        shutil.copy("/bin/busybox", os.path.join(self.app, "busybox"))  # Debian's busybox-static
+        self.dockerfile("FROM scratch AS build\n"
+                        "COPY busybox /bin/busybox\n"
+                        'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+                        "ARG WHO=nobody\n"
+                        "RUN echo \"made by RUN for $WHO\" > /greeting.txt\n"
+                        "FROM scratch\n"
+                        "COPY --from=build /bin/busybox /bin/busybox\n"
+                        "COPY --from=build /greeting.txt /etc/\n"
+                        'CMD ["/bin/busybox", "cat", "/etc/greeting.txt"]\n')
+        self.kiln("build", self.app, "--build-arg", "WHO=kiln")
+        [image] = json.loads(self.kiln("image", "inspect", "web").stdout)
+        r = subprocess.run([KILN_PROC, "--initrd", image["rootfs_path"], "--memory", "64M", "--timeout", "30",
+                            "--cmdline", " ".join(["--", *image["manifest"]["cmd"]])],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("made by RUN for kiln\n", r.stdout)
+        before = self.images()
+        self.dockerfile("FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"false\"]\n")
+        r = self.kiln("build", self.app, ok=False)
+        self.assertIn(f"kiln: {self.app}/Dockerfile:3: RUN: '/bin/busybox false' exited with status 1\n", r.stderr)
         self.assertEqual(self.images(), before)
 
 
