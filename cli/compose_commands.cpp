@@ -18,6 +18,7 @@
 #include "instance_commands.h"
 #include "output.h"
 #include "paths.h"
+#include "registry_commands.h"
 
 namespace kiln::cli {
 
@@ -52,9 +53,9 @@ int64_t console_end(Client& client, const std::string& name) {
 }
 
 // The image to run: the one `build` makes, built as `kiln run DIR` builds it (tagged `image` if
-// the service has one too), else `image`.
+// the service has one too), else `image`, pulled first if it is a registry's and not here.
 std::string image_for(const ComposeService& service) {
-    if (service.build.empty()) return service.image;
+    if (service.build.empty()) return ensure_image(service.image);
     return build_image(project_kraftfile(service.build), service.image).reference();
 }
 

@@ -292,6 +292,22 @@ class Insecure(RegistryCase):
         self.assertIn("downloaded", r.stderr)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("env GREETING=from the registry", r.stdout)
+        # So does kiln compose up, for a service's image.
+        project = os.path.join(self.dir, "project")
+        os.makedirs(project)
+        with open(os.path.join(project, "compose.yaml"), "w") as f:
+            f.write(f"services:\n  greeter:\n    image: {ref}\n    command: /bin/args_env from compose\n")
+        elsewhere = dict(there, KILN_STATE_DIR=self.state_env("compose")["KILN_STATE_DIR"])
+        compose = lambda *a: subprocess.run([KILN, "compose", *a], cwd=project, env=elsewhere, capture_output=True,
+                                            text=True, timeout=60)
+        up = compose("up", "-d")
+        self.assertEqual(up.returncode, 0, up.stdout + up.stderr)
+        self.assertIn("downloaded", up.stderr)
+        deadline = time.time() + 30
+        while "argv[2]=compose" not in compose("logs").stdout:
+            self.assertLess(time.time(), deadline, compose("logs").stdout)
+            time.sleep(0.2)
+        self.assertEqual(compose("down").returncode, 0)
 
 
 def b64url(data):
