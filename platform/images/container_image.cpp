@@ -17,6 +17,12 @@ using nlohmann::json;
 
 constexpr uint64_t kMaxLayerFile = uint64_t{2} << 30;  // as rootfs.cpp's whole rootfs
 
+// libarchive's message, which it may not have.
+std::string why(archive* a) {
+    const char* message = archive_error_string(a);
+    return message ? message : "not a readable tarball";
+}
+
 struct ArchiveDeleter {
     void operator()(archive* a) const { archive_read_free(a); }
 };
@@ -45,12 +51,20 @@ struct LayerChanges {
     std::set<std::string> whiteouts, opaque;
 };
 
+// Read as it comes, not sized from the header: a header's size is only a claim, and a few bytes
+// of input must not make a 2 GiB allocation.
 std::string read_data(archive* a, archive_entry* entry, const std::string& where) {
     const la_int64_t size = archive_entry_size(entry);
     if (size < 0 || static_cast<uint64_t>(size) > kMaxLayerFile) throw RootfsError(where + ": bad size");
-    std::string data(static_cast<size_t>(size), '\0');
-    const la_ssize_t n = archive_read_data(a, data.data(), data.size());
-    if (n < 0 || static_cast<size_t>(n) != data.size()) throw RootfsError(where + ": truncated");
+    std::string data;
+    char chunk[65536];
+    while (true) {
+        const la_ssize_t n = archive_read_data(a, chunk, sizeof chunk);
+        if (n < 0) throw RootfsError(where + ": " + why(a));
+        if (n == 0) break;
+        data.append(chunk, static_cast<size_t>(n));
+    }
+    if (data.size() != static_cast<uint64_t>(size)) throw RootfsError(where + ": truncated");
     return data;
 }
 
@@ -68,7 +82,7 @@ LayerChanges read_layer(const std::string& bytes, const std::string& name,
     archive_read_support_filter_all(a.get());
     archive_read_support_format_tar(a.get());
     if (archive_read_open_memory(a.get(), bytes.data(), bytes.size()) != ARCHIVE_OK)
-        throw RootfsError(name + ": " + archive_error_string(a.get()));
+        throw RootfsError(name + ": " + why(a.get()));
     LayerChanges changes;
     archive_entry* entry = nullptr;
     int status;
@@ -106,7 +120,7 @@ LayerChanges read_layer(const std::string& bytes, const std::string& name,
             default: break;  // devices and fifos: an instance has no use for them
         }
     }
-    if (status != ARCHIVE_EOF) throw RootfsError(name + ": " + archive_error_string(a.get()));
+    if (status != ARCHIVE_EOF) throw RootfsError(name + ": " + why(a.get()));
     return changes;
 }
 
@@ -153,7 +167,10 @@ std::vector<RootfsEntry> unpack_layers(const std::vector<std::string>& layers, c
 ContainerConfig parse_container_config(const std::string& text) {
     const json j = json::parse(text, nullptr, false);
     if (!j.is_object()) throw RootfsError("container config: not a JSON object");
-    const std::string os = j.value("os", std::string("linux")), arch = j.value("architecture", std::string("amd64"));
+    const auto string_or = [&](const char* key, const char* otherwise) {
+        return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string(otherwise);
+    };
+    const std::string os = string_or("os", "linux"), arch = string_or("architecture", "amd64");
     if (os != "linux" || arch != "amd64")
         throw RootfsError("container config: the image is for " + os + "/" + arch + ", Kiln runs linux/amd64");
     ContainerConfig config;

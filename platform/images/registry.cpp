@@ -29,11 +29,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 constexpr uint64_t kManifestLimit = 4 << 20;  // a manifest is a few hundred bytes; refuse floods
-constexpr const char* kDockerManifestType = "application/vnd.docker.distribution.manifest.v2+json";
-constexpr const char* kOciIndexType = "application/vnd.oci.image.index.v1+json";
-constexpr const char* kDockerListType = "application/vnd.docker.distribution.manifest.list.v2+json";
-constexpr const char* kOciConfigType = "application/vnd.oci.image.config.v1+json";
-constexpr const char* kDockerConfigType = "application/vnd.docker.container.image.v1+json";
 
 // libcurl's functions, from libcurl.so.4 loaded at first use (registry.h says why).
 struct CurlApi {
@@ -341,7 +336,8 @@ RegistryError unexpected(const Registry& registry, const std::string& what, cons
     const json body = json::parse(response.body, nullptr, false);
     if (body.is_object() && body.contains("errors") && body["errors"].is_array() && !body["errors"].empty() &&
         body["errors"][0].is_object())
-        detail = body["errors"][0].value("message", detail);
+        if (const json& first = body["errors"][0]; first.contains("message") && first["message"].is_string())
+            detail = first["message"];
     return RegistryError(registry.host() + ": " + what + " answered " + std::to_string(response.status) +
                          (detail.empty() ? "" : ": " + detail));
 }
@@ -418,25 +414,6 @@ std::string read_blob(const ImageStore& store, const std::string& digest) {
     return bytes.str();
 }
 
-Descriptor parse_descriptor(const json& j, const std::string& where) {
-    if (!j.is_object()) throw RegistryError("manifest: " + where + " is not an object");
-    Descriptor d;
-    if (!j.contains("mediaType") || !j["mediaType"].is_string())
-        throw RegistryError("manifest: " + where + " has no mediaType");
-    d.media_type = j["mediaType"];
-    if (!j.contains("digest") || !j["digest"].is_string() || !valid_digest(j["digest"]))
-        throw RegistryError("manifest: " + where + " has no sha256 digest");
-    d.digest = j["digest"];
-    if (!j.contains("size") || !j["size"].is_number_unsigned())
-        throw RegistryError("manifest: " + where + " has no size");
-    d.size = j["size"];
-    if (j.contains("annotations") && j["annotations"].is_object() &&
-        j["annotations"].contains("org.opencontainers.image.title") &&
-        j["annotations"]["org.opencontainers.image.title"].is_string())
-        d.title = j["annotations"]["org.opencontainers.image.title"];
-    return d;
-}
-
 // The manifest of `reference`, checked against its digest (the reference's, else the one the
 // registry names). Returns its bytes and its digest.
 std::pair<std::string, std::string> fetch_manifest(Registry& registry, const RegistryReference& reference) {
@@ -455,20 +432,6 @@ std::pair<std::string, std::string> fetch_manifest(Registry& registry, const Reg
         throw RegistryError(reference.str() + ": the manifest from " + registry.host() + " has the digest " + actual +
                             ", not " + expected + " (damaged or tampered with); nothing was stored");
     return {response.body, actual};
-}
-
-// An index's linux/amd64 manifest, by digest.
-std::string platform_manifest(const std::string& text, const RegistryReference& reference) {
-    const json index = json::parse(text, nullptr, false);
-    if (index.is_object() && index.contains("manifests") && index["manifests"].is_array())
-        for (const auto& m : index["manifests"]) {
-            if (!m.is_object() || !m.contains("platform") || !m["platform"].is_object()) continue;
-            const json& p = m["platform"];
-            if (p.value("os", "") == "linux" && p.value("architecture", "") == "amd64" && m.contains("digest") &&
-                m["digest"].is_string() && valid_digest(m["digest"]))
-                return m["digest"];
-        }
-    throw RegistryError(reference.str() + ": its index has no linux/amd64 image");
 }
 
 // A container image as a Kiln image: its layers unpacked into the rootfs, its config's command
@@ -566,46 +529,6 @@ void check_login(const std::string& host, const RegistryOptions& options) {
     if (response.status != 200) throw unexpected(registry, "GET /v2/", response);
 }
 
-std::string oci_manifest_for(const Image& image, const std::string& kiln_manifest) {
-    json layers = json::array();
-    for (const auto& [part, type] : {std::pair{"kernel", kKilnKernelType}, std::pair{"rootfs", kKilnRootfsType}})
-        if (image.manifest.contains(part))
-            layers.push_back({{"mediaType", type},
-                              {"digest", image.manifest[part]["digest"]},
-                              {"size", image.manifest[part]["size"]},
-                              {"annotations", {{"org.opencontainers.image.title", part}}}});
-    const json manifest = {
-        {"schemaVersion", 2},
-        {"mediaType", kOciManifestType},
-        {"config", {{"mediaType", kKilnConfigType}, {"digest", image.digest}, {"size", kiln_manifest.size()}}},
-        {"layers", layers}};
-    return manifest.dump();
-}
-
-OciManifest parse_oci_manifest(const std::string& text) {
-    const json j = json::parse(text, nullptr, false);
-    if (!j.is_object()) throw RegistryError("manifest: not a JSON object");
-    if (!j.contains("schemaVersion") || j["schemaVersion"] != 2)
-        throw RegistryError("manifest: schemaVersion is not 2");
-    OciManifest manifest;
-    if (j.contains("mediaType")) {
-        if (!j["mediaType"].is_string()) throw RegistryError("manifest: mediaType is not a string");
-        manifest.media_type = j["mediaType"];
-    }
-    if (manifest.media_type == kOciIndexType || manifest.media_type == kDockerListType ||
-        (manifest.media_type.empty() && j.contains("manifests")))
-        return manifest;  // an index names manifests, not layers
-    if (!manifest.media_type.empty() && manifest.media_type != kOciManifestType &&
-        manifest.media_type != kDockerManifestType)
-        throw RegistryError("manifest: unknown mediaType " + manifest.media_type);
-    if (!j.contains("config")) throw RegistryError("manifest: no config");
-    manifest.config = parse_descriptor(j["config"], "config");
-    if (!j.contains("layers") || !j["layers"].is_array()) throw RegistryError("manifest: no layers array");
-    for (size_t i = 0; i < j["layers"].size(); ++i)
-        manifest.layers.push_back(parse_descriptor(j["layers"][i], "layers[" + std::to_string(i) + "]"));
-    return manifest;
-}
-
 std::string push_image(const ImageStore& store, const Image& image, const RegistryReference& reference,
                        const RegistryOptions& options) {
     Registry registry(reference.host, options);
@@ -634,7 +557,7 @@ PullResult pull_image(ImageStore& store, const RegistryReference& reference, con
     if (manifest.media_type == kOciIndexType || manifest.media_type == kDockerListType) {
         RegistryReference platform = reference;
         platform.tag.clear();
-        platform.digest = platform_manifest(text, reference);
+        platform.digest = platform_manifest(text, reference.str());
         manifest = parse_oci_manifest(fetch_manifest(registry, platform).first);
     }
     if (manifest.config.media_type == kOciConfigType || manifest.config.media_type == kDockerConfigType)

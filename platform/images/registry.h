@@ -17,14 +17,10 @@
 #include <vector>
 
 #include "images/image_store.h"
+#include "images/oci_manifest.h"
 #include "images/registry_reference.h"
 
 namespace kiln::images {
-
-inline constexpr const char* kOciManifestType = "application/vnd.oci.image.manifest.v1+json";
-inline constexpr const char* kKilnConfigType = "application/vnd.kiln.image.config.v1+json";
-inline constexpr const char* kKilnKernelType = "application/vnd.kiln.kernel.v1";
-inline constexpr const char* kKilnRootfsType = "application/vnd.kiln.rootfs.cpio.v1";
 
 struct Credentials {
     std::string username, password;
@@ -62,20 +58,5 @@ struct PullResult {
 // (container_image.h), its config's command and environment, the kernel at
 // options.kernel_path. Throws RegistryError, RootfsError or StoreError.
 PullResult pull_image(ImageStore& store, const RegistryReference& reference, const RegistryOptions& options);
-
-// The OCI manifest a Kiln image is pushed as, and what one says: exposed for the tests.
-struct Descriptor {
-    std::string media_type, digest, title;  // title: the annotation org.opencontainers.image.title
-    uint64_t size = 0;
-};
-struct OciManifest {
-    std::string media_type;
-    Descriptor config;
-    std::vector<Descriptor> layers;
-};
-std::string oci_manifest_for(const Image& image, const std::string& kiln_manifest);
-// Throws RegistryError naming what is missing or malformed; a container image's manifest parses,
-// and its media types tell it apart.
-OciManifest parse_oci_manifest(const std::string& text);
 
 }  // namespace kiln::images
