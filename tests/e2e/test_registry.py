@@ -187,6 +187,11 @@ class PushAndPull(RegistryCase):
                            timeout=60)
         self.assertEqual((r.returncode, json.loads(r.stdout or "{}").get("downloaded")), (0, 0), r.stderr)
         self.assertEqual(self.image(by_digest, there)["digest"], local["digest"])
+        names = [i["reference"] for i in json.loads(subprocess.run([KILN, "images", "-o", "json"], capture_output=True,
+                                                                   text=True, env=there, timeout=30).stdout)]
+        self.assertEqual(sorted(names), sorted([self.ref, by_digest]))
+        r = subprocess.run([KILN, "rmi", by_digest], capture_output=True, text=True, env=there, timeout=30)
+        self.assertEqual((r.returncode, r.stdout), (0, f"untagged {by_digest}\n"), r.stderr)
 
         # The pulled image runs on proc.
         manifest = image["manifest"]
