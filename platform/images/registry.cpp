@@ -280,7 +280,8 @@ class Registry {
         api.easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         api.easy_setopt(h, CURLOPT_ERRORBUFFER, error);
         api.easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
-        api.easy_setopt(h, CURLOPT_TIMEOUT, options_.timeout_s);
+        api.easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        api.easy_setopt(h, CURLOPT_LOW_SPEED_TIME, options_.stall_timeout_s);
         api.easy_setopt(h, CURLOPT_HTTPHEADER, list.get());
         api.easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
         api.easy_setopt(h, CURLOPT_WRITEDATA, &response);

@@ -31,8 +31,10 @@ struct RegistryOptions {
     std::vector<std::string> insecure;                 // HOST[:PORT]s reached over plain HTTP
     std::optional<Credentials> credentials;            // for the registry in use
     std::function<void(const std::string&)> progress;  // one line about a blob's transfer
-    long timeout_s = 300;                              // for one request, start to end
-    std::string kernel_path;                           // the Kiln kernel a pulled container image runs on
+    // A transfer that moves no byte for this long fails: a stall, not a size, bounds a request
+    // (a large layer may take minutes).
+    long stall_timeout_s = 60;
+    std::string kernel_path;  // the Kiln kernel a pulled container image runs on
 };
 
 // kiln login's credentials: STATE/registries.json, mode 0600, by HOST[:PORT].
