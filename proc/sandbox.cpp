@@ -60,15 +60,14 @@ std::vector<sock_filter> instance_filter(const InstanceFds& fds) {
     allow(c, SCMP_SYS(mmap), {arg_equals(3, MAP_SHARED | MAP_FIXED | MAP_POPULATE), arg_equals(4, fd(fds.memory))});
     if (fds.initrd >= 0)  // the application's read-only file pages, from the initrd's file
         allow(c, SCMP_SYS(mmap),
-              {arg_masked_equals(2, PROT_WRITE, 0),
-               arg_masked_equals(3, ~static_cast<scmp_datum_t>(MAP_POPULATE), MAP_PRIVATE | MAP_FIXED),
-               arg_equals(4, fd(fds.initrd))});  // populated on restore only
-    allow(c, SCMP_SYS(mprotect));                // mprotect of the application's pages
-    allow(c, SCMP_SYS(munmap));                  // munmap, MADV_DONTNEED, mremap of them
-    allow(c, SCMP_SYS(rt_sigreturn));            // the end of every host signal (system calls, faults, timer)
-    allow(c, SCMP_SYS(rt_sigprocmask));          // idle: device signals blocked between the check and ppoll; parked
-    allow(c, SCMP_SYS(ppoll));                   // idle: the one blocking wait; parked: on the channel alone
-    allow(c, SCMP_SYS(timer_settime));           // the timer (its only timer, made before the filter)
+              {arg_masked_equals(2, PROT_WRITE, 0), arg_equals(3, MAP_PRIVATE | MAP_FIXED),
+               arg_equals(4, fd(fds.initrd))});
+    allow(c, SCMP_SYS(mprotect));        // mprotect of the application's pages
+    allow(c, SCMP_SYS(munmap));          // munmap, MADV_DONTNEED, mremap of them
+    allow(c, SCMP_SYS(rt_sigreturn));    // the end of every host signal (system calls, faults, timer)
+    allow(c, SCMP_SYS(rt_sigprocmask));  // idle: device signals blocked between the check and ppoll; parked
+    allow(c, SCMP_SYS(ppoll));           // idle: the one blocking wait; parked: on the channel alone
+    allow(c, SCMP_SYS(timer_settime));   // the timer (its only timer, made before the filter)
     allow(c, SCMP_SYS(clock_gettime), {arg_equals(0, CLOCK_MONOTONIC)});  // the timer's deadlines
     allow(c, SCMP_SYS(arch_prctl), {arg_equals(0, ARCH_SET_FS)});         // the application's TLS
     allow(c, SCMP_SYS(exit_group));                                       // the end

@@ -182,7 +182,7 @@ bool AddressSpace::make_private(uint64_t va, uint64_t& pte, uint32_t prot) {
     memcpy(phys_to_virt(phys), phys_to_virt(pte & kAddressMask), kPage);
     pte = phys | leaf_flags(prot);
     ++resident_pages_;
-    platform::current().user_pages_mapped(va, phys, kPage, prot, platform::MapReason::kUse);
+    platform::current().user_pages_mapped(va, phys, kPage, prot);
     platform::current().flush_tlb_page(va);
     return true;
 }
@@ -465,7 +465,7 @@ int64_t AddressSpace::remap(uint64_t old_start, uint64_t old_length, uint64_t ne
         *to = *from;
         *from = 0;
         if (*to & kPresent)
-            platform::current().user_pages_mapped(t + off, *to & kAddressMask, kPage, prot, platform::MapReason::kUse);
+            platform::current().user_pages_mapped(t + off, *to & kAddressMask, kPage, prot);
         else  // kept through PROT_NONE: the host maps it when it is made accessible again
             platform::current().user_range_unmapped(t + off, t + off + kPage);
     }
@@ -628,7 +628,7 @@ bool AddressSpace::handle_fault(uint64_t address, bool write, bool exec) {
     if (*pte & kKept) {  // a page kept through PROT_NONE
         if ((vma->prot & kProtWrite) && (*pte & kBorrowed)) return make_private(page, *pte, vma->prot);
         *pte = leaf_entry(*pte, vma->prot);
-        platform.user_pages_mapped(page, *pte & kAddressMask, kPage, vma->prot, platform::MapReason::kUse);
+        platform.user_pages_mapped(page, *pte & kAddressMask, kPage, vma->prot);
         return true;
     }
     if (vma->source.data && borrowable_page(page, *vma)) {
@@ -655,7 +655,7 @@ bool AddressSpace::handle_fault(uint64_t address, bool write, bool exec) {
     if (phys == 0) return false;
     *pte = phys | leaf_flags(vma->prot);
     ++resident_pages_;
-    platform.user_pages_mapped(page, phys, kPage, vma->prot, platform::MapReason::kUse);
+    platform.user_pages_mapped(page, phys, kPage, vma->prot);
     return true;
 }
 
@@ -665,9 +665,7 @@ void AddressSpace::remap_present_pages() {
     } run;
     auto& platform = platform::current();
     const auto finish_run = [&] {
-        if (run.pages != 0)
-            platform.user_pages_mapped(run.va, run.phys, run.pages * kPage, pte_prot(run.kind),
-                                       platform::MapReason::kRestore);
+        if (run.pages != 0) platform.user_pages_mapped(run.va, run.phys, run.pages * kPage, pte_prot(run.kind));
         run.pages = 0;
     };
     for (const Vma& vma : vmas_) {
@@ -707,7 +705,7 @@ uint64_t AddressSpace::map_borrowed_run(uint64_t va, uint64_t* pte, const Vma& v
            borrowable_page(va + run * kPage, vma) == borrowed + run * kPage)
         ++run;
     for (uint64_t i = 0; i < run; ++i) pte[i] = (borrowed + i * kPage) | kBorrowed | leaf_flags(vma.prot);
-    platform::current().user_pages_mapped(va, borrowed, run * kPage, vma.prot, platform::MapReason::kUse);
+    platform::current().user_pages_mapped(va, borrowed, run * kPage, vma.prot);
     return run;
 }
 
@@ -743,7 +741,7 @@ void AddressSpace::populate(uint64_t start, uint64_t end) {
             pte[i] = (phys + i * kPage) | leaf_flags(vma->prot);
         }
         resident_pages_ += run;
-        platform.user_pages_mapped(va, phys, run * kPage, vma->prot, platform::MapReason::kUse);
+        platform.user_pages_mapped(va, phys, run * kPage, vma->prot);
         va += run * kPage;
     }
 }

@@ -13,7 +13,6 @@
 namespace kiln::platform {
 
 enum class Kind { kHw, kPvm, kProc };
-enum class MapReason { kUse, kRestore };
 
 class Backend {
   public:
@@ -55,10 +54,7 @@ class Backend {
     // The application's mappings where the host keeps them (proc): mm::AddressSpace's page
     // tables are the record, and every change to a present page is told here. `prot` is
     // mm::kProt* (Linux's PROT_* values). hw and pvm read the page tables and need nothing.
-    // `why`: kRestore for the pages a restored instance had present when it was snapshotted (its
-    // working set, about to be used again), kUse for every other change.
-    virtual void user_pages_mapped(uint64_t /*va*/, uint64_t /*phys*/, uint64_t /*length*/, uint32_t /*prot*/,
-                                   MapReason /*why*/) {}
+    virtual void user_pages_mapped(uint64_t /*va*/, uint64_t /*phys*/, uint64_t /*length*/, uint32_t /*prot*/) {}
     virtual void user_pages_protected(uint64_t, uint64_t, uint32_t) {}
     virtual void user_range_unmapped(uint64_t, uint64_t) {}
     // A part of the application's half that the kernel itself occupies (proc), which the

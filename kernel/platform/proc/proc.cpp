@@ -195,17 +195,15 @@ long host_mmap(uint64_t va, uint64_t length, uint32_t prot, long flags, int fd, 
 // A page of the initrd itself (a read-only file page the application uses in place, see
 // mm::AddressSpace::borrowable_page) is mapped from the initrd's file, MAP_PRIVATE as the kernel's
 // own view of it is.
-void ProcBackend::user_pages_mapped(uint64_t va, uint64_t phys, uint64_t length, uint32_t prot, MapReason why) {
+void ProcBackend::user_pages_mapped(uint64_t va, uint64_t phys, uint64_t length, uint32_t prot) {
     constexpr long kMapShared = 0x01, kMapPrivate = 0x02, kMapFixed = 0x10, kMapPopulate = 0x8000;
     const abi::ProcHandoff& h = proc::handoff();
     const bool in_initrd = h.initrd_fd >= 0 && phys >= h.initrd_phys && phys - h.initrd_phys < h.initrd_size;
     // The initrd's pages are left for the host to fault in from its page cache (a host fault
-    // around them maps 16 at once, and costs no signal), except a restored instance's: they are
-    // its working set, and populating them at once costs less than the faults (bench/snapshot).
-    // The memory's are populated now, as the kernel maps them when they are about to be used.
-    const long initrd_flags = kMapPrivate | kMapFixed | (why == MapReason::kRestore ? kMapPopulate : 0);
+    // around them maps 16 at once, and costs no signal); the memory's are populated now, as the
+    // kernel maps them when they are about to be used.
     const long result = in_initrd
-                            ? host_mmap(va, length, prot, initrd_flags, h.initrd_fd, phys - h.initrd_phys)
+                            ? host_mmap(va, length, prot, kMapPrivate | kMapFixed, h.initrd_fd, phys - h.initrd_phys)
                             : host_mmap(va, length, prot, kMapShared | kMapFixed | kMapPopulate, h.memory_fd, phys);
     if (result != static_cast<long>(va)) panic("proc: mapping the application's page {:#x}: error {}", va, -result);
 }

@@ -53,7 +53,7 @@ class ProcBackend final : public Backend {
     void load_idt(const void*, uint16_t) override {}
     void load_task_register(uint16_t) override {}
 
-    void user_pages_mapped(uint64_t va, uint64_t phys, uint64_t length, uint32_t prot, MapReason why) override;
+    void user_pages_mapped(uint64_t va, uint64_t phys, uint64_t length, uint32_t prot) override;
     void user_pages_protected(uint64_t start, uint64_t end, uint32_t prot) override;
     void user_range_unmapped(uint64_t start, uint64_t end) override;
     bool kernel_range_in_user_half(uint64_t& start, uint64_t& end) const override;
