@@ -37,6 +37,13 @@ int main(int argc, char** argv) {
     const kiln::vmm::Options options =
         kiln::vmm::parse_options(arguments.argc(), arguments.argv(), kiln::vmm::Monitor::kProc);
     std::signal(SIGPIPE, SIG_IGN);  // a console whose reader went away is not fatal
+    // SIGTERM and SIGINT are the supervisor's to handle (a signalfd, supervisor.cpp), from before
+    // the instance process exists (the Tender forks it): one that comes early waits for it.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
     int status;
     try {
         kiln::proc::Tender tender(options, std::move(instance_process));

@@ -175,13 +175,8 @@ InstanceFds Tender::instance_fds() const {
 }
 
 int Tender::run() {
-    // SIGTERM and SIGINT are the supervisor's to handle (through a signalfd); the instance
-    // unblocks them before it starts.
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+    // SIGTERM and SIGINT are blocked since main (the supervisor's signalfd takes them); the
+    // instance sets its own mask before it starts.
     std::cout.flush();
     std::cerr.flush();
     // A restored instance announces itself at once (control.cpp): only once the bridge forwards.
