@@ -149,6 +149,42 @@ void hold_at_user_return(ThreadInfo& info) {
     if (p.exiting) end_thread(p);
 }
 
+namespace {
+
+// kiln.workdir=PATH: the application's working directory (an image's WORKDIR), "/" without it.
+bool apply_workdir(const Cmdline& cmdline, Process& proc) {
+    StringView dir;
+    if (!cmdline.find("kiln.workdir", dir) || dir.empty()) return true;
+    RefPtr<fs::Node> node;
+    if (dir[0] != '/' || fs::resolve(dir, fs::root(), true, node) != 0 || node->type() != fs::Type::kDirectory) {
+        console::print("kiln: kiln.workdir={}: no such directory in the root file system\n", dir);
+        return false;
+    }
+    proc.cwd = move(node);
+    proc.cwd_path = String(dir);
+    return true;
+}
+
+// kiln.user=UID[:GID]: who the application is (an image's USER, resolved to numbers when it was
+// built); root without it. Every id of the set, as a login would leave them.
+bool apply_user(const Cmdline& cmdline, Credentials& credentials) {
+    StringView user;
+    if (!cmdline.find("kiln.user", user) || user.empty()) return true;
+    const size_t colon = user.find(':');
+    uint64_t uid = 0, gid = 0;
+    const bool valid = parse_u64(user.substr(0, colon), uid) && uid <= 0xfffffffe &&
+                       (colon == StringView::npos || (parse_u64(user.substr(colon + 1), gid) && gid <= 0xfffffffe));
+    if (!valid) {
+        console::print("kiln: kiln.user={}: expected UID or UID:GID, numbers\n", user);
+        return false;
+    }
+    credentials.uid = credentials.euid = credentials.suid = credentials.fsuid = static_cast<uint32_t>(uid);
+    credentials.gid = credentials.egid = credentials.sgid = credentials.fsgid = static_cast<uint32_t>(gid);
+    return true;
+}
+
+}  // namespace
+
 bool start_application(const Cmdline& cmdline) {
     processes = new Vector<Process*>;
     auto* init = new Process;
@@ -162,9 +198,10 @@ bool start_application(const Cmdline& cmdline) {
         console::print("kiln: nothing to run: no program after --\n");
         return false;
     }
+    if (!apply_workdir(cmdline, proc) || !apply_user(cmdline, proc.credentials)) return false;
     const StringView name = cmdline.app_arg(0);
     String path;
-    RefPtr<fs::Node> node = find_program(name, path);
+    RefPtr<fs::Node> node = find_program(name, proc.cwd, proc.cwd_path.view(), path);
     if (!node) {
         console::print("kiln: cannot run {}: no such file in the root file system\n", name);
         return false;

@@ -269,10 +269,19 @@ bool interpreter_line(const fs::RamFile& file, String& interpreter, String& argu
 }  // namespace
 
 // Finds the program: a path, or a bare name looked up in the usual bin directories.
-RefPtr<fs::Node> find_program(StringView name, String& path) {
+RefPtr<fs::Node> find_program(StringView name, const RefPtr<fs::Node>& cwd, StringView cwd_path, String& path) {
     RefPtr<fs::Node> node;
     if (name.find('/') != StringView::npos) {
-        if (fs::resolve(name, fs::root(), true, node) == 0) path = String(name);
+        if (fs::resolve(name, cwd, true, node) != 0) return {};
+        if (name[0] == '/') {
+            path = String(name);
+        } else {  // "./server" in WORKDIR /srv: the program's path is /srv/./server
+            char full[512];
+            const size_t length =
+                format_buffer(full, sizeof(full), "{}{}{}", cwd_path, cwd_path == "/" ? "" : "/", name);
+            if (length >= sizeof(full) - 1) return {};
+            path = String(StringView(full, length));
+        }
         return node;
     }
     static const StringView kSearchPath[] = {"/bin/", "/usr/bin/", "/sbin/", "/usr/sbin/"};

@@ -33,8 +33,9 @@ struct LoadError {
     }
 };
 
-// The program a name means: a path, or a bare name looked up in the usual bin directories.
-RefPtr<fs::Node> find_program(StringView name, String& path);
+// The program a name means: a path (a relative one from the working directory `cwd`, whose path
+// is `cwd_path`), or a bare name looked up in the usual bin directories.
+RefPtr<fs::Node> find_program(StringView name, const RefPtr<fs::Node>& cwd, StringView cwd_path, String& path);
 
 // Checks that `node` is a program Kiln can run: a regular file, an x86-64 ELF executable, its
 // dynamic linker (if any) in the root file system, and, if it must sit at fixed addresses, those

@@ -76,7 +76,12 @@ std::vector<std::string> bubblewrap_argv(const fs::path& root, const SandboxComm
                                      "--die-with-parent",
                                      "--new-session",
                                      "--clearenv"};
-    if (::geteuid() == 0) {
+    if (command.uid != 0 || command.gid != 0) {
+        // Another user (a USER before the RUN): as that uid and gid in a user namespace of its own,
+        // whose root is this process's uid, with no capabilities at all.
+        argv.insert(argv.end(),
+                    {"--unshare-user", "--uid", std::to_string(command.uid), "--gid", std::to_string(command.gid)});
+    } else if (::geteuid() == 0) {
         // As root bubblewrap would keep every capability: only those a build's file work needs.
         for (const char* cap : {"--cap-drop", "ALL", "--cap-add", "CAP_CHOWN", "--cap-add", "CAP_DAC_OVERRIDE",
                                 "--cap-add", "CAP_FOWNER", "--cap-add", "CAP_FSETID"})

@@ -8,6 +8,7 @@
 // mount set-up (a root from a directory, /dev and /proc inside it) the way a sandbox must.
 #pragma once
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -26,6 +27,7 @@ struct SandboxCommand {
     std::vector<std::string> argv;                         // argv[0] is looked up in the image's PATH
     std::vector<std::pair<std::string, std::string>> env;  // the whole environment
     std::string workdir = "/";
+    uint32_t uid = 0, gid = 0;  // who runs it (a USER before the RUN)
 };
 
 // Runs `command` on a root file system made of `entries` (as read_rootfs gives them) and returns

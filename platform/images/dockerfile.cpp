@@ -165,6 +165,7 @@ struct Stage {
     std::map<std::string, RootfsEntry> files;      // the image's files by path
     DockerImageConfig config;                      // what running it means
     std::map<std::string, std::string> variables;  // its ARGs and ENVs so far
+    std::pair<std::string, int> user;              // USER as written, and its line ("" for root)
     std::vector<std::string> shell = {"/bin/sh", "-c"};
 };
 
@@ -212,6 +213,8 @@ class Builder {
         }
         if (stages_.empty()) fail(path_, 1, "no FROM: a Dockerfile starts with FROM");
         DockerBuild result;
+        if (const auto [uid, gid] = resolved_user(); uid != 0 || gid != 0)
+            stage().config.user = std::to_string(uid) + ":" + std::to_string(gid);
         result.config = std::move(stage().config);
         for (auto& [p, entry] : stage().files)
             if (p != "/") result.entries.push_back(std::move(entry));  // the root is the archive itself
@@ -240,6 +243,7 @@ class Builder {
             next.files = base->files;
             next.config = base->config;
             next.shell = base->shell;
+            next.user = base->user;
             for (const auto& [name, value] : base->config.env) next.variables[name] = value;
         } else if (list[0] != "scratch") {
             fail(path_, in.line,
@@ -307,12 +311,70 @@ class Builder {
         add_directory(stage().config.workdir, 0755);
     }
 
+    // USER NAME|UID[:GROUP|GID]: kept as written, and resolved in the image's /etc/passwd and
+    // /etc/group where it is used (a RUN, the finished image), as Docker does when it starts.
     void user(const DockerInstruction& in) {
         const std::string who = trim(expand(in.text, stage().variables, path_, in.line));
-        const std::string name = who.substr(0, who.find(':'));
-        if (name != "root" && name != "0")
-            fail(path_, in.line,
-                 "USER " + who + ": Kiln's applications run as root (uid 0) in their own instance for now");
+        if (who.empty() || who.find_first_of(" \t") != std::string::npos)
+            fail(path_, in.line, "USER takes one NAME|UID[:GROUP|GID]");
+        stage().user = {who, in.line};
+    }
+
+    // The stage's USER as numbers, from the stage's own files.
+    std::pair<uint32_t, uint32_t> resolved_user() const {
+        const auto& [who, line] = stage().user;
+        if (who.empty()) return {0, 0};
+        const size_t colon = who.find(':');
+        const std::string name = who.substr(0, colon), group = colon == std::string::npos ? "" : who.substr(colon + 1);
+        std::optional<std::vector<std::string>> account = account_entry("/etc/passwd", name, 4);
+        uint32_t uid = 0, gid = 0;
+        if (name == "root" && !account) {  // root needs no line, as a scratch image has none
+        } else if (account) {
+            uid = number(account->at(2), who, line);
+            gid = number(account->at(3), who, line);
+        } else if (is_number(name)) {
+            uid = number(name, who, line);
+        } else {
+            fail(path_, line, "USER " + who + ": no user '" + name + "' in the image's /etc/passwd");
+        }
+        if (!group.empty()) {
+            if (const auto entry = account_entry("/etc/group", group, 3))
+                gid = number(entry->at(2), who, line);
+            else if (group == "root")
+                gid = 0;
+            else if (is_number(group))
+                gid = number(group, who, line);
+            else
+                fail(path_, line, "USER " + who + ": no group '" + group + "' in the image's /etc/group");
+        }
+        return {uid, gid};
+    }
+
+    // The colon-separated fields (at least `fields`) of the line of /etc/passwd or /etc/group
+    // naming `name`: by its first field, or by its id (the third) for a number.
+    std::optional<std::vector<std::string>> account_entry(const std::string& file, const std::string& name,
+                                                          size_t fields_needed) const {
+        auto it = stage().files.find(file);
+        if (it == stage().files.end() || (it->second.mode & S_IFMT) != S_IFREG) return std::nullopt;
+        std::istringstream lines(it->second.data);
+        for (std::string text; std::getline(lines, text);) {
+            std::vector<std::string> fields;
+            std::istringstream parts(text);
+            for (std::string field; std::getline(parts, field, ':');) fields.push_back(field);
+            if (fields.size() < fields_needed) continue;
+            if (fields[0] == name || (is_number(name) && fields[2] == name)) return fields;
+        }
+        return std::nullopt;
+    }
+
+    static bool is_number(const std::string& text) {
+        return !text.empty() && text.size() <= 10 && text.find_first_not_of("0123456789") == std::string::npos;
+    }
+
+    uint32_t number(const std::string& text, const std::string& who, int line) const {
+        if (!is_number(text) || std::stoull(text) > 0xfffffffeull)
+            fail(path_, line, "USER " + who + ": '" + text + "' is not a user or group id");
+        return static_cast<uint32_t>(std::stoull(text));
     }
 
     void expose(const DockerInstruction& in) {
@@ -354,7 +416,8 @@ class Builder {
         for (const auto& [flag, value] : in.flags) fail(path_, in.line, "RUN --" + flag + " is not supported");
         if (sandbox_ == BuildSandbox::kNone)
             fail(path_, in.line, "RUN needs the build sandbox, and this build runs without one");
-        SandboxCommand command_to_run{command(in), stage().config.env, stage().config.workdir};
+        const auto [uid, gid] = resolved_user();
+        SandboxCommand command_to_run{command(in), stage().config.env, stage().config.workdir, uid, gid};
         if (command_to_run.argv.empty()) fail(path_, in.line, "RUN needs a command");
         for (const std::string& name : stage_args_)
             if (std::none_of(command_to_run.env.begin(), command_to_run.env.end(),

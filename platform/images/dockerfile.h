@@ -5,7 +5,7 @@
 // shell forms, $VAR and ${VAR:-default} in the instructions Docker expands them in), then built:
 // FROM scratch or an earlier stage (multi-stage builds, COPY --from), COPY and ADD from the build
 // context (ADD unpacks a local tarball), RUN in a sandbox (build_sandbox.h), SHELL, ENV, ARG,
-// WORKDIR, LABEL, EXPOSE, USER (root), CMD and ENTRYPOINT. Every other instruction, and every form
+// WORKDIR, LABEL, EXPOSE, USER, CMD and ENTRYPOINT. Every other instruction, and every form
 // of these Kiln does not build yet, is refused by name with the file and line.
 #pragma once
 
@@ -41,6 +41,7 @@ struct DockerImageConfig {
     std::vector<std::string> entrypoint, cmd;
     std::vector<std::pair<std::string, std::string>> env;  // in order of first definition
     std::string workdir = "/";
+    std::string user;                  // "UID:GID" from USER, resolved in the image; "" for root
     std::vector<std::string> exposed;  // "8080/tcp"
     std::map<std::string, std::string> labels;
     // ENTRYPOINT then CMD, as the image's program and arguments.

@@ -90,6 +90,17 @@ bool is_hex(const std::string& text) {
     return !text.empty() && text.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
 
+// The program a command names, as the kernel finds it (kernel/linux/program_loader.h): a path,
+// a relative one from the working directory, or a bare name in the usual bin directories.
+const RootfsEntry* find_program(const std::vector<RootfsEntry>& entries, const std::string& name,
+                                const std::string& workdir) {
+    if (name.find('/') != std::string::npos)
+        return find_entry(entries, (fs::path(workdir) / name).lexically_normal().string());
+    for (const char* dir : {"/bin/", "/usr/bin/", "/sbin/", "/usr/sbin/"})
+        if (const RootfsEntry* found = find_entry(entries, dir + name)) return found;
+    return nullptr;
+}
+
 }  // namespace
 
 int64_t image_memory_mb(const nlohmann::json& manifest) { return default_memory_mb(manifest); }
@@ -208,7 +219,7 @@ Image ImageStore::build(const Kraftfile& kraftfile, const std::string& kernel_pa
         manifest["rootfs"] = part["rootfs"];
         cmd = part["cmd"].get<std::vector<std::string>>();
         env_list = part["env"].get<std::vector<std::pair<std::string, std::string>>>();
-        for (const char* field : {"exposed", "workdir", "image_labels"})
+        for (const char* field : {"exposed", "workdir", "user", "image_labels"})
             if (part.contains(field)) manifest[field] = part[field];
     } else if (!cmd.empty()) {
         throw KraftfileError(kraftfile.path + ": cmd: the image has no rootfs to run " + cmd[0] + " from");
@@ -248,12 +259,14 @@ nlohmann::json ImageStore::build_rootfs(const Kraftfile& kraftfile,
         env_list = built.config.env;
         if (!built.config.exposed.empty()) part["exposed"] = built.config.exposed;
         if (built.config.workdir != "/") part["workdir"] = built.config.workdir;
+        if (!built.config.user.empty()) part["user"] = built.config.user;
         for (const auto& [label, value] : built.config.labels) part["image_labels"][label] = value;
     } else {
         entries = read_rootfs(*kraftfile.rootfs);
     }
     if (!cmd.empty()) {
-        const RootfsEntry* program = find_entry(entries, cmd[0]);
+        const std::string workdir = part.contains("workdir") ? part["workdir"].get<std::string>() : "/";
+        const RootfsEntry* program = find_program(entries, cmd[0], workdir);
         const std::string where = kraftfile.path + ": cmd: " + cmd[0];
         if (program == nullptr) throw KraftfileError(where + " is not in the rootfs (" + *kraftfile.rootfs + ")");
         if ((program->mode & S_IFMT) != S_IFREG) throw KraftfileError(where + " is not a file");

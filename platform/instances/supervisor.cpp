@@ -37,7 +37,8 @@ int64_t now_ns() {
         .count();
 }
 
-// The kernel's command line for an instance: env.NAME="value" parameters, then -- and the program.
+// The kernel's command line for an instance: env.NAME="value" parameters, the image's kiln.workdir and
+// kiln.user, then -- and the program.
 std::string guest_cmdline(const nlohmann::json& manifest, const Instance& instance) {
     // Appended piece by piece: GCC 12 sees a false -Wrestrict in chains of string concatenations.
     std::string line;
@@ -47,6 +48,10 @@ std::string guest_cmdline(const nlohmann::json& manifest, const Instance& instan
         const auto equals = e.find('=');
         line.append("env.").append(e, 0, equals).append("=\"").append(e, equals + 1).append("\" ");
     }
+    // The image's WORKDIR and USER (a Dockerfile's, a container image's), for the kernel to apply.
+    for (const auto& [field, parameter] : {std::pair{"workdir", "kiln.workdir"}, std::pair{"user", "kiln.user"}})
+        if (manifest.contains(field) && manifest[field].is_string() && !manifest[field].get<std::string>().empty())
+            line.append(parameter).append("=\"").append(manifest[field].get<std::string>()).append("\" ");
     const auto cmd = instance.args.empty() ? manifest["cmd"].get<std::vector<std::string>>() : instance.args;
     if (cmd.empty()) return line;
     line.append("--");

@@ -97,6 +97,20 @@ class RunAttached(InstanceCase):
         r = self.kiln("run", "--rm", project, ok=False)  # built first, as a directory with a Kraftfile is
         self.assertEqual(r.returncode, 3, r.stderr)
         self.assertIn("hello from a static Linux binary", r.stdout)
+        # WORKDIR and USER: the kernel starts the program there and as that user (kiln.workdir,
+        # kiln.user); a relative program is found from the WORKDIR, as Docker's.
+        shutil.copy("/bin/busybox", os.path.join(project, "busybox"))  # Debian's busybox-static
+        with open(os.path.join(project, "passwd"), "w") as f:
+            f.write("root:x:0:0::/:/bin/sh\nweb:x:1000:1001::/srv:/bin/sh\n")
+        with open(os.path.join(project, "Dockerfile"), "w") as f:
+            f.write("FROM scratch\nCOPY busybox /bin/busybox\nCOPY passwd /etc/passwd\nCOPY hello /srv/app/hello\n"
+                    "WORKDIR /srv/app\nUSER web\n"
+                    'CMD ["/bin/busybox", "sh", "-c", "pwd; exec ./hello 4"]\n')
+        r = self.kiln("run", "--rm", project, ok=False)
+        self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
+        self.assertIn("/srv/app\nhello from a static Linux binary", r.stdout)
+        r = self.kiln("run", "--rm", "docker-hello", "/bin/busybox", "id")  # the image built just now
+        self.assertIn("uid=1000(web) gid=1001", r.stdout)
 
     def test_ctrl_c_stops_the_instance(self):
         run = subprocess.Popen([KILN, "run", "--name", "interrupted", "apps", "/bin/busybox", "sleep", "120"],

@@ -215,7 +215,8 @@ TEST_F(DockerfileTest, WhatKilnDoesNotBuildIsRefusedWithTheLine) {
               std::string::npos);
     EXPECT_EQ(error("COPY a.conf /\n"), "1: COPY before FROM: a Dockerfile starts with FROM (ARGs may come first)");
     EXPECT_EQ(error("# only a comment\n"), "1: no FROM: a Dockerfile starts with FROM");
-    EXPECT_NE(error("FROM scratch\nUSER nobody\n").find("2: USER nobody: "), std::string::npos);
+    EXPECT_NE(error("FROM scratch\nUSER nobody\n").find("2: USER nobody: no user 'nobody' in the image's /etc/passwd"),
+              std::string::npos);
     EXPECT_NE(error("FROM scratch\nCOPY --from=build /x /\n").find("2: COPY --from=build: no earlier stage"),
               std::string::npos);
     EXPECT_NE(error("FROM scratch\nADD --from=0 /x /\n").find("2: ADD --from is not supported"), std::string::npos);
@@ -274,6 +275,27 @@ TEST_F(DockerfileRunTest, RunChangesTheImageInASandboxWithItsEnvironmentAndNoNet
     // The sandbox's mount points are not part of the image.
     EXPECT_EQ(entry(b, "/dev"), nullptr);
     EXPECT_EQ(entry(b, "/proc"), nullptr);
+}
+
+// USER by name or number, resolved in the image's own /etc/passwd and /etc/group: for the RUNs
+// after it, and in the finished image's config (the kernel's kiln.user).
+TEST_F(DockerfileRunTest, UserIsResolvedInTheImageAndRunsTheRunsAfterIt) {
+    write("ctx/passwd", "root:x:0:0:root:/root:/bin/sh\nweb:x:1000:1001:Web:/srv:/bin/sh\n");
+    write("ctx/group", "root:x:0:\nweb:x:1001:\nstaff:x:50:\n");
+    const std::string base =
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY passwd group /etc/\n"
+        "RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
+    DockerBuild b = build(base + "USER web\nRUN id -u > /tmp-uid; id -g >> /tmp-uid\n");
+    EXPECT_EQ(entry(b, "/tmp-uid")->data, "1000\n1001\n");
+    EXPECT_EQ(b.config.user, "1000:1001");
+    EXPECT_EQ(build(base + "USER web:staff\n").config.user, "1000:50");
+    EXPECT_EQ(build(base + "USER 1000\n").config.user, "1000:1001");  // the passwd line's group
+    EXPECT_EQ(build(base + "USER 4242:7\n").config.user, "4242:7");   // numbers need no line
+    EXPECT_EQ(build(base + "USER web\nUSER root\n").config.user, "");
+    EXPECT_NE(
+        error(base + "USER web:nogroup\n").find("5: USER web:nogroup: no group 'nogroup' in the image's /etc/group"),
+        std::string::npos);
+    EXPECT_NE(error(base + "USER 99999999999\n").find("5: USER 99999999999: no user"), std::string::npos);
 }
 
 TEST_F(DockerfileRunTest, AFailingRunNamesItsLineAndStatus) {
