@@ -11,6 +11,7 @@
 #include "images/image_store.h"
 #include "output.h"
 #include "paths.h"
+#include "registry_commands.h"
 
 namespace kiln::cli {
 
@@ -166,6 +167,7 @@ Image build_image(const images::Kraftfile& kraftfile, const std::string& tag,
                   const std::map<std::string, std::string>& build_args) {
     // Built in the local store either way; a remote kilnd then gets it pushed.
     ImageStore store(state_dir());
+    use_registries(store);  // a Dockerfile's FROM of a registry's image pulls it
     const Image image = store.build(kraftfile, kernel_path(), tag, build_args);
     if (!remote().host.empty()) send_image(store, image);
     return image;
@@ -197,6 +199,7 @@ void add_image_commands(CLI::App& app) {
     build_command->add_option("-t,--tag", options->tag,
                               "name[:tag] or HOST[:PORT]/REPO[:TAG] (default: the Kraftfile's name, tag latest)");
     build_command->add_option("--build-arg", options->build_args, "NAME=VALUE for a Dockerfile's ARG (repeatable)");
+    add_registry_flags(*build_command);  // for a Dockerfile's FROM HOST[:PORT]/REPO:TAG
     build_command->callback([options] { build(*options); });
 
     auto output = std::make_shared<std::string>("table");

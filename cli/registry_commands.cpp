@@ -169,6 +169,12 @@ void add_registry_flags(CLI::App& command) {
                        "HOST:PORT of a registry reached over plain HTTP (repeatable; also KILN_INSECURE_REGISTRIES)");
 }
 
+void use_registries(ImageStore& store) {
+    store.set_puller([](ImageStore& into, const std::string& reference) {
+        pull_into(into, images::parse_registry_reference(reference));
+    });
+}
+
 std::string ensure_image(const std::string& reference) {
     if (!images::is_registry_reference(reference)) return reference;
     const RegistryReference parsed = images::parse_registry_reference(reference);

@@ -176,7 +176,8 @@ ContainerConfig parse_container_config(const std::string& text) {
     ContainerConfig config;
     if (!j.contains("config") || !j["config"].is_object()) return config;
     const json& c = j["config"];
-    config.cmd = strings(c.value("Entrypoint", json()), "Entrypoint");
+    config.entrypoint = strings(c.value("Entrypoint", json()), "Entrypoint");
+    config.cmd = config.entrypoint;
     for (auto& word : strings(c.value("Cmd", json()), "Cmd")) config.cmd.push_back(std::move(word));
     config.env = strings(c.value("Env", json()), "Env");
     if (c.contains("WorkingDir") && c["WorkingDir"].is_string()) config.workdir = c["WorkingDir"];

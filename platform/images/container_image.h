@@ -23,8 +23,9 @@ std::vector<RootfsEntry> unpack_layers(const std::vector<std::string>& layers, c
 
 // What a container image's config says about running it.
 struct ContainerConfig {
-    std::vector<std::string> cmd;  // Entrypoint, then Cmd
-    std::vector<std::string> env;  // NAME=VALUE
+    std::vector<std::string> cmd;         // Entrypoint, then Cmd
+    std::vector<std::string> entrypoint;  // Entrypoint alone (a Dockerfile's FROM keeps it)
+    std::vector<std::string> env;         // NAME=VALUE
     std::string workdir;
     std::vector<std::string> exposed;  // "80/tcp"
     std::map<std::string, std::string> labels;

@@ -172,9 +172,9 @@ struct Stage {
 class Builder {
   public:
     Builder(std::string path, std::string context, const std::map<std::string, std::string>& build_args,
-            BuildSandbox sandbox)
+            BuildSandbox sandbox, const BaseImageResolver& resolve)
         : path_(std::move(path)), context_(fs::weakly_canonical(context)), filter_(context_.string()),
-          build_args_(build_args), sandbox_(sandbox) {}
+          build_args_(build_args), sandbox_(sandbox), resolve_(resolve) {}
 
     DockerBuild build(const std::vector<DockerInstruction>& instructions) {
         for (const DockerInstruction& in : instructions) {
@@ -246,13 +246,28 @@ class Builder {
             next.user = base->user;
             for (const auto& [name, value] : base->config.env) next.variables[name] = value;
         } else if (list[0] != "scratch") {
-            fail(path_, in.line,
-                 "FROM " + list[0] +
-                     ": Kiln builds from scratch or an earlier stage only for now (base images from a "
-                     "registry are not pulled yet): COPY the files the program needs");
+            if (!resolve_)
+                fail(path_, in.line,
+                     "FROM " + list[0] + ": Kiln builds from scratch or an earlier stage only here (no image store)");
+            start_from_image(next, list[0], in);
         }
         stages_.push_back(std::move(next));
         add_directory("/", 0755);
+    }
+
+    // A stage on another image's files and configuration (its USER kept as numbers).
+    void start_from_image(Stage& next, const std::string& reference, const DockerInstruction& in) {
+        BaseImage image;
+        try {
+            image = resolve_(reference);
+        } catch (const std::exception& e) {
+            fail(path_, in.line, "FROM " + reference + ": " + e.what());
+        }
+        for (RootfsEntry& entry : image.entries) next.files[entry.path] = std::move(entry);
+        next.config = std::move(image.config);
+        for (const auto& [name, value] : next.config.env) next.variables[name] = value;
+        if (!next.config.user.empty()) next.user = {next.config.user, in.line};
+        next.config.user.clear();  // set again at the end, from the stage's USER
     }
 
     const Stage* find_stage(const std::string& name) const {
@@ -648,6 +663,7 @@ class Builder {
     ContextFilter filter_;
     const std::map<std::string, std::string>& build_args_;
     BuildSandbox sandbox_;
+    BaseImageResolver resolve_;
     std::map<std::string, std::string> globals_;  // the ARGs before the first FROM
     std::set<std::string> stage_args_;            // the ARGs declared in the current stage
     std::vector<Stage> stages_;
@@ -758,14 +774,51 @@ std::vector<std::string> DockerImageConfig::argv() const {
     return out;
 }
 
-DockerBuild build_dockerfile(const std::string& path, const std::string& context,
-                             const std::map<std::string, std::string>& build_args, BuildSandbox sandbox) {
+namespace {
+
+std::string read_dockerfile(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw DockerfileError(path + ": cannot read it");
     std::stringstream text;
     text << in.rdbuf();
+    return text.str();
+}
+
+}  // namespace
+
+std::vector<std::string> dockerfile_base_images(const std::string& path,
+                                                const std::map<std::string, std::string>& build_args) {
+    std::map<std::string, std::string> globals;
+    std::set<std::string> stages;
+    std::vector<std::string> out;
+    bool from_seen = false;
+    for (const DockerInstruction& in : parse_dockerfile(read_dockerfile(path), path)) {
+        if (in.keyword == "ARG" && !from_seen) {
+            for (const std::string& word : words(in.text, path, in.line)) {
+                const size_t equals = word.find('=');
+                const std::string name = word.substr(0, equals);
+                auto given = build_args.find(name);
+                globals[name] = given != build_args.end()     ? given->second
+                                : equals != std::string::npos ? expand(word.substr(equals + 1), globals, path, in.line)
+                                                              : "";
+            }
+        } else if (in.keyword == "FROM") {
+            from_seen = true;
+            const std::vector<std::string> list = words(expand(in.text, globals, path, in.line), path, in.line);
+            if (list.empty()) continue;
+            if (list[0] != "scratch" && !stages.count(lower(list[0]))) out.push_back(list[0]);
+            if (list.size() == 3) stages.insert(lower(list[2]));
+        }
+    }
+    return out;
+}
+
+DockerBuild build_dockerfile(const std::string& path, const std::string& context,
+                             const std::map<std::string, std::string>& build_args, BuildSandbox sandbox,
+                             const BaseImageResolver& resolve) {
+    const std::string text = read_dockerfile(path);
     try {
-        return Builder(path, context, build_args, sandbox).build(parse_dockerfile(text.str(), path));
+        return Builder(path, context, build_args, sandbox, resolve).build(parse_dockerfile(text, path));
     } catch (const RootfsError& e) {
         throw DockerfileError(path + ": " + e.what());
     } catch (const fs::filesystem_error& e) {

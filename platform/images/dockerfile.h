@@ -9,6 +9,7 @@
 // of these Kiln does not build yet, is refused by name with the file and line.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -56,11 +57,26 @@ struct DockerBuild {
 // Where RUN runs: in bubblewrap (build_sandbox.h), or nowhere (a fuzzer's builds: RUN refused).
 enum class BuildSandbox { kBubblewrap, kNone };
 
+// An image a FROM names (a local one, or a registry's pulled): its files and what running it
+// means, which the stage starts from (its ENV, WORKDIR, USER, CMD, EXPOSE, LABELs).
+struct BaseImage {
+    std::vector<RootfsEntry> entries;
+    DockerImageConfig config;
+};
+// Finds the image a FROM names; throws a std::exception naming why it cannot.
+using BaseImageResolver = std::function<BaseImage(const std::string& reference)>;
+
 // Builds the Dockerfile at `path` with `context` as its build context; `build_args` override ARG
 // defaults. Throws DockerfileError (the file and line of the instruction at fault).
+// FROM another image than scratch or a stage needs `resolve`; without it such a FROM is refused.
 DockerBuild build_dockerfile(const std::string& path, const std::string& context,
                              const std::map<std::string, std::string>& build_args = {},
-                             BuildSandbox sandbox = BuildSandbox::kBubblewrap);
+                             BuildSandbox sandbox = BuildSandbox::kBubblewrap, const BaseImageResolver& resolve = {});
+
+// The images the FROMs of the Dockerfile at `path` name, other than scratch and its own stages,
+// as the build will resolve them (for the build cache's key). Throws DockerfileError.
+std::vector<std::string> dockerfile_base_images(const std::string& path,
+                                                const std::map<std::string, std::string>& build_args = {});
 
 // A build context's .dockerignore: which of its paths a build does not see. Docker's rules: one
 // pattern a line (`#` comments), relative to the context, `*`, `?`, `[...]` within a name and `**`

@@ -219,7 +219,7 @@ Image ImageStore::build(const Kraftfile& kraftfile, const std::string& kernel_pa
         manifest["rootfs"] = part["rootfs"];
         cmd = part["cmd"].get<std::vector<std::string>>();
         env_list = part["env"].get<std::vector<std::pair<std::string, std::string>>>();
-        for (const char* field : {"exposed", "workdir", "user", "image_labels"})
+        for (const char* field : {"exposed", "workdir", "user", "entrypoint", "image_labels"})
             if (part.contains(field)) manifest[field] = part[field];
     } else if (!cmd.empty()) {
         throw KraftfileError(kraftfile.path + ": cmd: the image has no rootfs to run " + cmd[0] + " from");
@@ -245,6 +245,47 @@ Image ImageStore::build(const Kraftfile& kraftfile, const std::string& kernel_pa
     return this->tag(name, tag, digest, manifest);
 }
 
+std::optional<Image> ImageStore::base_image(const std::string& reference) {
+    auto image = find(reference);
+    if (!image && puller_ && is_registry_reference(reference)) {
+        puller_(*this, reference);
+        image = find(reference);
+    }
+    return image;
+}
+
+// A FROM's image as the Dockerfile builder starts a stage from it: its rootfs's files and its
+// configuration. The manifest's cmd is the whole command; its entrypoint (a Dockerfile's
+// ENTRYPOINT, a container image's Entrypoint) the part a later CMD keeps.
+BaseImage ImageStore::base(const std::string& reference) {
+    const auto image = base_image(reference);
+    if (!image)
+        throw StoreError("no image '" + reference + "' here" +
+                         (is_registry_reference(reference) ? "" : " (a registry's is named HOST[:PORT]/REPO:TAG)"));
+    const nlohmann::json& m = image->manifest;
+    BaseImage out;
+    if (m.contains("rootfs")) out.entries = read_rootfs(blob_path(m["rootfs"]["digest"].get<std::string>()));
+    for (const auto& item : m.value("env", nlohmann::json::array())) {
+        const std::string text = item.get<std::string>();
+        const size_t equals = text.find('=');
+        out.config.env.emplace_back(text.substr(0, equals), equals == std::string::npos ? "" : text.substr(equals + 1));
+    }
+    out.config.entrypoint = m.value("entrypoint", std::vector<std::string>{});
+    out.config.cmd = m.value("cmd", std::vector<std::string>{});
+    auto& entrypoint = out.config.entrypoint;
+    if (out.config.cmd.size() >= entrypoint.size() &&
+        std::equal(entrypoint.begin(), entrypoint.end(), out.config.cmd.begin()))
+        out.config.cmd.erase(out.config.cmd.begin(),
+                             out.config.cmd.begin() + static_cast<std::ptrdiff_t>(entrypoint.size()));
+    else
+        entrypoint.clear();  // a Kraftfile's cmd replaced it
+    out.config.workdir = m.value("workdir", std::string("/"));
+    out.config.user = m.value("user", std::string());
+    out.config.exposed = m.value("exposed", std::vector<std::string>{});
+    out.config.labels = m.value("image_labels", std::map<std::string, std::string>{});
+    return out;
+}
+
 nlohmann::json ImageStore::build_rootfs(const Kraftfile& kraftfile,
                                         const std::map<std::string, std::string>& build_args) {
     nlohmann::json part;
@@ -252,14 +293,16 @@ nlohmann::json ImageStore::build_rootfs(const Kraftfile& kraftfile,
     std::vector<std::pair<std::string, std::string>> env_list;
     std::vector<RootfsEntry> entries;
     if (is_dockerfile_name(*kraftfile.rootfs)) {
-        DockerBuild built =
-            build_dockerfile(*kraftfile.rootfs, fs::path(*kraftfile.rootfs).parent_path().string(), build_args);
+        DockerBuild built = build_dockerfile(*kraftfile.rootfs, fs::path(*kraftfile.rootfs).parent_path().string(),
+                                             build_args, BuildSandbox::kBubblewrap,
+                                             [this](const std::string& reference) { return base(reference); });
         entries = std::move(built.entries);
         if (cmd.empty()) cmd = built.config.argv();
         env_list = built.config.env;
         if (!built.config.exposed.empty()) part["exposed"] = built.config.exposed;
         if (built.config.workdir != "/") part["workdir"] = built.config.workdir;
         if (!built.config.user.empty()) part["user"] = built.config.user;
+        if (!built.config.entrypoint.empty()) part["entrypoint"] = built.config.entrypoint;
         for (const auto& [label, value] : built.config.labels) part["image_labels"][label] = value;
     } else {
         entries = read_rootfs(*kraftfile.rootfs);
@@ -284,7 +327,7 @@ nlohmann::json ImageStore::build_rootfs(const Kraftfile& kraftfile,
 // modes, contents, link targets), the build arguments, and the Kraftfile's cmd (checked against
 // the result). Files are hashed through one reused buffer: no fresh memory per byte.
 std::string ImageStore::dockerfile_build_key(const Kraftfile& kraftfile,
-                                             const std::map<std::string, std::string>& build_args) const {
+                                             const std::map<std::string, std::string>& build_args) {
     std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
     if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) throw StoreError("sha256 failed");
     auto add = [&](const std::string& text) {
@@ -294,6 +337,11 @@ std::string ImageStore::dockerfile_build_key(const Kraftfile& kraftfile,
     };
     add("kiln dockerfile build 1");
     add(*kraftfile.rootfs);
+    // The images its FROMs name, by what they are now: a base built or pulled again builds again.
+    for (const std::string& reference : dockerfile_base_images(*kraftfile.rootfs, build_args)) {
+        const auto image = base_image(reference);
+        add(reference + " " + (image ? image->digest : std::string("absent")));
+    }
     for (const auto& [name, value] : build_args) add(name + "=" + value);
     add("--");
     for (const std::string& word : kraftfile.cmd) add(word);

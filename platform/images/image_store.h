@@ -9,6 +9,7 @@
 // and renamed: a blob that exists is whole, and a crash leaves at most a stray temporary file.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "images/dockerfile.h"
 #include "images/kraftfile.h"
 #include "store/sqlite.h"
 
@@ -81,16 +83,24 @@ class ImageStore {
     // The file of a blob, for kiln-vmm to read.
     std::string blob_path(const std::string& digest) const;
 
+    // How a registry's image that is not here gets here (kiln's pull, registry.h; the store
+    // itself reaches no registry): a Dockerfile's FROM of one pulls it. Throws on failure.
+    using Puller = std::function<void(ImageStore& store, const std::string& reference)>;
+    void set_puller(Puller puller) { puller_ = std::move(puller); }
+
   private:
     std::string put_blob(const std::string& bytes);
     // The manifest's rootfs, with the cmd, env (and a Dockerfile's exposed, workdir,
     // image_labels) that go with it: built, checked against the cmd, archived.
     nlohmann::json build_rootfs(const Kraftfile& kraftfile, const std::map<std::string, std::string>& build_args);
-    // A Dockerfile build's cache: its key, by content, and the part built for it before (null
-    // when there is none, or its archive is gone).
-    std::string dockerfile_build_key(const Kraftfile& kraftfile,
-                                     const std::map<std::string, std::string>& build_args) const;
+    // A Dockerfile build's cache: its key, by content (its base images' digests too: a base not
+    // here is pulled first), and the part built for it before (null when there is none, or its
+    // archive is gone).
+    std::string dockerfile_build_key(const Kraftfile& kraftfile, const std::map<std::string, std::string>& build_args);
     nlohmann::json remembered_rootfs(const std::string& key) const;
+    // The image a FROM names: here, or pulled through the puller; nullopt if neither.
+    std::optional<Image> base_image(const std::string& reference);
+    BaseImage base(const std::string& reference);
     void remember_rootfs(const std::string& key, const nlohmann::json& part);
     Image tag(const std::string& name, const std::string& tag, const std::string& digest,
               const nlohmann::json& manifest);
@@ -99,6 +109,7 @@ class ImageStore {
 
     std::string state_dir_, blob_dir_;
     std::unique_ptr<store::Database> db_;
+    Puller puller_;
 };
 
 }  // namespace kiln::images

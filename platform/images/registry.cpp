@@ -468,6 +468,7 @@ PullResult pull_container(ImageStore& store, Registry& registry, const RegistryR
     kiln["kernel"] = {{"digest", sha256_digest(kernel)}, {"size", kernel.size()}};
     kiln["rootfs"] = {{"digest", sha256_digest(cpio)}, {"size", cpio.size()}, {"files", entries.size()}};
     kiln["cmd"] = config.cmd;
+    if (!config.entrypoint.empty()) kiln["entrypoint"] = config.entrypoint;
     kiln["env"] = config.env;
     if (!config.workdir.empty() && config.workdir != "/") kiln["workdir"] = config.workdir;
     if (!config.exposed.empty()) kiln["exposed"] = config.exposed;

@@ -173,8 +173,8 @@ class DockerfileImages(ImageCase):
                                    "RUN's shell form: COPY one in, or use the JSON form)\n")
         self.dockerfile("FROM debian:12\n")
         r = self.kiln("build", self.app, ok=False)
-        self.assertIn(f"{self.app}/Dockerfile:1: FROM debian:12: Kiln builds from scratch or an earlier stage only",
-                      r.stderr)
+        self.assertIn(f"{self.app}/Dockerfile:1: FROM debian:12: no image 'debian:12' here (a registry's is named "
+                      "HOST[:PORT]/REPO:TAG)", r.stderr)
         self.assertEqual(self.images(), before)
 
     def test_run_and_stages_make_the_image_that_runs(self):

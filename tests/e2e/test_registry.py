@@ -509,6 +509,36 @@ class ContainerImages(RegistryCase):
         self.assertIn("argv[1]=from\nargv[2]=container\n", r.stdout)
         self.assertIn("env GREETING=from a container", r.stdout)
 
+    def test_a_dockerfile_builds_from_a_registry_image(self):
+        """FROM HOST:PORT/REPO:TAG pulls the image, and the stage starts from its files and its
+        config (the Entrypoint kept under a new CMD, its Env and WorkingDir)."""
+        ref = self.push_container_image()
+        env = dict(self.state_env("builder"), KILN_INSECURE_REGISTRIES=self.other.host,
+                   KILN_KERNEL=os.environ.get("KILN_KERNEL") or os.path.join(BUILD, "kernel", "kiln.elf"))
+        project = os.path.join(self.dir, "derived")
+        os.makedirs(project)
+        with open(os.path.join(project, "note"), "w") as f:
+            f.write("added\n")
+        with open(os.path.join(project, "Dockerfile"), "w") as f:
+            f.write(f"ARG BASE={ref}\nFROM ${{BASE}}\nCOPY note /etc/note\nENV EXTRA=yes\n"
+                    'CMD ["from", "dockerfile"]\n')
+        r = subprocess.run([KILN, "build", "-t", "derived", project], capture_output=True, text=True, env=env,
+                           timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        image = self.image("derived", env)
+        manifest = image["manifest"]
+        self.assertEqual(manifest["cmd"], ["/bin/args_env", "from", "dockerfile"])
+        self.assertEqual(manifest["env"], ["GREETING=from a container", "EXTRA=yes"])
+        self.assertEqual(manifest["workdir"], "/srv")
+        files = cpio_entries(image["rootfs_path"])
+        self.assertEqual(files["/etc/note"][1], b"added\n")
+        self.assertIn("/etc/c", files)  # the base's files, its whiteouts applied
+        self.assertNotIn("/etc/a", files)
+        r = subprocess.run([KILN_PROC, "--initrd", image["rootfs_path"], "--memory", "64M", "--timeout", "20",
+                            "--cmdline", "-- " + " ".join(manifest["cmd"])], capture_output=True, text=True, timeout=40)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("argv[1]=from\nargv[2]=dockerfile\n", r.stdout)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -345,6 +345,54 @@ TEST_F(DockerfileRunTest, StagesBuildEachOtherAndOnlyTheLastIsTheImage) {
               std::string::npos);
 }
 
+// FROM an image of the store: its files, ENV, WORKDIR, ENTRYPOINT and CMD are the stage's start;
+// the build cache knows the base by its digest, so a base built again builds the image again.
+TEST_F(DockerfileRunTest, FromAnImageOfTheStore) {
+    write("kernel.elf",
+          "\x7f"
+          "ELF kernel");
+    const std::string kernel = (dir_ / "kernel.elf").string();
+    ImageStore store((dir_ / "state").string());
+    const auto build_base = [&](const std::string& value) {
+        write("ctx/Dockerfile",
+              "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n"
+              "ENV BASE=" +
+                  value + "\nWORKDIR /srv\nENTRYPOINT [\"/bin/sh\", \"-c\"]\nCMD [\"echo base\"]\n");
+        store.build(
+            parse_kraftfile("spec: v0.6\nname: base\nrootfs: ./Dockerfile\n", (dir_ / "ctx" / "Kraftfile").string()),
+            kernel, "base:1");
+    };
+    build_base("one");
+    fs::create_directories(dir_ / "app");
+    std::ofstream(dir_ / "app" / "Dockerfile") << "ARG FROM_IMAGE=base:1\nFROM ${FROM_IMAGE}\nRUN echo $BASE > here\n"
+                                                  "CMD [\"cat here\"]\n";
+    const Kraftfile app =
+        parse_kraftfile("spec: v0.6\nname: app\nrootfs: ./Dockerfile\n", (dir_ / "app" / "Kraftfile").string());
+    const auto here = [&](const Image& image) {
+        const auto entries = read_rootfs(store.blob_path(image.manifest["rootfs"]["digest"].get<std::string>()));
+        const RootfsEntry* found = find_entry(entries, "/srv/here");
+        return found ? found->data : std::string("(none)");
+    };
+    Image image = store.build(app, kernel, "app:1");
+    EXPECT_EQ(here(image), "one\n");
+    EXPECT_EQ(image.manifest["cmd"],
+              nlohmann::json::array({"/bin/sh", "-c", "cat here"}));  // the base's ENTRYPOINT kept
+    EXPECT_EQ(image.manifest["env"], nlohmann::json::array({"BASE=one"}));
+    EXPECT_EQ(image.manifest["workdir"], "/srv");
+    build_base("two");
+    image = store.build(app, kernel, "app:1");
+    EXPECT_EQ(here(image), "two\n");
+    std::ofstream(dir_ / "app" / "Dockerfile", std::ios::trunc) << "FROM missing:1\n";
+    try {
+        store.build(app, kernel, "app:2");
+        FAIL() << "built from an image that is not here";
+    } catch (const DockerfileError& e) {
+        EXPECT_NE(std::string(e.what()).find(":1: FROM missing:1: no image 'missing:1' here (a registry's is named"),
+                  std::string::npos)
+            << e.what();
+    }
+}
+
 TEST_F(DockerfileTest, AKraftfileRootfsDockerfileMakesTheImage) {
     write("ctx/Dockerfile", "FROM scratch\nCOPY server /bin/server\nENV MODE=docker KEEP=1\nCMD [\"/bin/server\"]\n");
     write("kernel.elf",
