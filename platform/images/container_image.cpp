@@ -152,16 +152,7 @@ std::vector<RootfsEntry> unpack_layers(const std::vector<std::string>& layers, c
     std::map<std::string, RootfsEntry> result;
     for (size_t i = 0; i < layers.size(); ++i)
         apply(result, read_layer(layers[i], i < names.size() ? names[i] : "layer " + std::to_string(i), result));
-    // Every parent directory exists, whether a layer listed it or not.
-    std::vector<std::string> parents;
-    for (const auto& [path, entry] : result)
-        for (fs::path p = fs::path(path).parent_path(); p != "/" && !p.empty(); p = p.parent_path())
-            if (!result.count(p.string())) parents.push_back(p.string());
-    for (const auto& p : parents) result[p] = {p, S_IFDIR | 0755, {}};
-    std::vector<RootfsEntry> out;
-    out.reserve(result.size());
-    for (auto& [path, entry] : result) out.push_back(std::move(entry));
-    return out;
+    return complete_entries(std::move(result));  // with the parents no layer listed
 }
 
 ContainerConfig parse_container_config(const std::string& text) {

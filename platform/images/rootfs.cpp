@@ -44,18 +44,7 @@ class Collector {
         return it == entries_.end() ? nullptr : &it->second;
     }
 
-    std::vector<RootfsEntry> finish() {
-        // Every parent directory exists, whether the source listed it or not.
-        std::vector<std::string> parents;
-        for (const auto& [path, entry] : entries_)
-            for (fs::path p = fs::path(path).parent_path(); p != "/" && !p.empty(); p = p.parent_path())
-                if (!entries_.count(p.string())) parents.push_back(p.string());
-        for (const auto& p : parents) entries_[p] = {p, S_IFDIR | 0755, {}};
-        std::vector<RootfsEntry> out;
-        out.reserve(entries_.size());
-        for (auto& [path, entry] : entries_) out.push_back(std::move(entry));
-        return out;
-    }
+    std::vector<RootfsEntry> finish() { return complete_entries(std::move(entries_)); }
 
   private:
     std::string source_;
@@ -64,6 +53,18 @@ class Collector {
 };
 
 }  // namespace
+
+std::vector<RootfsEntry> complete_entries(std::map<std::string, RootfsEntry> entries) {
+    std::vector<std::string> parents;
+    for (const auto& [path, entry] : entries)
+        for (fs::path p = fs::path(path).parent_path(); p != "/" && !p.empty(); p = p.parent_path())
+            if (!entries.count(p.string())) parents.push_back(p.string());
+    for (const auto& p : parents) entries[p] = {p, S_IFDIR | 0755, {}};
+    std::vector<RootfsEntry> out;
+    out.reserve(entries.size());
+    for (auto& [path, entry] : entries) out.push_back(std::move(entry));
+    return out;
+}
 
 // Straight into a string of the file's size: a stringstream would copy every byte twice more,
 // and on this kind of host each fresh page written costs microseconds.

@@ -5,6 +5,7 @@
 // give the same bytes and the same content address in the image store.
 #pragma once
 
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -25,6 +26,10 @@ struct RootfsEntry {
 // Reads `source` into entries, sorted by path, with every parent directory present. Throws
 // RootfsError naming the source and what is wrong with it.
 std::vector<RootfsEntry> read_rootfs(const std::string& source);
+
+// Entries by path as read_rootfs gives them: sorted, with every parent directory present (0755
+// where the source did not list it).
+std::vector<RootfsEntry> complete_entries(std::map<std::string, RootfsEntry> entries);
 
 // A file's bytes, read into a string of its size. Throws RootfsError.
 std::string read_file_bytes(const std::string& path);

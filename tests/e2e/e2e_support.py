@@ -8,6 +8,14 @@ import subprocess
 import time
 
 
+def kiln_proc_beside_kernel(build):
+    """kiln-proc of the build whose kernel is in use (KILN_KERNEL, else the build's own): a
+    sanitized build has no kernel, and under AddressSanitizer, whose shadow memory lies where an
+    instance's memory goes, no instance."""
+    kernel = os.environ.get("KILN_KERNEL") or os.path.join(build, "kernel", "kiln.elf")
+    return os.path.join(os.path.dirname(os.path.dirname(kernel)), "bin", "kiln-proc")
+
+
 class UnixHttp(http.client.HTTPConnection):
     """HTTP over a unix socket (kilnd's API), as `curl --unix-socket` does."""
 

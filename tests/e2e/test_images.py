@@ -10,14 +10,13 @@ import tarfile
 import tempfile
 import unittest
 
+from e2e_support import kiln_proc_beside_kernel
+
 BUILD = os.path.abspath(os.environ.get("KILN_BUILD_DIR") or
                         (sys.argv.pop(1) if __name__ == "__main__" and len(sys.argv) > 1 else "build"))
 KILN = os.path.join(BUILD, "bin", "kiln")
 APPS = os.environ.get("KILN_GUEST_APPS") or os.path.join(BUILD, "tests", "guest-apps")
-# kiln-proc of the build whose kernel is in use: a sanitized build (build-asan) has no kernel, and
-# under AddressSanitizer, whose shadow memory lies where the instance's memory goes, no instance.
-KILN_PROC = os.path.join(os.path.dirname(os.path.dirname(os.environ.get("KILN_KERNEL") or
-                                                         os.path.join(BUILD, "kernel", "kiln.elf"))), "bin", "kiln-proc")
+KILN_PROC = kiln_proc_beside_kernel(BUILD)
 
 
 class ImageCase(unittest.TestCase):

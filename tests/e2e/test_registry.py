@@ -21,15 +21,13 @@ import time
 import unittest
 import urllib.parse
 
-from e2e_support import KilnCommand, end_state
+from e2e_support import KilnCommand, end_state, kiln_proc_beside_kernel
 
 BUILD = os.path.abspath(os.environ.get("KILN_BUILD_DIR") or
                         (sys.argv.pop(1) if __name__ == "__main__" and len(sys.argv) > 1 else "build"))
 KILN = os.path.join(BUILD, "bin", "kiln")
 APPS = os.environ.get("KILN_GUEST_APPS") or os.path.join(BUILD, "tests", "guest-apps")
-# kiln-proc of the build whose kernel is in use, as test_images.py finds it.
-KILN_PROC = os.path.join(os.path.dirname(os.path.dirname(os.environ.get("KILN_KERNEL") or
-                                                         os.path.join(BUILD, "kernel", "kiln.elf"))), "bin", "kiln-proc")
+KILN_PROC = kiln_proc_beside_kernel(BUILD)
 REGISTRY = "/usr/bin/docker-registry"
 USER, PASSWORD = "builder", "s3cret-" + os.urandom(6).hex()
 
