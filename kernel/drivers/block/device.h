@@ -3,7 +3,9 @@
 // `--volume` flags; `kiln.volume=` parameters on the command line name their mount points in the
 // same order.
 //
-// Calls are synchronous: the caller's thread waits for the device. A write has reached the device
+// Calls are synchronous: the caller's thread waits for the device, and no other thread runs
+// meanwhile (kernel code is not preemptible, and the file systems above rely on an operation
+// being atomic: a driver polls rather than sleeps). A write has reached the device
 // when it returns; it is durable (survives the host's crash) after flush().
 #pragma once
 
