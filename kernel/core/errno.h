@@ -63,6 +63,7 @@ enum Errno : int {
     ECONNREFUSED = 111,
     EALREADY = 114,
     EINPROGRESS = 115,
+    EUCLEAN = 117,  // a file system structure is damaged
 };
 // clang-format on
 

@@ -31,5 +31,15 @@ RefPtr<Node> Node::lookup(StringView) { return {}; }
 int64_t Node::add_entry(StringView, RefPtr<Node>) { return -ENOTDIR; }
 int64_t Node::remove_entry(StringView) { return -ENOTDIR; }
 bool Node::entry(size_t, DirEntry&) { return false; }
+int64_t Node::create(StringView, Type, uint32_t, StringView, RefPtr<Node>&) { return -ENOTDIR; }
+
+// The memory file system's rename: the node under its new name, then the old name gone.
+int64_t Node::rename(StringView from, const RefPtr<Node>& to_dir, StringView to) {
+    RefPtr<Node> node = lookup(from);
+    if (!node) return -ENOENT;
+    if (to_dir->lookup(to)) to_dir->remove_entry(to);
+    if (int64_t r = to_dir->add_entry(to, node); r < 0) return r;
+    return remove_entry(from);
+}
 
 }  // namespace kiln::fs

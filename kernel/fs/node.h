@@ -51,7 +51,7 @@ class Node : public RefCounted {
 
     Type type() const { return type_; }
     uint32_t mode() const { return static_cast<uint32_t>(type_) | permissions_; }
-    void set_permissions(uint32_t p) { permissions_ = p & 07777; }
+    virtual void set_permissions(uint32_t p) { permissions_ = p & 07777; }
     uint64_t ino() const { return ino_; }
     virtual uint32_t rdev() const { return 0; }
     uint64_t mtime_ns = 0;
@@ -75,6 +75,19 @@ class Node : public RefCounted {
     virtual bool entry(size_t index, DirEntry& out);
     virtual size_t entry_count() const { return 0; }
     RefPtr<Node> parent;  // directories: for ".."
+
+    // Directories: a new node of `type` (regular, directory or symlink to `link_target`) named
+    // `name` here, of this directory's file system. EEXIST if the name is taken.
+    virtual int64_t create(StringView name, Type type, uint32_t permissions, StringView link_target, RefPtr<Node>& out);
+    // Directories: moves entry `from` to `to` in `to_dir`, replacing what `to` named (the caller
+    // has checked that is allowed). Both directories are of one file system.
+    virtual int64_t rename(StringView from, const RefPtr<Node>& to_dir, StringView to);
+
+    // The file system the node is of (null: the memory file system); a hard link or a rename
+    // from one to another is EXDEV.
+    virtual const void* file_system() const { return nullptr; }
+    // Makes what was written to the node durable (fsync); a volume's node commits its journal.
+    virtual int64_t sync() { return 0; }
 
     // Symlinks.
     virtual StringView link_target() const { return {}; }

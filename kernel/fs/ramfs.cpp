@@ -77,6 +77,20 @@ int64_t RamDirectory::add_entry(StringView name, RefPtr<Node> node) {
     return 0;
 }
 
+int64_t RamDirectory::create(StringView name, Type type, uint32_t permissions, StringView link_target,
+                             RefPtr<Node>& out) {
+    if (type == Type::kRegular)
+        out = RefPtr<Node>(new RamFile(permissions));
+    else if (type == Type::kDirectory)
+        out = RefPtr<Node>(new RamDirectory(permissions));
+    else if (type == Type::kSymlink)
+        out = RefPtr<Node>(new RamSymlink(link_target));
+    else
+        return -EINVAL;
+    if (!out) return -ENOMEM;
+    return add_entry(name, out);
+}
+
 int64_t RamDirectory::remove_entry(StringView name) {
     for (size_t i = 0; i < entries_.size(); ++i) {
         if (entries_[i].name.view() != name) continue;

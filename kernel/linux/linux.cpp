@@ -3,6 +3,7 @@
 #include "arch/x86_64/interrupts.h"
 #include "console/console.h"
 #include "fs/devices.h"
+#include "fs/ext4/file_system.h"
 #include "fs/initrd.h"
 #include "fs/vfs.h"
 #include "linux/process.h"
@@ -54,6 +55,7 @@ bool init(const Cmdline& cmdline, const BootInfo& boot_info) {
         if (!fs::unpack_initrd(static_cast<const uint8_t*>(mm::phys_to_virt(initrd.base)), initrd.size)) return false;
     }
     fs::create_device_nodes();
+    fs::ext4::mount_volumes(cmdline);
     return net::init(cmdline);
 }
 

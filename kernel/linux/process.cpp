@@ -1,10 +1,13 @@
 #include "linux/process.h"
 
+#include "fs/ext4/file_system.h"
+
 #include "arch/x86_64/layout.h"
 #include "console/console.h"
 #include "core/errno.h"
 #include "core/panic.h"
 #include "fs/devices.h"
+#include "fs/ext4/file_system.h"
 #include "fs/vfs.h"
 #include "lib/utility.h"
 #include "linux/futex.h"
@@ -266,6 +269,7 @@ bool start_application(const Cmdline& cmdline) {
 
 void exit_application(int status) {
     if (processes && process().strace) console::print("kiln: application exited with status {}\n", status);
+    fs::ext4::unmount_volumes();  // what the application wrote is on its volumes, which are clean
     power_off(status);
 }
 

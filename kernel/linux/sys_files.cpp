@@ -1,5 +1,6 @@
 // File system calls over the VFS (fs/): descriptors, paths, metadata, directories.
 #include "core/errno.h"
+#include "fs/ext4/file_system.h"
 #include "fs/file.h"
 #include "fs/ramfs.h"
 #include "fs/vfs.h"
@@ -215,9 +216,9 @@ int64_t open_at(uint64_t dirfd, uint64_t user_path, uint64_t flags, uint64_t mod
         RefPtr<fs::Node> parent;
         StringView name;
         if ((r = fs::resolve_parent(path.view(), base, parent, name)) < 0) return r;
-        node = RefPtr<fs::Node>(new fs::RamFile(static_cast<uint32_t>(mode) & ~proc().umask));
+        if ((r = parent->create(name, fs::Type::kRegular, static_cast<uint32_t>(mode) & ~proc().umask, {}, node)) < 0)
+            return r;
         node->mtime_ns = time::realtime_ns();
-        if ((r = parent->add_entry(name, node)) < 0) return r;
     } else if (r < 0) {
         return r;
     }
@@ -298,8 +299,8 @@ int64_t make_directory(uint64_t dirfd, uint64_t user_path, uint64_t mode) {
     RefPtr<fs::Node> parent;
     StringView name;
     if (int64_t r = parent_at(dirfd, user_path, path, parent, name); r < 0) return r;
-    RefPtr<fs::Node> dir(new fs::RamDirectory(static_cast<uint32_t>(mode) & ~proc().umask));
-    return parent->add_entry(name, dir);
+    RefPtr<fs::Node> dir;
+    return parent->create(name, fs::Type::kDirectory, static_cast<uint32_t>(mode) & ~proc().umask, {}, dir);
 }
 
 int64_t sys_mkdir(SyscallArgs& a) { return make_directory(static_cast<uint64_t>(kAtFdcwd), a.a[0], a.a[1]); }
@@ -331,6 +332,8 @@ int64_t rename_at(uint64_t old_dirfd, uint64_t old_user, uint64_t new_dirfd, uin
     if (int64_t r = parent_at(new_dirfd, new_user, to, to_parent, to_name); r < 0) return r;
     RefPtr<fs::Node> node = from_parent->lookup(from_name);
     if (!node) return -ENOENT;
+    if (node->file_system() != to_parent->file_system() || from_parent->file_system() != to_parent->file_system())
+        return -EXDEV;
     if (RefPtr<fs::Node> existing = to_parent->lookup(to_name)) {
         if (existing == node) return 0;
         if (existing->type() == fs::Type::kDirectory) {
@@ -339,10 +342,8 @@ int64_t rename_at(uint64_t old_dirfd, uint64_t old_user, uint64_t new_dirfd, uin
         } else if (node->type() == fs::Type::kDirectory) {
             return -ENOTDIR;
         }
-        to_parent->remove_entry(to_name);
     }
-    if (int64_t r = to_parent->add_entry(to_name, node); r < 0) return r;
-    return from_parent->remove_entry(from_name);
+    return from_parent->rename(from_name, to_parent, to_name);
 }
 
 int64_t sys_rename(SyscallArgs& a) {
@@ -357,7 +358,8 @@ int64_t symlink_at(uint64_t user_target, uint64_t dirfd, uint64_t user_path) {
     RefPtr<fs::Node> parent;
     StringView name;
     if (int64_t r = parent_at(dirfd, user_path, path, parent, name); r < 0) return r;
-    return parent->add_entry(name, RefPtr<fs::Node>(new fs::RamSymlink(target.view())));
+    RefPtr<fs::Node> link;
+    return parent->create(name, fs::Type::kSymlink, 0777, target.view(), link);
 }
 
 int64_t sys_symlink(SyscallArgs& a) { return symlink_at(a.a[0], static_cast<uint64_t>(kAtFdcwd), a.a[1]); }
@@ -487,7 +489,11 @@ int64_t sys_truncate(SyscallArgs& a) {
     return node->truncate(a.a[1]);
 }
 
-int64_t sys_fsync(SyscallArgs& a) { return file_of(a.a[0]) ? 0 : -EBADF; }
+int64_t sys_fsync(SyscallArgs& a) {
+    RefPtr<fs::File> f = file_of(a.a[0]);
+    if (!f) return -EBADF;
+    return f->node() ? f->node()->sync() : 0;
+}
 
 int64_t sys_chmod(SyscallArgs& a) {
     RefPtr<fs::Node> node;
@@ -608,6 +614,7 @@ int64_t link_at(uint64_t old_dirfd, uint64_t old_user, uint64_t new_dirfd, uint6
     StringView name;
     if (int64_t r = parent_at(new_dirfd, new_user, to, parent, name); r < 0) return r;
     if (parent->lookup(name)) return -EEXIST;
+    if (node->file_system() != parent->file_system()) return -EXDEV;
     return parent->add_entry(name, node);
 }
 int64_t sys_link(SyscallArgs& a) {
@@ -657,9 +664,13 @@ int64_t sys_readahead(SyscallArgs& a) {
     if (!f || !f->readable()) return -EBADF;
     return f->node() && f->node()->type() == fs::Type::kRegular ? 0 : -EINVAL;
 }
-// sync and syncfs: the file system is memory; nothing is waiting to be written.
-int64_t sys_sync(SyscallArgs&) { return 0; }
-int64_t sys_syncfs(SyscallArgs& a) { return file_of(a.a[0]) ? 0 : -EBADF; }
+// sync commits every volume's journal; syncfs the one a file is on (the memory file system has
+// nothing waiting to be written).
+int64_t sys_sync(SyscallArgs&) {
+    fs::ext4::sync_volumes();
+    return 0;
+}
+int64_t sys_syncfs(SyscallArgs& a) { return sys_fsync(a); }
 
 // A file without a name: memory, read and written as any file, and mapped.
 int64_t sys_memfd_create(SyscallArgs& a) {
