@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "images/kraftfile.h"
+#include "volumes/volume_spec.h"
 
 namespace kiln::api {
 
@@ -183,10 +184,105 @@ ScaleToZeroRequest parse_scale_to_zero(const json& value) {
 
 }  // namespace
 
+namespace {
+
+std::string valid_volume_name(const std::string& name, const std::string& field) {
+    if (!images::valid_name(name))
+        throw ApiError{400, "field '" + field + "': '" + name +
+                                "' is not a valid name (lower-case letters, digits, '.', '_', '-'; at most 63)"};
+    return name;
+}
+
+std::string mount_path(const Fields& fields) {
+    const std::string at = fields.text("at");
+    if (at.empty()) throw ApiError{400, "field 'at' is required: where the instance mounts the volume"};
+    try {
+        return volumes::normalize_mount_path(at);
+    } catch (const std::invalid_argument& e) {
+        throw ApiError{400, std::string("field 'at': ") + e.what()};
+    }
+}
+
+// {"name": N} or {"uuid": U} (or a bare string): the one it names.
+std::string reference(const json& value, const std::string& field) {
+    if (value.is_string() && !value.get<std::string>().empty()) return value.get<std::string>();
+    if (!value.is_object()) throw ApiError{400, "field '" + field + "' must be {\"name\": ...} or {\"uuid\": ...}"};
+    const Fields by(value, {"name", "uuid"});
+    const std::string id = by.has("uuid") ? by.text("uuid") : by.text("name");
+    if (id.empty() || value.size() != 1) throw ApiError{400, "field '" + field + "' takes one of 'name' and 'uuid'"};
+    return id;
+}
+
+std::vector<VolumeAttachRequest> parse_instance_volumes(const json& value) {
+    if (!value.is_array()) throw ApiError{400, "field 'volumes' must be a list of {name, at, readonly}"};
+    if (value.size() > kMaxVolumesPerInstance)
+        throw ApiError{400, "field 'volumes': at most " + std::to_string(kMaxVolumesPerInstance) + " per instance"};
+    std::vector<VolumeAttachRequest> out;
+    for (size_t i = 0; i < value.size(); ++i) {
+        const std::string where = "volumes[" + std::to_string(i) + "]";
+        try {
+            if (!value[i].is_object()) throw ApiError{400, "must be an object {name, at, readonly}"};
+            const Fields fields(value[i], {"name", "uuid", "at", "readonly"});
+            VolumeAttachRequest r;
+            r.id = fields.has("uuid") ? fields.text("uuid") : fields.text("name");
+            if (r.id.empty() || (fields.has("uuid") && fields.has("name")))
+                throw ApiError{400, "give the volume's 'name' or its 'uuid'"};
+            r.at = mount_path(fields);
+            r.readonly = fields.boolean("readonly", false);
+            for (const auto& earlier : out)
+                if (earlier.at == r.at) throw ApiError{400, "two volumes at " + r.at};
+            out.push_back(std::move(r));
+        } catch (const ApiError& e) {
+            throw ApiError{e.status, where + ": " + e.message};
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+VolumeCreateRequest parse_volume_create(const std::string& text) {
+    const json body = parse_body(text);
+    const Fields fields(body, {"name", "size_mb"});
+    VolumeCreateRequest r;
+    if (fields.has("name")) r.name = valid_volume_name(fields.text("name"), "name");
+    if (!fields.has("size_mb")) throw ApiError{400, "field 'size_mb' is required"};
+    r.size_mb = fields.integer("size_mb", 0, volumes::kMinSizeMb, volumes::kMaxSizeMb);
+    return r;
+}
+
+VolumeAttachRequest parse_volume_attach(const std::string& text) {
+    const json body = parse_body(text);
+    const Fields fields(body, {"attach_to", "instance", "at", "readonly"});
+    VolumeAttachRequest r;
+    if (fields.has("attach_to") == fields.has("instance"))
+        throw ApiError{400, "field 'attach_to' is required: {\"name\": INSTANCE} or {\"uuid\": INSTANCE}"};
+    r.id =
+        fields.has("attach_to") ? reference(body["attach_to"], "attach_to") : reference(body["instance"], "instance");
+    r.at = mount_path(fields);
+    r.readonly = fields.boolean("readonly", false);
+    return r;
+}
+
+std::string parse_volume_detach(const std::string& text) {
+    const json body = parse_body(text);
+    const Fields fields(body, {"from", "instance"});
+    if (fields.has("from") == fields.has("instance"))
+        throw ApiError{400, "field 'from' is required: {\"name\": INSTANCE} or {\"uuid\": INSTANCE}"};
+    return fields.has("from") ? reference(body["from"], "from") : reference(body["instance"], "instance");
+}
+
+std::string parse_volume_clone(const std::string& text) {
+    const json body = parse_body(text);
+    const Fields fields(body, {"name"});
+    if (!fields.has("name")) throw ApiError{400, "field 'name' is required: the new volume's"};
+    return valid_volume_name(fields.text("name"), "name");
+}
+
 CreateRequest parse_create(const std::string& text) {
     const json body = parse_body(text);
     const Fields fields(body, {"image", "name", "args", "env", "memory_mb", "restart_policy", "autostart", "timeout_s",
-                               "service_group", "scale_to_zero", "platform", "cpu_shares", "pids_limit"});
+                               "service_group", "scale_to_zero", "platform", "cpu_shares", "pids_limit", "volumes"});
     CreateRequest r;
     r.image = fields.text("image");
     if (r.image.empty()) throw ApiError{400, "field 'image' is required"};
@@ -228,6 +324,7 @@ CreateRequest parse_create(const std::string& text) {
         if (*r.platform != "kvm" && *r.platform != "proc")
             throw ApiError{400, "field 'platform' must be kvm or proc, not '" + *r.platform + "'"};
     }
+    if (fields.has("volumes")) r.volumes = parse_instance_volumes(body["volumes"]);
     if (r.scale_to_zero.policy != "off" && !r.service && !r.new_service)
         throw ApiError{400, "field 'scale_to_zero': an instance scales to zero behind a service: give a service_group"};
     return r;

@@ -17,6 +17,8 @@ namespace kiln::api {
 inline constexpr size_t kMaxBody = 1 << 20;
 // An image pushed by a remote kiln (POST /v1/images, multipart): its kernel and root file system.
 inline constexpr size_t kMaxImageUpload = size_t{512} << 20;
+// Volumes one instance may have (its block devices).
+inline constexpr size_t kMaxVolumesPerInstance = 16;
 
 // A refusal that becomes a 4xx answer.
 struct ApiError {
@@ -70,6 +72,26 @@ struct ScaleToZeroRequest {
     int64_t cooldown_ms = 1000;
 };
 
+// A volume to attach: POST /v1/instances' `volumes: [{name|uuid, at, readonly}]` and PUT
+// /v1/volumes/{id}/attach's {attach_to: {name|uuid}, at, readonly}. `at` is normalized.
+struct VolumeAttachRequest {
+    std::string id;  // the volume's (in an instance's create) or the instance's (attach), name or uuid
+    std::string at;
+    bool readonly = false;
+};
+
+// POST /v1/volumes: {name, size_mb}.
+struct VolumeCreateRequest {
+    std::optional<std::string> name;
+    int64_t size_mb = 0;
+};
+VolumeCreateRequest parse_volume_create(const std::string& body);
+VolumeAttachRequest parse_volume_attach(const std::string& body);
+// PUT /v1/volumes/{id}/detach: {from: {name|uuid}}; the instance's name or uuid.
+std::string parse_volume_detach(const std::string& body);
+// POST /v1/volumes/{id}/clone: {name}.
+std::string parse_volume_clone(const std::string& body);
+
 // POST /v1/instances.
 struct CreateRequest {
     std::string image;
@@ -84,8 +106,9 @@ struct CreateRequest {
     std::optional<std::string> service;
     std::optional<ServiceRequest> new_service;
     ScaleToZeroRequest scale_to_zero;
-    std::optional<std::string> platform;  // kvm or proc; the host's default when absent
-    instances::Limits limits;             // cpu_shares, pids_limit
+    std::optional<std::string> platform;       // kvm or proc; the host's default when absent
+    instances::Limits limits;                  // cpu_shares, pids_limit
+    std::vector<VolumeAttachRequest> volumes;  // in device order
 };
 CreateRequest parse_create(const std::string& body);
 

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "api/request.h"
+#include "api/volume_routes.h"
 #include "instances/metrics.h"
 #include "instances/vmm_control.h"
 #include "services/metrics.h"
@@ -20,13 +21,11 @@
 
 namespace kiln::api {
 
-namespace {
-
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 void reply(httplib::Response& response, Clock::time_point started, int status, const std::string& message,
-           const json& data = nullptr) {
+           const json& data) {
     json body = {{"status", status < 400 ? "success" : "error"},
                  {"message", message},
                  {"data", data},
@@ -36,6 +35,8 @@ void reply(httplib::Response& response, Clock::time_point started, int status, c
     // Console output need not be UTF-8: replace what is not rather than fail.
     response.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n", "application/json");
 }
+
+namespace {
 
 int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -347,8 +348,17 @@ void Server::routes() {
                     }
                     const bool autostart = create.autostart;
                     instance.created_ns = now_ns();
+                    // Its volumes checked before anything is made; recorded with the instance.
+                    const auto attachments = plan_attachments(state_, instance.uuid, create.volumes);
                     if (create.new_service) instance.service = create_service(*create.new_service, instance.name).uuid;
-                    state_.instances.insert(instance);
+                    if (attachments.empty()) {
+                        state_.instances.insert(instance);
+                    } else {
+                        store::Transaction transaction(state_.volumes->db());
+                        state_.instances.insert(instance);
+                        for (const auto& a : attachments) state_.volumes->attach(a);
+                        transaction.commit();
+                    }
                     if (autostart) state_.supervisor.start(instance);
                     if (autostart && create.timeout_s > 0) {
                         // Wait, without the lock, for the app to listen (its `ready` event), for
@@ -361,7 +371,9 @@ void Server::routes() {
                         lock.lock();
                         if (auto now = state_.instances.find(instance.uuid)) instance = *now;
                     }
-                    reply(response, started, 201, "created", instance.to_json());
+                    json created = instance.to_json();
+                    created["volumes"] = instance_volumes(state_, instance.uuid);
+                    reply(response, started, 201, "created", created);
                 }));
 
     http_->Post("/v1/services", handle([create_service](const auto& request, auto& response, auto started) {
@@ -442,8 +454,11 @@ void Server::routes() {
                    reply(response, started, 200, "", {{"instances", all}});
                }));
 
-    http_->Get(R"(/v1/instances/([^/]+))", handle([find](const auto& request, auto& response, auto started) {
-                   reply(response, started, 200, "", find(request.matches[1]).to_json());
+    http_->Get(R"(/v1/instances/([^/]+))", handle([this, find](const auto& request, auto& response, auto started) {
+                   const auto instance = find(request.matches[1]);
+                   json j = instance.to_json();
+                   j["volumes"] = instance_volumes(state_, instance.uuid);
+                   reply(response, started, 200, "", j);
                }));
 
     // Start, stop and delete, one instance each; the single and the batch forms share them.
@@ -467,7 +482,14 @@ void Server::routes() {
         Fields(body, {});
         auto instance = find(id);
         state_.supervisor.forget(instance);
-        state_.instances.remove(instance.uuid);
+        if (state_.volumes) {  // its volumes are detached with it
+            store::Transaction transaction(state_.volumes->db());
+            state_.volumes->detach_instance(instance.uuid);
+            state_.instances.remove(instance.uuid);
+            transaction.commit();
+        } else {
+            state_.instances.remove(instance.uuid);
+        }
         return json{{"uuid", instance.uuid}, {"name", instance.name}, {"state", "deleted"}};
     };
     // A batch answers for every item: 200 if all went well, else 207 with each failure in errors.
@@ -535,6 +557,8 @@ void Server::routes() {
                           {"available", {{"start", 0}, {"end", size}}},
                           {"state", instance.state}});
                }));
+
+    volume_routes();
 }
 
 void State::changed() {

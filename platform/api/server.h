@@ -15,6 +15,7 @@
 #include "instances/supervisor.h"
 #include "services/controller.h"
 #include "services/service_store.h"
+#include "volumes/volume_store.h"
 
 namespace httplib {
 class Server;
@@ -33,7 +34,8 @@ struct State {
     // Services at run time; null when kilnd has no private network (then services are refused).
     services::Controller* controller = nullptr;
     std::string no_network_reason;
-    instances::HostPlatforms platforms;  // what instances can run on here, and the default
+    instances::HostPlatforms platforms;       // what instances can run on here, and the default
+    volumes::VolumeStore* volumes = nullptr;  // volumes (/v1/volumes); none: refused
 
     // Instances may have changed state (the reconciler saw a tender end): log followers look
     // again at once instead of at their next poll.
@@ -44,6 +46,10 @@ struct State {
     std::condition_variable change;
     uint64_t changes = 0;
 };
+
+// Answers in the envelope: {status, message, data, errors, op_time_us}.
+void reply(httplib::Response& response, std::chrono::steady_clock::time_point started, int status,
+           const std::string& message, const nlohmann::json& data = nullptr);
 
 class Server {
   public:
@@ -62,6 +68,7 @@ class Server {
   private:
     void configure();
     void routes();
+    void volume_routes();  // /v1/volumes (volume_routes.cpp)
     void follow_logs(const httplib::Request& request, httplib::Response& response, const instances::Instance& instance);
     State& state_;
     std::string token_;

@@ -151,6 +151,14 @@ std::vector<std::string> Supervisor::vmm_arguments(Instance& instance, const std
         argv.insert(argv.end(), {"--net", "tap=" + endpoint.tap + ",mac=" + endpoint.mac});
         cmdline = options_.network->kernel_parameters(endpoint) + " ";
     }
+    // Its volumes: one block device each, in attachment order, and where the kernel mounts
+    // them (volumes/volume_spec.h). A restore opens the same files again.
+    if (options_.volumes) {
+        const auto mounts = options_.volumes(instance);
+        const auto flags = volumes::tender_volume_flags(mounts);
+        argv.insert(argv.end(), flags.begin(), flags.end());
+        if (!mounts.empty()) cmdline.append(volumes::kernel_volume_parameters(mounts)).append(" ");
+    }
     cmdline += guest_cmdline(image->manifest, instance);
     // A restored guest keeps the command line it booted with.
     if (restore.empty() && !cmdline.empty()) argv.insert(argv.end(), {"--cmdline", cmdline});

@@ -24,6 +24,7 @@
 #include "instances/cgroups.h"
 #include "instances/instance_store.h"
 #include "instances/tender_pool.h"
+#include "volumes/volume_spec.h"
 
 namespace kiln::network {
 class PrivateNetwork;
@@ -52,6 +53,8 @@ struct SupervisorOptions {
     // Told when an instance's kiln-vmm was started (or restored) and when it ended or was
     // stopped, on the thread that did it, under kilnd's state lock.
     std::function<void(const Instance&)> on_started, on_ended;
+    // The volumes attached to an instance, in device order (volumes/volume_store.h); none if unset.
+    std::function<std::vector<volumes::VolumeMount>(const Instance&)> volumes;
 };
 
 // What start() did: when, and whether the app is known to listen already.

@@ -137,6 +137,7 @@ int main(int argc, char** argv) {
         kiln::images::ImageStore images(dir);
         kiln::instances::InstanceStore instances(db);
         kiln::services::ServiceStore services(db);
+        kiln::volumes::VolumeStore volumes(db, dir);
         // The private network needs CAP_NET_ADMIN; without it kilnd still runs instances, with no
         // network card and no services, and says why.
         std::unique_ptr<kiln::network::PrivateNetwork> network;
@@ -172,8 +173,9 @@ int main(int argc, char** argv) {
         options.on_ended = [&controller](const kiln::instances::Instance& i) {
             if (controller) controller->instance_ended(i);
         };
+        options.volumes = [&volumes](const kiln::instances::Instance& i) { return volumes.mounts_of(i.uuid); };
         kiln::instances::Supervisor supervisor(options, instances, images);
-        kiln::api::State state{{}, images, instances, supervisor, services, nullptr, no_network, platforms};
+        kiln::api::State state{{}, images, instances, supervisor, services, nullptr, no_network, platforms, &volumes};
         std::unique_ptr<kiln::services::Controller> services_controller;
         std::unique_ptr<kiln::network::DnsServer> dns;
         if (network) {
