@@ -19,6 +19,7 @@
 #include "output.h"
 #include "paths.h"
 #include "registry_commands.h"
+#include "volume_commands.h"
 
 namespace kiln::cli {
 
@@ -67,6 +68,7 @@ json create_body(const ComposeService& service, const std::string& image) {
     if (service.cpu_shares) body["cpu_shares"] = *service.cpu_shares;
     if (service.pids_limit) body["pids_limit"] = *service.pids_limit;
     if (!service.ports.empty()) body["service_group"] = service_group(service.ports);
+    if (!service.volumes.empty()) body["volumes"] = volumes_field(service.volumes);
     return body;
 }
 
@@ -187,6 +189,19 @@ void up(const ComposeOptions& options) {
     const ComposeFile compose = load(options);
     Client client;
     const auto existing = instances_by_name(client);
+    // The file's volumes, made if they do not exist (kept by `down`, as docker compose keeps them);
+    // an external one must exist.
+    std::set<std::string> volumes_here;
+    const json listed = client.get("/v1/volumes");  // kept: a range-for over a temporary's member dangles
+    for (const auto& v : listed["volumes"]) volumes_here.insert(v["name"].get<std::string>());
+    for (const auto& volume : compose.volumes) {
+        if (volumes_here.count(volume.name)) continue;
+        if (volume.external)
+            throw std::runtime_error("volume '" + volume.name +
+                                     "' is external but does not exist (kiln volume create)");
+        ensure_volumes(client, {volume.name}, volume.size_mb);
+        std::printf("volume %s: created\n", volume.name.c_str());
+    }
     std::vector<Console> consoles;
     for (const auto& service : compose.services) {
         const Brought brought = bring_up(client, service, existing);

@@ -19,13 +19,14 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kServiceKeys =
-    "image, build, command, environment, ports, mem_limit, cpu_shares, pids_limit, depends_on, restart";
+    "image, build, command, environment, ports, mem_limit, cpu_shares, pids_limit, depends_on, restart, volumes";
 
 // A service as read, with the lines of its dependencies: they are checked once every service is
 // known, and an error must still point at them.
 struct Entry {
     ComposeService service;
     std::vector<int> depends_lines;
+    std::vector<int> volume_lines;  // of each of its volumes, checked against the top-level ones
 };
 
 bool is_extension(const std::string& key) { return key.rfind("x-", 0) == 0; }
@@ -49,7 +50,6 @@ int port_number(const std::string& text) {
 
 // What to say about a key Kiln does not read, at the top level or in a service.
 std::string unsupported(const std::string& key, const std::string& known) {
-    if (key == "volumes") return "volumes are not supported yet";
     if (key == "networks")
         return "every instance is on Kiln's private network, where services reach each other as <service>.internal "
                "(remove 'networks')";
@@ -82,11 +82,22 @@ class Parser {
                 entries = services(entry.first, entry.second);
             } else if (key == "name") {
                 file.name = scalar(entry.first, entry.second, key);
+            } else if (key == "volumes") {
+                file.volumes = top_volumes(entry.first, entry.second);
             } else if (key != "version" && !is_extension(key)) {  // version: obsolete in compose files too
-                fail(entry.first, key, unsupported(key, "services, name, version"));
+                fail(entry.first, key, unsupported(key, "services, name, version, volumes"));
             }
         }
         if (!seen.count("services")) fail(root, "services", "missing; a compose file lists its services");
+        // A service's volume must be one of the file's (docker compose's rule for named volumes).
+        for (const auto& e : entries)
+            for (size_t i = 0; i < e.service.volumes.size(); ++i) {
+                const auto& name = e.service.volumes[i].name;
+                if (std::none_of(file.volumes.begin(), file.volumes.end(),
+                                 [&](const ComposeVolume& v) { return v.name == name; }))
+                    fail_line(e.volume_lines[i], "services." + e.service.name + ".volumes",
+                              "'" + name + "' is not in the top-level 'volumes'");
+            }
         file.services = in_dependency_order(entries);
         return file;
     }
@@ -159,6 +170,8 @@ class Parser {
                 depends_on(k, v, at, entry);
             } else if (f == "restart") {
                 s.restart = restart(k, v, at);
+            } else if (f == "volumes") {
+                service_volumes(k, v, at, entry);
             } else if (!is_extension(f)) {
                 fail(k, at, unsupported(f, kServiceKeys));
             }
@@ -189,6 +202,69 @@ class Parser {
         std::error_code error;
         if (!fs::is_directory(dir, error)) fail(key, at, dir.string() + " is not a directory");
         return dir.string();
+    }
+
+    // The top-level `volumes`: NAME: (nothing), NAME: {}, or NAME: {size: 1G, external: true}.
+    std::vector<ComposeVolume> top_volumes(const YAML::Node& key, const YAML::Node& value) const {
+        if (value.IsNull()) return {};
+        if (!value.IsMap()) fail(key, "volumes", "expected a mapping of volume names to their settings");
+        std::vector<ComposeVolume> out;
+        for (const auto& entry : value) {
+            ComposeVolume v;
+            v.name = key_text(entry.first);
+            const std::string at = "volumes." + v.name;
+            if (!images::valid_name(v.name))
+                fail(entry.first, "volumes",
+                     "'" + v.name + "' is not a valid name (lower-case letters, digits, '.', '_', '-'; at most 63)");
+            for (const auto& earlier : out)
+                if (earlier.name == v.name) fail(entry.first, at, "appears twice");
+            const YAML::Node& settings = entry.second;
+            if (!settings.IsNull() && !settings.IsMap()) fail(entry.first, at, "expected a mapping (size, external)");
+            if (settings.IsMap())
+                for (const auto& field : settings) {
+                    const std::string f = key_text(field.first);
+                    const std::string where = std::string(at).append(".").append(f);
+                    if (f == "size") {
+                        try {
+                            v.size_mb = volumes::parse_size_mb(scalar(field.first, field.second, where));
+                        } catch (const std::invalid_argument& e) {
+                            fail(field.first, where, e.what());
+                        }
+                    } else if (f == "external") {
+                        const std::string text = scalar(field.first, field.second, where);
+                        if (text != "true" && text != "false") fail(field.first, where, "expected true or false");
+                        v.external = text == "true";
+                    } else if (f == "driver" || f == "driver_opts") {
+                        fail(field.first, where, "a Kiln volume is an ext4 image file on kilnd's host: no drivers");
+                    } else if (!is_extension(f)) {
+                        fail(field.first, where, "unknown key; Kiln reads size, external");
+                    }
+                }
+            out.push_back(std::move(v));
+        }
+        return out;
+    }
+
+    // A service's `volumes: ["NAME:/path", "NAME:/path:ro"]`: named volumes only.
+    void service_volumes(const YAML::Node& key, const YAML::Node& value, const std::string& at, Entry& entry) const {
+        if (!value.IsSequence()) fail(key, at, "expected a list of \"NAME:/path[:ro]\"");
+        for (const auto& item : value) {
+            if (!item.IsScalar()) fail(item, at, "expected \"NAME:/path[:ro]\" (the long syntax is not read)");
+            const std::string& text = item.Scalar();
+            if (!text.empty() && (text[0] == '.' || text[0] == '/' || text[0] == '~'))
+                fail(item, at, "'" + text + "': Kiln mounts named volumes, not host directories");
+            try {
+                auto spec = volumes::parse_volume_spec(text);
+                for (const auto& earlier : entry.service.volumes)
+                    if (earlier.at == spec.at) fail(item, at, "two volumes at " + spec.at);
+                entry.service.volumes.push_back(std::move(spec));
+                entry.volume_lines.push_back(line_of(item));
+            } catch (const std::invalid_argument& e) {
+                std::string why = e.what();
+                if (why.rfind("-v ", 0) == 0) why = why.substr(3);
+                fail(item, at, why);
+            }
+        }
     }
 
     std::vector<std::string> command(const YAML::Node& key, const YAML::Node& value, const std::string& at) const {

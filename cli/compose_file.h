@@ -4,7 +4,7 @@
 //
 //   compose.yaml:7: services.web.ports: '80:80/udp': Kiln publishes TCP ports only
 //
-// Keys Kiln cannot honour (volumes, networks, healthcheck, ...) are errors, never silently ignored;
+// Keys Kiln cannot honour (networks, healthcheck, ...) are errors, never silently ignored;
 // only `version` and extension keys (x-...) are.
 #pragma once
 
@@ -13,6 +13,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "volumes/volume_spec.h"
 
 namespace kiln::cli {
 
@@ -33,6 +35,16 @@ struct ComposeService {
     std::optional<int64_t> pids_limit;     // the cap on its host tasks; unset: kilnd's default
     std::vector<std::string> depends_on;   // names of services in the same file
     std::string restart = "never";         // kilnd's restart policy: never, always or on-failure
+    // `volumes: ["NAME:/path[:ro]"]`: named volumes of the top-level `volumes`, in device order.
+    std::vector<volumes::VolumeSpec> volumes;
+};
+
+// A top-level `volumes:` entry: a named volume, made by `up` unless it exists (or is `external`,
+// then it must). `size` is Kiln's own key (a volume is an ext4 image file of that size).
+struct ComposeVolume {
+    std::string name;
+    int64_t size_mb = volumes::kDefaultSizeMb;
+    bool external = false;
 };
 
 struct ComposeFile {
@@ -40,6 +52,7 @@ struct ComposeFile {
     std::string name;  // the top-level `name`, else the directory's name
     // Every service after the ones it depends on; otherwise in the file's order.
     std::vector<ComposeService> services;
+    std::vector<ComposeVolume> volumes;  // in the file's order
 };
 
 // The compose file in `dir`: the first of compose.yaml, compose.yml, docker-compose.yaml,

@@ -18,6 +18,7 @@
 #include "output.h"
 #include "paths.h"
 #include "registry_commands.h"
+#include "volume_commands.h"
 
 namespace kiln::cli {
 
@@ -73,6 +74,7 @@ struct RunOptions {
     std::string scale_to_zero = "off", cooldown;
     bool stateful = false;
     std::optional<int64_t> cpu_shares, pids_limit;
+    std::vector<std::string> volumes;  // NAME:/path[:ro]
 };
 
 }  // namespace
@@ -147,6 +149,18 @@ int run(const RunOptions& options, std::vector<std::string> rest) {
         body["scale_to_zero"] = {{"policy", options.scale_to_zero}, {"stateful", options.stateful}};
         if (!options.cooldown.empty())
             body["scale_to_zero"]["cooldown_time_ms"] = parse_duration_ms(options.cooldown, "--scale-to-zero-cooldown");
+    }
+    // Named volumes, made (kDefaultSizeMb) if they do not exist yet, as docker makes them.
+    std::vector<volumes::VolumeSpec> specs;
+    std::vector<std::string> volume_names;
+    for (const auto& v : options.volumes) {
+        specs.push_back(volumes::parse_volume_spec(v));
+        volume_names.push_back(specs.back().name);
+    }
+    if (!specs.empty()) {
+        Client volume_client;
+        ensure_volumes(volume_client, volume_names, volumes::kDefaultSizeMb);
+        body["volumes"] = volumes_field(specs);
     }
     // Ctrl-C is ours before the create: the instance runs (and a user may press it) before
     // kilnd's answer arrives, and the default action would leave it running without its kiln run.
@@ -268,6 +282,10 @@ void add_instance_commands(CLI::App& app, int& exit_status) {
                             "how long without connections, like 1s (default 1s)");
     run_command->add_flag("--scale-to-zero-stateful", options->stateful,
                           "wake with the memory it had when it scaled down");
+    run_command
+        ->add_option("-v,--volume", options->volumes,
+                     "NAME:/path[:ro]: mount the named volume (created, 256M, if it does not exist)")
+        ->allow_extra_args(false);  // one value per -v: what follows is the image
     run_command->prefix_command();  // IMAGE and everything after it are the instance's
     run_command->callback(
         [run_command, options, &exit_status] { exit_status = run(*options, run_command->remaining()); });

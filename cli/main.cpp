@@ -11,6 +11,7 @@
 #include "instance_commands.h"
 #include "registry_commands.h"
 #include "service_commands.h"
+#include "volume_commands.h"
 
 int main(int argc, char** argv) {
     CLI::App app{"kiln: build and run applications as Kiln unikernels"};
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
     kiln::cli::add_registry_commands(app);
     kiln::cli::add_service_commands(app);
     kiln::cli::add_compose_commands(app);
+    kiln::cli::add_volume_commands(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

@@ -172,13 +172,12 @@ TEST_F(ComposeFileTest, ErrorsNameTheLineAndTheKey) {
     EXPECT_EQ(error("services:\n  web:\n    image: web\n    cpu_shares: half\n"),
               "4: services.web.cpu_shares: expected a whole number from 2 to 262144");
     EXPECT_EQ(error("services:\n  web:\n    image: web\n    volumes: [./a:/b]\n"),
-              "4: services.web.volumes: volumes are not supported yet");
+              "4: services.web.volumes: './a:/b': Kiln mounts named volumes, not host directories");
     EXPECT_EQ(error("services:\n  web:\n    image: web\n\n    colour: blue\n"),
               "5: services.web.colour: unknown key; Kiln reads image, build, command, environment, ports, mem_limit, "
-              "cpu_shares, pids_limit, depends_on, restart");
-    EXPECT_EQ(error("volumes: {}\nservices:\n  web:\n    image: web\n"), "1: volumes: volumes are not supported yet");
+              "cpu_shares, pids_limit, depends_on, restart, volumes");
     EXPECT_EQ(error("services:\n  web:\n    image: web\nextra: 1\n"),
-              "4: extra: unknown key; Kiln reads services, name, version");
+              "4: extra: unknown key; Kiln reads services, name, version, volumes");
     EXPECT_EQ(error("version: '3'\n"), "1: services: missing; a compose file lists its services");
     EXPECT_EQ(error("- a\n"), "1: a compose file is a mapping with 'services'");
     EXPECT_EQ(error("services: [unclosed\n").substr(0, 19), "2: not valid YAML: ");
@@ -251,6 +250,44 @@ TEST_F(ComposeFileTest, TheFileIsFoundInItsDirectory) {
     std::ofstream(project / "compose.yml") << "services: {}\n";
     EXPECT_EQ(find_compose_file(project.string()), (project / "compose.yml").string());
     EXPECT_THROW(parse_compose((project / "none.yaml").string()), ComposeError);
+}
+
+TEST_F(ComposeFileTest, NamedVolumes) {
+    const ComposeFile file = parse(
+        "services:\n  db:\n    image: db\n    volumes: [\"data:/var/lib/db/\", \"conf:/etc/db:ro\"]\n"
+        "volumes:\n  data:\n    size: 1G\n  conf: {external: true}\n  spare:\n");
+    ASSERT_EQ(file.volumes.size(), 3u);
+    EXPECT_EQ(file.volumes[0].name, "data");
+    EXPECT_EQ(file.volumes[0].size_mb, 1024);
+    EXPECT_FALSE(file.volumes[0].external);
+    EXPECT_EQ(file.volumes[1].name, "conf");
+    EXPECT_TRUE(file.volumes[1].external);
+    EXPECT_EQ(file.volumes[2].size_mb, volumes::kDefaultSizeMb);
+    const auto& v = file.services.at(0).volumes;
+    ASSERT_EQ(v.size(), 2u);
+    EXPECT_EQ(v[0].name, "data");
+    EXPECT_EQ(v[0].at, "/var/lib/db");  // normalized
+    EXPECT_FALSE(v[0].readonly);
+    EXPECT_EQ(v[1].at, "/etc/db");
+    EXPECT_TRUE(v[1].readonly);
+    EXPECT_TRUE(parse("volumes:\nservices:\n  a:\n    image: a\n").volumes.empty());
+}
+
+TEST_F(ComposeFileTest, VolumeErrorsNameTheLineAndTheKey) {
+    EXPECT_EQ(error("services:\n  web:\n    image: web\n    volumes: [\"data:/d\"]\n"),
+              "4: services.web.volumes: 'data' is not in the top-level 'volumes'");
+    EXPECT_EQ(error("volumes:\n  data:\nservices:\n  web:\n    image: web\n    volumes:\n      - data:/\n"),
+              "7: services.web.volumes: data:/: mount path '/': a volume cannot be mounted over the root file system");
+    EXPECT_EQ(error("volumes:\n  data:\nservices:\n  web:\n    image: web\n    volumes: [\"data:/d:rx\"]\n"),
+              "6: services.web.volumes: data:/d:rx: the mode is ro or rw");
+    EXPECT_EQ(error("volumes:\n  data:\n    size: 1M\nservices:\n  web:\n    image: web\n"),
+              "3: volumes.data.size: size '1M': a volume size is like 64M, 512M or 1G (at least 8M, at most 1T)");
+    EXPECT_EQ(error("volumes:\n  data:\n    driver: local\nservices:\n  web:\n    image: web\n"),
+              "3: volumes.data.driver: a Kiln volume is an ext4 image file on kilnd's host: no drivers");
+    EXPECT_EQ(error("volumes:\n  Data:\nservices:\n  web:\n    image: web\n"),
+              "2: volumes: 'Data' is not a valid name (lower-case letters, digits, '.', '_', '-'; at most 63)");
+    EXPECT_EQ(error("volumes:\n  a:\n  b:\nservices:\n  web:\n    image: web\n    volumes: [\"a:/d\", \"b:/d/\"]\n"),
+              "7: services.web.volumes: two volumes at /d");
 }
 
 }  // namespace
