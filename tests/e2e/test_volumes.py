@@ -13,7 +13,7 @@ import tempfile
 import time
 import unittest
 
-from e2e_support import KilnCommand, UnixHttp, remove_private_network
+from e2e_support import KilnCommand, UnixHttp, kilnd_pid, remove_cgroups, remove_private_network
 
 BUILD = os.path.abspath(os.environ.get("KILN_BUILD_DIR") or
                         (sys.argv.pop(1) if __name__ == "__main__" and len(sys.argv) > 1 else "build"))
@@ -245,6 +245,70 @@ class Volumes(KilnCommand, unittest.TestCase):
         self.assertTrue(os.path.exists(v["file"]))
         self.assert_clean(v["file"])
         self.assertEqual(self.ok("GET", "/v1/instances/keeper")["volumes"][0]["at"], "/keep")
+
+
+class TenderFlags(KilnCommand, unittest.TestCase):
+    """What `kiln run -v` makes kilnd give an instance's tender, seen by a stand-in kiln-proc that
+    writes its arguments down and ends (no kernel runs): one `--volume path=FILE[,ro]` per volume
+    and one `kiln.volume=/path[:ro]` on the command line before its `--`, in the same order."""
+
+    kiln_binary = os.path.join(BUILD, "bin", "kiln")
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="kiln-e2e-volume-flags-")
+        fake = os.path.join(cls.dir, "fake-tender")
+        os.makedirs(fake)
+        cls.argv_file = os.path.join(cls.dir, "tender-argv")
+        with open(os.path.join(fake, "kiln-proc"), "w") as f:  # a waiting tender ends at once: kilnd execs anew
+            f.write(f"#!/bin/sh\n[ \"$1\" = --await-orders ] && exit 0\nprintf '%s\\n' \"$@\" > {cls.argv_file}.part\n"
+                    f"mv {cls.argv_file}.part {cls.argv_file}\n")
+        os.chmod(os.path.join(fake, "kiln-proc"), 0o755)
+        open(os.path.join(fake, "kiln-proc.elf"), "w").close()  # what kilnd looks for beside kiln-proc
+        cls.env = dict(os.environ, KILN_STATE_DIR=cls.dir, KILN_PROC=os.path.join(fake, "kiln-proc"))
+        app = os.path.join(cls.dir, "app")
+        os.makedirs(os.path.join(app, "rootfs", "bin"))
+        shutil.copy(os.path.join(APPS, "hello"), os.path.join(app, "rootfs", "bin"))
+        with open(os.path.join(app, "Kraftfile"), "w") as f:
+            f.write("spec: v0.6\nname: hello\ncmd: /bin/hello\nrootfs: ./rootfs\n")
+        subprocess.run([cls.kiln_binary, "build", app], env=cls.env, check=True, capture_output=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        end_kilnd(cls.dir)
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_kiln_run_v(self):
+        self.kiln("volume", "create", "conf", "--size", "8M")
+        r = self.kiln("run", "-d", "--platform", "proc", "--name", "app", "-v", "data:/var/data/", "-v",
+                      "conf:/etc/conf:ro", "hello", ok=False)
+        if r.returncode != 0 and "not on this host" in r.stderr:
+            self.skipTest(r.stderr.strip())
+        self.assertEqual((r.returncode, r.stdout), (0, "app\n"), r.stderr)
+        deadline = time.time() + 20
+        while not os.path.exists(self.argv_file):
+            self.assertLess(time.time(), deadline, "the tender was not started")
+            time.sleep(0.01)
+        with open(self.argv_file) as f:
+            argv = f.read().split("\n")[:-1]
+        volumes = {v["name"]: v for v in json.loads(self.kiln("volume", "ls", "-o", "json").stdout)}
+        self.assertEqual(volumes["data"]["size_mb"], 256)  # made by kiln run -v, docker's way
+        flags = [argv[i + 1] for i, a in enumerate(argv) if a == "--volume"]
+        self.assertEqual(flags, [f"path={volumes['data']['file']}", f"path={volumes['conf']['file']},ro"])
+        cmdline = argv[argv.index("--cmdline") + 1]
+        self.assertRegex(cmdline, r"(^| )kiln\.volume=/var/data kiln\.volume=/etc/conf:ro .*-- /bin/hello$")
+
+
+def end_kilnd(state_dir):
+    """Ends the kilnd `kiln` started for `state_dir`, then its network and cgroups."""
+    pid = kilnd_pid(state_dir)
+    if pid:
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.time() + 10
+        while os.path.exists(f"/proc/{pid}") and time.time() < deadline:
+            time.sleep(0.01)
+    remove_private_network(state_dir)
+    remove_cgroups(state_dir)
 
 
 if __name__ == "__main__":
