@@ -89,7 +89,8 @@ void add_volume_commands(CLI::App& app) {
     });
 
     auto rm_ids = std::make_shared<std::vector<std::string>>();
-    auto* rm = volume->add_subcommand("rm", "remove volumes (detached ones: remove their instances first)");
+    auto* rm = volume->add_subcommand(
+        "rm", "remove volumes (refused while attached to an instance: remove the instance first)");
     rm->add_option("volume", *rm_ids, "names or uuids")->required();
     rm->callback([rm_ids] {
         Client client;
