@@ -265,7 +265,9 @@ class TenderFlags(KilnCommand, unittest.TestCase):
                     f"mv {cls.argv_file}.part {cls.argv_file}\n")
         os.chmod(os.path.join(fake, "kiln-proc"), 0o755)
         open(os.path.join(fake, "kiln-proc.elf"), "w").close()  # what kilnd looks for beside kiln-proc
-        cls.env = dict(os.environ, KILN_STATE_DIR=cls.dir, KILN_PROC=os.path.join(fake, "kiln-proc"))
+        # No real tender at all: kvm is missing (no kiln-vmm there), proc is the stand-in.
+        cls.env = dict(os.environ, KILN_STATE_DIR=cls.dir, KILN_PROC=os.path.join(fake, "kiln-proc"),
+                       KILN_VMM=os.path.join(fake, "kiln-vmm"), KILN_PLATFORM="proc")
         app = os.path.join(cls.dir, "app")
         os.makedirs(os.path.join(app, "rootfs", "bin"))
         shutil.copy(os.path.join(APPS, "hello"), os.path.join(app, "rootfs", "bin"))
@@ -279,24 +281,56 @@ class TenderFlags(KilnCommand, unittest.TestCase):
         shutil.rmtree(cls.dir, ignore_errors=True)
 
     def test_kiln_run_v(self):
+        if os.path.exists(self.argv_file):
+            os.remove(self.argv_file)
         self.kiln("volume", "create", "conf", "--size", "8M")
         r = self.kiln("run", "-d", "--platform", "proc", "--name", "app", "-v", "data:/var/data/", "-v",
                       "conf:/etc/conf:ro", "hello", ok=False)
         if r.returncode != 0 and "not on this host" in r.stderr:
             self.skipTest(r.stderr.strip())
         self.assertEqual((r.returncode, r.stdout), (0, "app\n"), r.stderr)
-        deadline = time.time() + 20
-        while not os.path.exists(self.argv_file):
-            self.assertLess(time.time(), deadline, "the tender was not started")
-            time.sleep(0.01)
-        with open(self.argv_file) as f:
-            argv = f.read().split("\n")[:-1]
+        argv = self.tender_argv()
         volumes = {v["name"]: v for v in json.loads(self.kiln("volume", "ls", "-o", "json").stdout)}
         self.assertEqual(volumes["data"]["size_mb"], 256)  # made by kiln run -v, docker's way
         flags = [argv[i + 1] for i, a in enumerate(argv) if a == "--volume"]
         self.assertEqual(flags, [f"path={volumes['data']['file']}", f"path={volumes['conf']['file']},ro"])
         cmdline = argv[argv.index("--cmdline") + 1]
         self.assertRegex(cmdline, r"(^| )kiln\.volume=/var/data kiln\.volume=/etc/conf:ro .*-- /bin/hello$")
+
+    def tender_argv(self):
+        deadline = time.time() + 20
+        while not os.path.exists(self.argv_file):
+            self.assertLess(time.time(), deadline, "the tender was not started")
+            time.sleep(0.01)
+        with open(self.argv_file) as f:
+            return f.read().split("\n")[:-1]
+
+    def test_compose_volumes(self):
+        project = os.path.join(self.dir, "project")
+        os.makedirs(project)
+        with open(os.path.join(project, "compose.yaml"), "w") as f:
+            f.write("services:\n  db:\n    image: hello\n    volumes: [\"store:/var/lib/db\", \"seed:/seed:ro\"]\n"
+                    "volumes:\n  store:\n    size: 16M\n  seed:\n")
+        if os.path.exists(self.argv_file):
+            os.remove(self.argv_file)
+        r = subprocess.run([self.kiln_binary, "compose", "up", "-d"], cwd=project, env=self.env, capture_output=True,
+                           text=True, timeout=120)
+        if r.returncode != 0 and "not on this host" in r.stderr:
+            self.skipTest(r.stderr.strip())
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("volume store: created", r.stdout)
+        argv = self.tender_argv()
+        volumes = {v["name"]: v for v in json.loads(self.kiln("volume", "ls", "-o", "json").stdout)}
+        self.assertEqual((volumes["store"]["size_mb"], volumes["seed"]["size_mb"]), (16, 256))
+        self.assertEqual([argv[i + 1] for i, a in enumerate(argv) if a == "--volume"],
+                         [f"path={volumes['store']['file']}", f"path={volumes['seed']['file']},ro"])
+        self.assertIn("kiln.volume=/var/lib/db kiln.volume=/seed:ro ", argv[argv.index("--cmdline") + 1])
+        # down removes the instance and keeps its volumes, detached, as docker compose does.
+        r = subprocess.run([self.kiln_binary, "compose", "down"], cwd=project, env=self.env, capture_output=True,
+                           text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        volumes = {v["name"]: v for v in json.loads(self.kiln("volume", "ls", "-o", "json").stdout)}
+        self.assertEqual((volumes["store"]["attached_to"], volumes["seed"]["attached_to"]), ([], []))
 
 
 def end_kilnd(state_dir):
