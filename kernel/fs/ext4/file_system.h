@@ -55,6 +55,7 @@ class FileSystem {
     // `got`.
     uint64_t allocate_blocks(uint64_t goal, uint32_t count, uint32_t& got);
     void free_blocks(uint64_t start, uint32_t count);
+    bool has_pending_frees() const { return !freed_.empty(); }
     uint32_t now() const;
 
   private:

@@ -140,8 +140,17 @@ int64_t Ext4Node::read(uint64_t offset, const IoBuffer& buffer, size_t size) {
     return static_cast<int64_t>(done);
 }
 
-int64_t Ext4Node::allocate(uint32_t logical, uint32_t count, uint64_t goal, uint64_t& first, uint32_t& got) {
+int64_t Ext4Node::allocate(uint32_t logical, uint32_t count, uint64_t goal, uint64_t& first, uint32_t& got,
+                           bool may_commit) {
     first = fs_.allocate_blocks(goal, count, got);
+    if (first == 0 && may_commit && fs_.has_pending_frees()) {
+        // The only free blocks were freed since the last commit (a file rewritten on a full
+        // volume): commit, as ext4 does before it reports ENOSPC, and they are free for good.
+        // The inode is stored first, so the commit holds what this operation did so far.
+        if (int64_t r = store(); r < 0) return r;
+        if (int64_t r = fs_.sync(); r < 0) return r;
+        first = fs_.allocate_blocks(goal, count, got);
+    }
     if (first == 0) return -ENOSPC;
     if (int64_t r = add_extent(fs_, inode_, logical, first, got); r < 0) {
         fs_.free_blocks(first, got);
@@ -185,7 +194,7 @@ int64_t Ext4Node::write(uint64_t offset, const IoBuffer& buffer, size_t size) {
                 if (map_block(fs_.cache(), inode_, logical - 1, before) == 0 && before.physical)
                     goal = before.physical + 1;
             }
-            if ((error = allocate(logical, blocks, goal, m.physical, blocks)) < 0) break;
+            if ((error = allocate(logical, blocks, goal, m.physical, blocks, true)) < 0) break;
         }
         size_t n = static_cast<size_t>(blocks) * bs - into;
         if (n > size - done) n = size - done;

@@ -44,7 +44,9 @@ class Ext4Node final : public Node {
     void set_size(uint64_t size);
     int64_t store();
     // Blocks for file block `logical` on, up to `count` in a row, allocated and mapped.
-    int64_t allocate(uint32_t logical, uint32_t count, uint64_t goal, uint64_t& first, uint32_t& got);
+    // `may_commit`: the operation is at a point a commit may cut (a file's data written so far).
+    int64_t allocate(uint32_t logical, uint32_t count, uint64_t goal, uint64_t& first, uint32_t& got,
+                     bool may_commit = false);
     int64_t read_symlink();
     void release();
 
