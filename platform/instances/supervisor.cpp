@@ -165,6 +165,13 @@ std::vector<std::string> Supervisor::vmm_arguments(Instance& instance, const std
     return argv;
 }
 
+bool Supervisor::writes_volumes(const Instance& instance) const {
+    if (!options_.volumes) return false;
+    for (const auto& mount : options_.volumes(instance))
+        if (!mount.readonly) return true;
+    return false;
+}
+
 Started Supervisor::start(Instance& instance, const std::string& restore) {
     if (!restore.empty())
         if (auto resumed = resume_prepared(instance, restore)) return *resumed;

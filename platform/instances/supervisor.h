@@ -97,6 +97,9 @@ class Supervisor {
     std::string instance_dir(const std::string& uuid) const;
     std::string snapshot_dir(const std::string& uuid) const { return instance_dir(uuid) + "/snapshot"; }
     std::string control_socket(const std::string& uuid) const { return instance_dir(uuid) + "/control.sock"; }
+    // True if the instance has a volume it may write: its memory and its volumes move on together,
+    // so only a snapshot taken as it stopped may wake it.
+    bool writes_volumes(const Instance& instance) const;
     // Each instance's CPU share and process cap; none where the host has no usable cgroups.
     const Cgroups& cgroups() const { return cgroups_; }
 

@@ -173,6 +173,7 @@ void Controller::watch(const std::string& uuid) {
     } arrived{*this, uuid};
     std::string control, snapshot, service;
     instances::ScaleToZero scale_to_zero;
+    bool writes_volumes = false;
     int64_t pid = 0, start = 0;
     {
         std::lock_guard lock(parts_.state_mutex);
@@ -182,6 +183,7 @@ void Controller::watch(const std::string& uuid) {
         snapshot = parts_.supervisor.snapshot_dir(uuid);
         service = instance->service;
         scale_to_zero = instance->scale_to_zero;
+        writes_volumes = parts_.supervisor.writes_volumes(*instance);
         pid = instance->pid;
         start = instance->pid_start;
     }
@@ -192,7 +194,13 @@ void Controller::watch(const std::string& uuid) {
         return;  // it ended (the supervisor sees to it) or hangs: it never joins the rotation
     }
     wakes_.ready(service, uuid);
-    if (scale_to_zero.enabled() && !has_snapshot(snapshot)) {
+    if (writes_volumes) {
+        // Its volumes move on from here, so the snapshot it may have woken from no longer matches
+        // them (its file systems' caches would overwrite newer metadata): gone, and the next one
+        // is taken as it goes to sleep.
+        std::error_code error;
+        fs::remove_all(snapshot, error);
+    } else if (scale_to_zero.enabled() && !has_snapshot(snapshot)) {
         // Right after the app became ready, before any client: every later wake starts here.
         const auto answer = instances::control_request(control, {{"op", "snapshot"}, {"dir", snapshot}},
                                                        std::chrono::milliseconds(kSnapshotTimeout));
@@ -290,8 +298,9 @@ void Controller::sleep(const std::string& service, const std::string& uuid) {
         return;
     }
     const std::string snapshot = parts_.supervisor.snapshot_dir(uuid);
-    if (instance->scale_to_zero.stateful || !has_snapshot(snapshot)) {
-        // Paused and saved as it is now: it wakes with this memory.
+    if (instance->scale_to_zero.stateful || parts_.supervisor.writes_volumes(*instance) || !has_snapshot(snapshot)) {
+        // Paused and saved as it is now: it wakes with this memory (always so with a volume it
+        // writes: a snapshot from before would not match the volume).
         const auto answer =
             instances::control_request(parts_.supervisor.control_socket(uuid),
                                        {{"op", "snapshot"}, {"dir", snapshot}, {"resume", false}}, kSnapshotTimeout);
