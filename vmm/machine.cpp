@@ -12,10 +12,12 @@
 #include "boot/cmdline.h"
 #include "boot/layout.h"
 #include "boot/loader.h"
+#include "devices/virtio/block.h"
 #include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
 #include "kiln/hostcall.h"
 #include "util/error.h"
+#include "util/volume_file.h"
 
 namespace kiln::vmm {
 namespace {
@@ -104,7 +106,8 @@ void Machine::boot() {
     if (tsc_khz_ != 0) params.push_back("kiln.tsc_khz=" + std::to_string(tsc_khz_));
     std::vector<uint32_t> types = {abi::virtio::kRng};
     for (size_t i = 0; i < options.nets.size(); ++i) types.push_back(abi::virtio::kNet);
-    for (auto& p : add_virtio_devices(types, options.nets)) params.push_back(std::move(p));
+    for (size_t i = 0; i < options.volumes.size(); ++i) types.push_back(abi::virtio::kBlock);
+    for (auto& p : add_virtio_devices(types, options.nets, options.volumes)) params.push_back(std::move(p));
     if (!options.nets.empty()) guest_ipv4_ = guest_ipv4(options.cmdline);
     BootPayload payload{compose_cmdline(options.cmdline, params), initrd_file_.bytes(), initrd_at};
     const uint64_t start_info = load_kernel(*memory_, *kernel_, payload);
@@ -119,12 +122,13 @@ Machine::~Machine() {
 }
 
 std::vector<std::string> Machine::add_virtio_devices(const std::vector<uint32_t>& types,
-                                                     const std::vector<NetOptions>& nets) {
+                                                     const std::vector<NetOptions>& nets,
+                                                     const std::vector<VolumeOptions>& volumes) {
     // virtio-mmio windows in the 32-bit hole, one page each; interrupts on IOAPIC pins from 5.
     constexpr uint64_t kMmioBase = 0xd0000000;
     constexpr uint32_t kFirstGsi = 5;
     std::vector<std::unique_ptr<virtio::Device>> devices;
-    size_t next_net = 0;
+    size_t next_net = 0, next_volume = 0;
     for (uint32_t type : types) {
         if (type == abi::virtio::kRng) {
             devices.push_back(std::make_unique<virtio::Rng>());
@@ -133,10 +137,25 @@ std::vector<std::string> Machine::add_virtio_devices(const std::vector<uint32_t>
                 throw VmmError("the snapshot has a network card: give it one with --net tap=NAME");
             const NetOptions& net = nets[next_net++];
             devices.push_back(std::make_unique<virtio::Net>(Tap::open(net.tap), net.mac, event_loop_, net.faults));
+        } else if (type == abi::virtio::kBlock) {
+            if (next_volume >= volumes.size())
+                throw VmmError("the snapshot has " + std::to_string(next_volume + 1) +
+                               " or more volumes: give each again with --volume path=FILE, in the same order");
+            const uint32_t index = static_cast<uint32_t>(next_volume);
+            devices.push_back(std::make_unique<virtio::Block>(open_volume(volumes[next_volume++]), index));
         } else {
             throw VmmError("unknown virtio device type " + std::to_string(type));
         }
     }
+    if (next_volume < volumes.size())
+        throw VmmError("--volume: " + std::to_string(volumes.size()) + " volumes given, the snapshot has " +
+                       std::to_string(next_volume));
+    // The I/O APIC has 24 pins.
+    constexpr uint32_t kLastGsi = 23;
+    if (virtio_devices_.size() + devices.size() > kLastGsi - kFirstGsi + 1)
+        throw VmmError("too many devices: " + std::to_string(virtio_devices_.size() + devices.size()) +
+                       " virtio devices (the entropy source, networks, volumes); at most " +
+                       std::to_string(kLastGsi - kFirstGsi + 1));
     std::vector<std::string> params;
     for (auto& device : devices) {
         const size_t index = virtio_devices_.size();

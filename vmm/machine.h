@@ -67,10 +67,10 @@ class Machine final : private ControlPortListener {
     void restore_from(const std::string& dir);
     // A gratuitous ARP for the guest's address on its first network (virtio::Net::announce).
     void announce_restored_guest();
-    // Creates the virtio devices (types as in abi/kiln/virtio.h, networks in order); returns
-    // their kernel command-line parameters.
-    std::vector<std::string> add_virtio_devices(const std::vector<uint32_t>& types,
-                                                const std::vector<NetOptions>& nets);
+    // Creates the virtio devices (types as in abi/kiln/virtio.h, networks and volumes each in
+    // their flags' order); returns their kernel command-line parameters.
+    std::vector<std::string> add_virtio_devices(const std::vector<uint32_t>& types, const std::vector<NetOptions>& nets,
+                                                const std::vector<VolumeOptions>& volumes);
 
     // ControlPortListener
     void guest_exited(int status) override;

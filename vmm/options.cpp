@@ -1,5 +1,7 @@
 #include "options.h"
 
+#include <sys/stat.h>
+
 #include <CLI/CLI.hpp>
 #include <cctype>
 #include <charconv>
@@ -135,6 +137,31 @@ NetOptions parse_net_option(const std::string& text) {
     return net;
 }
 
+VolumeOptions parse_volume_option(const std::string& text) {
+    VolumeOptions volume;
+    size_t start = 0;
+    while (start <= text.size()) {
+        size_t end = text.find(',', start);
+        if (end == std::string::npos) end = text.size();
+        const std::string item = text.substr(start, end - start);
+        if (item.rfind("path=", 0) == 0 && item.size() > 5)
+            volume.path = item.substr(5);
+        else if (item == "ro")
+            volume.read_only = true;
+        else
+            throw VmmError("--volume: unknown or empty setting '" + item + "' (path=FILE[,ro])");
+        start = end + 1;
+    }
+    if (volume.path.empty()) throw VmmError("--volume: path=FILE is required");
+    struct stat st {};
+    if (::stat(volume.path.c_str(), &st) != 0) throw system_error("--volume " + volume.path);
+    if (!S_ISREG(st.st_mode)) throw VmmError("--volume " + volume.path + ": not a regular file");
+    if (st.st_size % 512 != 0)
+        throw VmmError("--volume " + volume.path + ": its size (" + std::to_string(st.st_size) +
+                       " bytes) is not a whole number of 512-byte sectors");
+    return volume;
+}
+
 Options parse_options(int argc, char** argv, Monitor monitor) {
     Options o;
     const bool proc = monitor == Monitor::kProc;
@@ -171,6 +198,10 @@ Options parse_options(int argc, char** argv, Monitor monitor) {
     app.add_option("--net", nets,
                    "a network card on a tap device: tap=NAME[,mac=MAC]; faults for tests: "
                    "loss=PERCENT,reorder=PERCENT,delay=MS,seed=N");
+    std::vector<std::string> volumes;
+    app.add_option("--volume", volumes,
+                   "a block device backed by a host file (an ext4 image), in flag order: path=FILE[,ro] "
+                   "(at most 16)");
     try {
         app.parse(argc, argv);
         if (!proc && o.kernel.empty() && o.restore.empty()) throw CLI::RequiredError("--kernel");
@@ -181,6 +212,10 @@ Options parse_options(int argc, char** argv, Monitor monitor) {
         o.memory_bytes = parse_memory_size(memory, "--memory");
         o.boot = parse_boot_mode(boot);
         for (const auto& n : nets) o.nets.push_back(parse_net_option(n));
+        if (volumes.size() > kMaxVolumes)
+            throw VmmError("--volume: " + std::to_string(volumes.size()) + " volumes; at most " +
+                           std::to_string(kMaxVolumes) + " are supported");
+        for (const auto& v : volumes) o.volumes.push_back(parse_volume_option(v));
     } catch (const CLI::ParseError& e) {
         std::exit(app.exit(e) == 0 ? 0 : abi::kExitVmmError);
     } catch (const VmmError& e) {

@@ -25,6 +25,16 @@ struct NetOptions {
 // 0.5, a trailing % allowed), MS milliseconds (like 1 or 0.25) up to 10 s.
 NetOptions parse_net_option(const std::string& text);
 
+// A volume: a host file (an ext4 image) the instance sees as a block device, in the order of the
+// --volume flags. "path=FILE[,ro]"; FILE must exist, be a regular file, and hold whole 512-byte
+// sectors.
+struct VolumeOptions {
+    std::string path;
+    bool read_only = false;
+};
+inline constexpr size_t kMaxVolumes = 16;
+VolumeOptions parse_volume_option(const std::string& text);
+
 struct Options {
     std::string kernel;
     std::string initrd;
@@ -43,6 +53,7 @@ struct Options {
     // a supervisor that is not its parent (kilnd after a restart) and so cannot wait for it.
     std::string status_file;
     std::vector<NetOptions> nets;
+    std::vector<VolumeOptions> volumes;  // --volume, at most kMaxVolumes
     // kiln-proc only: the instance's uid and gid when kiln-proc runs as root (default: one of
     // its own per instance, proc/sandbox.h).
     std::optional<uint32_t> uid, gid;

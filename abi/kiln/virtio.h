@@ -65,6 +65,27 @@ inline constexpr uint64_t kNetFeatureHostTso4 = 1ull << 11;
 inline constexpr uint64_t kNetFeatureMrgRxbuf = 1ull << 15;
 inline constexpr uint64_t kNetFeatureStatus = 1ull << 16;
 
+// virtio-blk (section 5.2): features, the config's fields, requests and their status byte.
+inline constexpr uint64_t kBlockFeatureSegMax = 1ull << 2;
+inline constexpr uint64_t kBlockFeatureRo = 1ull << 5;
+inline constexpr uint64_t kBlockFeatureFlush = 1ull << 9;
+inline constexpr uint32_t kBlockConfigCapacity = 0;  // u64: 512-byte sectors
+inline constexpr uint32_t kBlockConfigSegMax = 12;   // u32: data descriptors per request
+inline constexpr uint32_t kBlockIn = 0;
+inline constexpr uint32_t kBlockOut = 1;
+inline constexpr uint32_t kBlockFlush = 4;
+inline constexpr uint32_t kBlockGetId = 8;
+inline constexpr uint8_t kBlockStatusOk = 0;
+inline constexpr uint8_t kBlockStatusIoErr = 1;
+inline constexpr uint8_t kBlockStatusUnsupported = 2;
+inline constexpr uint32_t kBlockIdBytes = 20;
+struct BlockRequestHeader {
+    uint32_t type;
+    uint32_t reserved;
+    uint64_t sector;
+};
+static_assert(sizeof(BlockRequestHeader) == 16);
+
 // Split virtqueue (section 2.7).
 inline constexpr uint16_t kDescNext = 1;
 inline constexpr uint16_t kDescWrite = 2;

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -21,6 +22,7 @@
 #include <iterator>
 
 #include "boot/layout.h"
+#include "devices/virtio/block.h"
 #include "devices/virtio/net.h"
 #include "machine.h"
 #include "snapshot/snapshot_files.h"
@@ -32,7 +34,15 @@ namespace {
 
 using namespace snapshot;
 
-constexpr size_t kMaxVirtio = 8;
+constexpr size_t kMaxVirtio = 8;  // the record's; Tag::kVirtioTypes holds them all
+
+// A volume's device state (Tag::kDevice at its transport's index): the file given again at a
+// restore must be the same size and as writable as the guest knows it.
+struct BlockRecord {
+    uint64_t sectors;
+    uint32_t read_only;
+    uint32_t pad;
+};
 
 struct MachineRecord {
     uint64_t memory_bytes;
@@ -69,12 +79,19 @@ uint64_t Machine::snapshot(const std::string& dir, bool resume) {
         record.guest_ipv4 = guest_ipv4_;
         record.vcpu_count = static_cast<uint32_t>(vcpus_.size());
         record.virtio_count = static_cast<uint32_t>(virtio_devices_.size());
-        for (size_t i = 0; i < virtio_devices_.size() && i < kMaxVirtio; ++i) {
-            record.virtio_types[i] = virtio_devices_[i]->device().type();
-            if (const auto* net = dynamic_cast<const virtio::Net*>(&virtio_devices_[i]->device()))
+        std::vector<uint32_t> types;
+        for (size_t i = 0; i < virtio_devices_.size(); ++i) {
+            types.push_back(virtio_devices_[i]->device().type());
+            if (i < kMaxVirtio) record.virtio_types[i] = types.back();
+            if (const auto* net = dynamic_cast<const virtio::Net*>(&virtio_devices_[i]->device());
+                net != nullptr && i < kMaxVirtio)
                 std::memcpy(record.macs[i], net->mac().data(), 6);
+            if (const auto* block = dynamic_cast<const virtio::Block*>(&virtio_devices_[i]->device()))
+                w.add_object(Tag::kDevice, static_cast<uint32_t>(i),
+                             BlockRecord{block->sector_count(), block->read_only(), 0});
         }
         w.add_object(Tag::kMachine, 0, record);
+        w.add(Tag::kVirtioTypes, 0, types.data(), types.size() * sizeof(uint32_t));
         const kvm_cpuid2* table = cpuid_.table();
         w.add(Tag::kCpuid, 0, table, 8 + table->nent * sizeof(kvm_cpuid_entry2));
         for (size_t i = 0; i < vcpus_.size(); ++i) {
@@ -118,7 +135,7 @@ void Machine::restore_from(const std::string& dir) {
         state.fail("was taken by kiln-proc (a process, not a VM); restore it with kiln-proc");
     const auto record = state.get_object<MachineRecord>(Tag::kMachine);
     if (record.vcpu_count != 1) state.fail("has " + std::to_string(record.vcpu_count) + " vCPUs; one is supported");
-    if (record.virtio_count > kMaxVirtio) state.fail("has too many devices");
+    if (record.virtio_count > (state.has(Tag::kVirtioTypes) ? 32 : kMaxVirtio)) state.fail("has too many devices");
     if (record.memory_bytes == 0 || record.memory_bytes > layout::kMaxMemory || record.memory_bytes % 4096)
         state.fail("has a bad memory size");
     boot_protocol_name_ = "restore";
@@ -162,15 +179,31 @@ void Machine::restore_from(const std::string& dir) {
 
     // Devices in the snapshot's order, at the same addresses; networks on the taps given now,
     // with the MACs the guest knows.
-    std::vector<uint32_t> types(record.virtio_types, record.virtio_types + record.virtio_count);
+    std::vector<uint32_t> types(record.virtio_count);
+    if (state.has(Tag::kVirtioTypes)) {
+        const auto& bytes = state.get(Tag::kVirtioTypes);
+        if (bytes.size() != types.size() * sizeof(uint32_t)) state.fail("has a bad device list");
+        std::memcpy(types.data(), bytes.data(), bytes.size());
+    } else {
+        std::copy(record.virtio_types, record.virtio_types + record.virtio_count, types.begin());
+    }
     std::vector<NetOptions> nets = options_.nets;
     size_t net_index = 0;
     for (uint32_t i = 0; i < record.virtio_count; ++i) {
         if (types[i] != abi::virtio::kNet) continue;
-        if (net_index < nets.size()) std::memcpy(nets[net_index].mac.data(), record.macs[i], 6);
+        if (net_index < nets.size() && i < kMaxVirtio) std::memcpy(nets[net_index].mac.data(), record.macs[i], 6);
         ++net_index;
     }
-    add_virtio_devices(types, nets);
+    add_virtio_devices(types, nets, options_.volumes);
+    for (uint32_t i = 0; i < record.virtio_count; ++i) {
+        const auto* block = dynamic_cast<const virtio::Block*>(&virtio_devices_[i]->device());
+        if (block == nullptr) continue;
+        const auto saved = state.get_object<BlockRecord>(Tag::kDevice, i);
+        if (saved.sectors != block->sector_count() || (saved.read_only != 0) != block->read_only())
+            state.fail("has a volume of " + std::to_string(saved.sectors) + " sectors" +
+                       (saved.read_only ? ", read-only" : "") + " where --volume gives one of " +
+                       std::to_string(block->sector_count()) + (block->read_only() ? ", read-only" : ""));
+    }
 
     for (uint32_t chip = 0; chip < 3; ++chip) {
         auto c = state.get_object<kvm_irqchip>(Tag::kIrqchip, chip);

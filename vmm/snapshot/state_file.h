@@ -33,6 +33,11 @@ enum class Tag : uint32_t {
     // memory file holds but a restored instance maps from it read-only rather than copying.
     kProcMachine = 10,
     kProcReadOnly = 11,
+    // Every virtio device's type (u32 each), in transport order: written always, read when the
+    // machine record's eight do not hold them all (volumes).
+    kVirtioTypes = 12,
+    // kiln-proc's volumes (proc/snapshot.cpp): their sizes and read-only flags, checked on restore.
+    kProcVolumes = 13,
 };
 
 class Writer {
