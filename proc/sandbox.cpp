@@ -54,6 +54,15 @@ std::vector<sock_filter> instance_filter(const InstanceFds& fds) {
         allow(c, SCMP_SYS(read), {arg_equals(0, fd(fds.net))});   // frames received
         allow(c, SCMP_SYS(write), {arg_equals(0, fd(fds.net))});  // frames sent
     }
+    for (size_t i = 0; i < fds.volumes.size(); ++i) {
+        const int volume = fds.volumes[i];
+        if (volume < 0) continue;
+        allow(c, SCMP_SYS(pread64), {arg_equals(0, fd(volume))});  // a volume's blocks read
+        if (!fds.volume_read_only[i]) {
+            allow(c, SCMP_SYS(pwrite64), {arg_equals(0, fd(volume))});   // a volume's blocks written
+            allow(c, SCMP_SYS(fdatasync), {arg_equals(0, fd(volume))});  // a volume's flush
+        }
+    }
     allow(c, SCMP_SYS(read), {arg_equals(0, fd(fds.control))});   // the supervisor's requests
     allow(c, SCMP_SYS(write), {arg_equals(0, fd(fds.control))});  // answers, ready
     // The application's pages: the instance's memfd, shared, at the address the kernel chose.
@@ -92,9 +101,10 @@ Identity instance_identity(pid_t supervisor) {
 
 std::string confine(const Identity& identity, const InstanceFds& fds) {
     // Only the instance's own descriptors cross into it: close the gaps between them.
-    int keep[] = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, fds.memory,
-                  fds.console,  fds.net,       fds.initrd,    fds.control};
-    std::sort(std::begin(keep), std::end(keep));
+    std::vector<int> keep = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, fds.memory,
+                             fds.console,  fds.net,       fds.initrd,    fds.control};
+    keep.insert(keep.end(), fds.volumes.begin(), fds.volumes.end());
+    std::sort(keep.begin(), keep.end());
     int previous = -1;
     for (int fd : keep) {
         if (fd > previous + 1 &&

@@ -9,8 +9,11 @@
 #include <linux/filter.h>
 #include <sys/types.h>
 
+#include <array>
 #include <string>
 #include <vector>
+
+#include "kiln/proc.h"
 
 namespace kiln::proc {
 
@@ -20,6 +23,9 @@ struct InstanceFds {
     int net;      // the tap, or -1
     int initrd;   // the initrd's file, mapped read-only, or -1
     int control;  // the channel to the supervisor
+    // The volumes' files in the flags' order, -1 past the last; a read-only one is never written.
+    std::array<int, abi::kProcMaxVolumes> volumes;
+    std::array<bool, abi::kProcMaxVolumes> volume_read_only;
 };
 
 // Throws VmmError if libseccomp fails.

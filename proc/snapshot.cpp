@@ -54,6 +54,12 @@ struct ProcRecord {
     char boot_id[kBootIdSize + 4];
 };
 
+struct VolumeRecord {
+    uint64_t bytes;
+    uint32_t read_only;
+    uint32_t pad;
+};
+
 const std::string& host_boot_id() {
     static const std::string id = [] {  // the host's boot's, read once
         std::ifstream in("/proc/sys/kernel/random/boot_id");
@@ -105,6 +111,11 @@ uint64_t Tender::snapshot(const std::string& dir) {
     w.add_object(Tag::kProcMachine, 0, record);
     w.add(Tag::kProcReadOnly, 0, read_only_.data(), read_only_.size() * sizeof(ReadOnlyRange));
     add_listeners(w, listeners_);
+    // The volumes' sizes and modes: the kernel's block devices know them, so a restore must be
+    // given the same files again (Tag::kProcVolumes: one VolumeRecord each, in order).
+    std::vector<VolumeRecord> volumes;
+    for (const auto& v : volumes_) volumes.push_back({v.bytes, v.read_only, 0});
+    if (!volumes.empty()) w.add(Tag::kProcVolumes, 0, volumes.data(), volumes.size() * sizeof(VolumeRecord));
 
     // The memory as the kernel sees it: the memfd, with the read-only ranges (holes in the memfd,
     // mapped from their file in the instance) written over it.
@@ -194,6 +205,25 @@ void Tender::load_snapshot(const std::string& dir) {
         if (!record.has_net) throw VmmError("--net: the snapshot's instance had no network card to attach it to");
         open_tap(options_.nets.front());
     }
+    std::vector<VolumeRecord> volumes;
+    if (state.has(Tag::kProcVolumes)) {
+        const auto& bytes = state.get(Tag::kProcVolumes);
+        if (bytes.size() % sizeof(VolumeRecord) != 0 || bytes.size() / sizeof(VolumeRecord) > abi::kProcMaxVolumes)
+            state.fail("has a bad volume list");
+        volumes.resize(bytes.size() / sizeof(VolumeRecord));
+        std::memcpy(volumes.data(), bytes.data(), bytes.size());
+    }
+    if (options_.volumes.size() != volumes.size())
+        throw VmmError("--volume: the snapshot's instance has " + std::to_string(volumes.size()) +
+                       " volumes; give each again with --volume, in the same order (" +
+                       std::to_string(options_.volumes.size()) + " given)");
+    open_volumes();
+    for (size_t i = 0; i < volumes.size(); ++i)
+        if (volumes[i].bytes != volumes_[i].bytes || (volumes[i].read_only != 0) != volumes_[i].read_only)
+            throw VmmError("--volume " + volumes_[i].path + ": the snapshot's volume " + std::to_string(i) + " was " +
+                           std::to_string(volumes[i].bytes) + " bytes" + (volumes[i].read_only ? ", read-only" : "") +
+                           "; this one is " + std::to_string(volumes_[i].bytes) +
+                           (volumes_[i].read_only ? ", read-only" : ""));
     start_info_ = 0;
 }
 

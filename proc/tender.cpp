@@ -129,6 +129,7 @@ void Tender::load_kernel() {
         mac_ = options_.nets.front().mac;
         open_tap(options_.nets.front());
     }
+    open_volumes();
     memory_ = std::make_unique<vmm::GuestMemory>(options_.memory_bytes);
     const HostClock clock = read_host_clock();
     tsc_khz_ = clock.tsc_khz;
@@ -155,6 +156,13 @@ void Tender::write_handoff(uint32_t flags, size_t filter_instructions) {
     handoff.initrd_phys = vmm::layout::kInitrdMapped;
     handoff.initrd_size = initrd_mapped_ ? initrd_file_.bytes().size() : 0;
     handoff.flags = flags;
+    handoff.volume_count = static_cast<uint32_t>(volumes_.size());
+    for (size_t i = 0; i < abi::kProcMaxVolumes; ++i) {
+        const bool present = i < volumes_.size();
+        handoff.volume_fds[i] = present ? volumes_[i].fd.get() : -1;
+        handoff.volume_bytes[i] = present ? volumes_[i].bytes : 0;
+        handoff.volume_read_only[i] = present && volumes_[i].read_only;
+    }
     memory_->write_object(abi::kProcHandoffPhys, handoff);
 }
 
@@ -169,9 +177,25 @@ void Tender::open_tap(const vmm::NetOptions& net) {
     tap_->set_offload(TUN_F_CSUM);
 }
 
+void Tender::open_volumes() {
+    if (options_.volumes.size() > abi::kProcMaxVolumes) throw VmmError("--volume: at most 16 volumes");
+    for (const auto& volume : options_.volumes) volumes_.push_back(vmm::open_volume(volume));
+}
+
 InstanceFds Tender::instance_fds() const {
-    return {memory_->fd(), console_fd_, tap_ ? tap_->fd() : -1, initrd_mapped_ ? initrd_fd_.get() : -1,
-            instance_channel_.get()};
+    InstanceFds fds{memory_->fd(),
+                    console_fd_,
+                    tap_ ? tap_->fd() : -1,
+                    initrd_mapped_ ? initrd_fd_.get() : -1,
+                    instance_channel_.get(),
+                    {},
+                    {}};
+    fds.volumes.fill(-1);
+    for (size_t i = 0; i < volumes_.size(); ++i) {
+        fds.volumes[i] = volumes_[i].fd.get();
+        fds.volume_read_only[i] = volumes_[i].read_only;
+    }
+    return fds;
 }
 
 int Tender::run() {

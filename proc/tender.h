@@ -35,6 +35,7 @@
 #include "options.h"
 #include "sandbox.h"
 #include "util/mapped_file.h"
+#include "util/volume_file.h"
 
 namespace kiln::proc {
 
@@ -55,6 +56,8 @@ class Tender {
     void load_snapshot(const std::string& dir);
     void write_handoff(uint32_t flags, size_t filter_instructions);
     void open_tap(const vmm::NetOptions& net);
+    // --volume: each file opened and locked, in order (volume_file.h).
+    void open_volumes();
     InstanceFds instance_fds() const;
 
     // The instance (tender.cpp, instance.cpp).
@@ -92,6 +95,7 @@ class Tender {
     std::unique_ptr<vmm::GuestMemory> memory_;
     std::optional<vmm::Tap> tap_;  // --net: the instance's network card
     std::array<uint8_t, 6> mac_{};
+    std::vector<vmm::VolumeFile> volumes_;  // --volume, in order: the kernel's block devices
     UniqueFd console_file_;
     int console_fd_ = 1;
     uint64_t start_info_ = 0;  // 0: a restore

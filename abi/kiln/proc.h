@@ -22,7 +22,8 @@ inline constexpr uint64_t kProcHandoffPhys = 0x5000;         // a free page belo
 inline constexpr uint64_t kProcFilterPhys = 0x8000;          // the seccomp program, up to a page
 inline constexpr uint32_t kProcFilterMaxInstructions = 4096 / 8;
 inline constexpr uint32_t kProcHandoffMagic = 0x636f7270;  // "proc"
-inline constexpr uint32_t kProcHandoffVersion = 4;
+inline constexpr uint32_t kProcHandoffVersion = 5;
+inline constexpr uint32_t kProcMaxVolumes = 16;
 
 struct ProcHandoff {
     uint32_t magic;        // kProcHandoffMagic
@@ -55,8 +56,18 @@ struct ProcHandoff {
     uint32_t flags;
     uint32_t pad2;         // 0
     uint64_t reserved[3];  // 0
+    // The volumes (--volume, in the flags' order), the kernel's block devices: volume_count of
+    // them (up to kProcMaxVolumes), each a regular file kiln-proc opened (O_RDWR, or O_RDONLY when
+    // read-only) and flock'ed, its size in bytes (a multiple of 512). The kernel reads and writes
+    // them with pread64, pwrite64 and fdatasync on exactly these descriptors; a restored instance
+    // finds them here at this process's numbers.
+    uint32_t volume_count;                      // offset 96
+    uint8_t volume_read_only[kProcMaxVolumes];  // offset 100: 1 = read-only
+    uint32_t pad3;                              // offset 116: 0
+    int32_t volume_fds[kProcMaxVolumes];        // offset 120
+    uint64_t volume_bytes[kProcMaxVolumes];     // offset 184
 };
-static_assert(sizeof(ProcHandoff) == 96);
+static_assert(sizeof(ProcHandoff) == 312);
 inline constexpr uint32_t kProcResume = 1;
 inline constexpr uint32_t kProcHold = 2;
 

@@ -6,6 +6,7 @@
 #include "core/boot_env.h"
 #include "core/diagnostics.h"
 #include "core/panic.h"
+#include "drivers/block/start.h"
 #include "drivers/hostcall.h"
 #include "kiln/hostcall.h"
 #include "linux/linux.h"
@@ -110,6 +111,9 @@ extern "C" [[noreturn]] void kiln_start(uint32_t start_info_phys, uint32_t platf
     if (env.under_kiln_vmm && trace_boot) hostcall::boot_timestamp(abi::BootStage::kMain);
 
     diagnostics::run(env.cmdline);
+    // The volumes' block devices: before the self-tests and linux::init, whose file systems
+    // mount them.
+    block::start_devices(env.cmdline);
     if (env.cmdline.flag("kiln.selftest")) power_off(selftest::run() ? 0 : 1);
     if (!linux::init(env.cmdline, env.boot_info)) power_off(linux::kExitCannotStart);
     platform::current().start_control_channel();

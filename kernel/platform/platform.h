@@ -72,6 +72,10 @@ class Backend {
     // A network card of the backend's own (proc: the tap kiln-proc opened), attached to the
     // stack; false where the cards are virtio devices found on the command line.
     virtual bool start_network_device() { return false; }
+    // The volumes as block devices of the backend's own (proc: the files kiln-proc opened),
+    // registered with block::register_device in order; false where they are virtio devices found
+    // on the command line.
+    virtual bool start_block_devices() { return false; }
     // The backend's channel to its monitor, where pause and snapshot need the kernel's help
     // (proc: the kernel parks itself for kiln-proc); kiln-vmm does them from outside the VM.
     virtual void start_control_channel() {}

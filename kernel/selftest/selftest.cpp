@@ -3,6 +3,8 @@
 #include "arch/x86_64/cpu.h"
 #include "arch/x86_64/interrupts.h"
 #include "console/console.h"
+#include "drivers/block/device.h"
+#include "lib/string.h"
 #include "mm/heap.h"
 #include "mm/layout.h"
 #include "mm/page_allocator.h"
@@ -159,8 +161,42 @@ void test_timer(Checker& c) {
 
 }  // namespace
 
+// Each volume (--volume): its first and last sectors read; on a writable one, a pattern written
+// over the last two sectors, read back, the old contents put back and flushed: the file ends as it
+// began.
+void test_block_devices(Checker& c) {
+    constexpr size_t kBytes = 2 * block::kSectorSize;
+    auto* saved = static_cast<uint8_t*>(heap::allocate(kBytes));
+    auto* buffer = static_cast<uint8_t*>(heap::allocate(kBytes));
+    if (saved == nullptr || buffer == nullptr) return;
+    for (size_t i = 0; i < block::device_count(); ++i) {
+        block::Device& d = *block::device(i);
+        const uint64_t sectors = d.sector_count();
+        console::print("selftest: block: {} has {} sectors{}\n", d.name(), sectors, d.read_only() ? ", read-only" : "");
+        if (sectors < 2) continue;
+        const uint64_t last = sectors - 2;
+        c.check(d.read(0, buffer, block::kSectorSize) == 0 && d.read(last, saved, kBytes) == 0,
+                "block: the first and last sectors read");
+        c.check(d.read(sectors - 1, buffer, kBytes) != 0, "block: a read past the end refused");
+        if (d.read_only()) {
+            c.check(d.write(last, saved, kBytes) != 0, "block: a write to a read-only volume refused");
+            continue;
+        }
+        for (size_t b = 0; b < kBytes; ++b) buffer[b] = static_cast<uint8_t>(b * 7 + i);
+        bool ok = d.write(last, buffer, kBytes) == 0;
+        memset(buffer, 0, kBytes);
+        ok = ok && d.read(last, buffer, kBytes) == 0;
+        for (size_t b = 0; ok && b < kBytes; ++b) ok = buffer[b] == static_cast<uint8_t>(b * 7 + i);
+        c.check(ok, "block: a pattern written and read back");
+        c.check(d.write(last, saved, kBytes) == 0 && d.flush() == 0, "block: the old contents written back, flushed");
+    }
+    heap::free(saved);
+    heap::free(buffer);
+}
+
 bool run() {
     Checker c;
+    test_block_devices(c);
     test_page_allocator(c);
     test_heap(c);
     test_exceptions(c);

@@ -6,8 +6,11 @@ status, the watchdog, the signals, clear refusals of bad input. The programs the
 test_apps.AppsUnderKilnProc.
 Usage: test_proc.py BUILD_DIR [unittest args]
 """
+import fcntl
+import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -374,6 +377,113 @@ class ProcBadInput(unittest.TestCase):
     def test_restore_takes_no_kernel_or_initrd(self):
         self.refuse(["--restore", "/tmp", "--initrd", INITRD], "the snapshot holds its initrd")
         self.refuse(["--restore", "/nonexistent/snapshot"], "/nonexistent/snapshot/state: cannot read it")
+
+
+class ProcVolumes(unittest.TestCase):
+    """--volume: host files as the kernel's block devices (kernel/platform/proc/volume.cpp)."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="kiln-volumes-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def volume(self, name, size=8 << 20):
+        path = os.path.join(self.dir, name)
+        with open(path, "wb") as f:
+            f.truncate(size)
+        return path
+
+    def test_selftest_reads_and_writes_each_volume_in_order(self):
+        a, b = self.volume("a.img"), self.volume("b.img", 1 << 20)
+        with open(a, "r+b") as f:
+            f.seek(-1024, os.SEEK_END)
+            f.write(b"k" * 1024)
+        status, out, err = proc("--volume", f"path={a}", "--volume", f"path={b},ro", "--cmdline", "kiln.selftest=1")
+        self.assertEqual(status, 0, out + err)
+        self.assertIn("selftest: block: proc0 has 16384 sectors\n", out)
+        self.assertIn("selftest: block: proc1 has 2048 sectors, read-only\n", out)
+        self.assertIn("selftest: passed", out)
+        self.assertNotIn("FAIL", out)
+        with open(a, "rb") as f:  # the self-test put back what it overwrote
+            f.seek(-1024, os.SEEK_END)
+            self.assertEqual(f.read(), b"k" * 1024)
+
+    def test_a_kernel_boots_with_a_volume(self):
+        status, out, err = proc("--volume", f"path={self.volume('boot.img')}")
+        self.assertEqual(status, 0, err)
+        self.assertIn(HELLO, out)
+
+    def test_a_volume_in_use_is_refused(self):
+        path = self.volume("busy.img")
+        with open(path, "r+b") as f:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            status, out, err = proc("--volume", f"path={path}")
+            self.assertEqual(status, EXIT_VMM_ERROR, err)
+            self.assertIn("in use by another instance", err)
+            status, out, err = proc("--volume", f"path={path},ro")  # readers share
+            self.assertEqual(status, 0, err)
+
+    def test_bad_volumes_are_refused(self):
+        odd = self.volume("odd.img", 1000)
+        for args, message in [(["--volume", f"path={odd}"], "not a whole number of 512-byte sectors"),
+                              (["--volume", "path=/nonexistent/v.img"], "No such file or directory"),
+                              (["--volume", f"path={self.dir}"], "not a regular file"),
+                              (["--volume", "ro"], "path=FILE is required"),
+                              (["--volume", f"path={odd},rw"], "unknown or empty setting 'rw'"),
+                              (["--volume", f"path={self.volume('v.img')},ro"] * 17, "at most 16")]:
+            p = subprocess.run([PROC, *args], capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, EXIT_VMM_ERROR, p.stderr)
+            self.assertIn(message, p.stderr)
+
+    def request(self, path, **request):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(30)
+            for _ in range(300):
+                try:
+                    s.connect(path)
+                    break
+                except (FileNotFoundError, ConnectionRefusedError):
+                    time.sleep(0.05)
+            s.sendall((json.dumps(request) + "\n").encode())
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                self.assertTrue(chunk, "the control socket closed")
+                data += chunk
+                for line in data.split(b"\n")[:-1]:
+                    answer = json.loads(line)
+                    if "ok" in answer:
+                        return answer
+
+    def test_snapshot_and_restore_with_the_same_volumes(self):
+        path = self.volume("snap.img")
+        control, snap = os.path.join(self.dir, "c.sock"), os.path.join(self.dir, "snap")
+        p = subprocess.Popen([PROC, "--timeout", "60", "--initrd", INITRD, "--volume", f"path={path}", "--control",
+                              control, "--cmdline", "-- /bin/busybox sleep 50"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: (p.kill(), p.communicate()))
+        self.assertTrue(self.request(control, op="snapshot", dir=snap, resume=True)["ok"])
+        # The original still holds its volume: a restore beside it is refused.
+        busy = subprocess.run([PROC, "--restore", snap, "--volume", f"path={path}"], capture_output=True, text=True,
+                              timeout=30)
+        self.assertEqual(busy.returncode, EXIT_VMM_ERROR, busy.stderr)
+        self.assertIn("in use by another instance", busy.stderr)
+        self.assertTrue(self.request(control, op="stop")["ok"])
+        p.communicate(timeout=30)
+        for args, message in [([], "the snapshot's instance has 1 volumes"),
+                              (["--volume", f"path={self.volume('small.img', 1 << 20)}"], "was 8388608 bytes"),
+                              (["--volume", f"path={path},ro"], "read-only")]:
+            refused = subprocess.run([PROC, "--restore", snap, *args], capture_output=True, text=True, timeout=30)
+            self.assertEqual(refused.returncode, EXIT_VMM_ERROR, refused.stderr)
+            self.assertIn(message, refused.stderr)
+        control2 = os.path.join(self.dir, "c2.sock")
+        r = subprocess.Popen([PROC, "--restore", snap, "--volume", f"path={path}", "--control", control2, "--timeout",
+                              "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: (r.kill(), r.communicate()))
+        self.assertEqual(self.request(control2, op="stats")["stats"]["state"], "running")
+        self.assertTrue(self.request(control2, op="stop")["ok"])
+        out, err = r.communicate(timeout=30)
+        self.assertEqual(r.returncode, 0, out + err)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

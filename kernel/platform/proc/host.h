@@ -22,8 +22,11 @@ enum : long {
     kMmap = 9,
     kMprotect = 10,
     kMunmap = 11,
+    kPread64 = 17,
+    kPwrite64 = 18,
     kRtSigaction = 13,
     kRtSigprocmask = 14,
+    kFdatasync = 75,
     kSigaltstack = 131,
     kPrctl = 157,
     kArchPrctl = 158,
@@ -74,6 +77,18 @@ inline long read(int fd, void* data, size_t size) {
 inline long write(int fd, const void* data, size_t size) {
     return host_syscall(kWrite, fd, reinterpret_cast<long>(data), static_cast<long>(size), 0, 0, 0);
 }
+
+inline long pread64(int fd, void* data, size_t size, uint64_t offset) {
+    return host_syscall(kPread64, fd, reinterpret_cast<long>(data), static_cast<long>(size), static_cast<long>(offset),
+                        0, 0);
+}
+
+inline long pwrite64(int fd, const void* data, size_t size, uint64_t offset) {
+    return host_syscall(kPwrite64, fd, reinterpret_cast<long>(data), static_cast<long>(size), static_cast<long>(offset),
+                        0, 0);
+}
+
+inline long fdatasync(int fd) { return host_syscall(kFdatasync, fd, 0, 0, 0, 0, 0); }
 
 [[noreturn]] inline void exit_group(int status) {
     for (;;) host_syscall(kExitGroup, status, 0, 0, 0, 0, 0);

@@ -65,6 +65,7 @@ class ProcBackend final : public Backend {
     const char* timer_description() override { return "host POSIX timer (SIGALRM)"; }
 
     bool start_network_device() override;
+    bool start_block_devices() override;  // volume.cpp
     void start_control_channel() override;
 };
 
