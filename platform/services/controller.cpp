@@ -194,13 +194,9 @@ void Controller::watch(const std::string& uuid) {
         return;  // it ended (the supervisor sees to it) or hangs: it never joins the rotation
     }
     wakes_.ready(service, uuid);
-    if (writes_volumes) {
-        // Its volumes move on from here, so the snapshot it may have woken from no longer matches
-        // them (its file systems' caches would overwrite newer metadata): gone, and the next one
-        // is taken as it goes to sleep.
-        std::error_code error;
-        fs::remove_all(snapshot, error);
-    } else if (scale_to_zero.enabled() && !has_snapshot(snapshot)) {
+    // An instance that writes a volume gets its snapshot as it goes to sleep, never one from before
+    // (its volume moves on from here).
+    if (!writes_volumes && scale_to_zero.enabled() && !has_snapshot(snapshot)) {
         // Right after the app became ready, before any client: every later wake starts here.
         const auto answer = instances::control_request(control, {{"op", "snapshot"}, {"dir", snapshot}},
                                                        std::chrono::milliseconds(kSnapshotTimeout));
@@ -252,7 +248,10 @@ void Controller::wake(const std::string& service) {
             return;
         }
         const std::string snapshot = parts_.supervisor.snapshot_dir(chosen->uuid);
-        const bool restore = has_snapshot(snapshot);
+        // One that writes a volume wakes from its snapshot only if it slept since: one that ran
+        // since (and then crashed or was stopped) has moved its volume on from that memory.
+        const bool restore = has_snapshot(snapshot) &&
+                             (chosen->state == instances::kStandby || !parts_.supervisor.writes_volumes(*chosen));
         wakes_.decided(service, chosen->uuid, chosen->platform, restore);
         const auto started = parts_.supervisor.start(*chosen, restore ? snapshot : std::string());
         wakes_.spawned(service, started.at);

@@ -251,6 +251,53 @@ class ScaleToZero(ServiceCase):
         self.assertEqual(http_get(self.port), ("HTTP/1.1 200 OK", "hello from kiln\n"))  # woken again
 
 
+class Volumes(ServiceCase):
+    """A counter on a volume (tests/guest-apps/counter_server.c), each increment fsync'd before the
+    answer: every acknowledged one is there after a stop and start, a kill -9 of the instance, and
+    a sleep and wake of scale-to-zero; the volume passes e2fsck afterwards."""
+
+    def setUp(self):
+        super().setUp()
+        app = os.path.join(self.dir, "counter")
+        os.makedirs(os.path.join(app, "rootfs", "bin"))
+        shutil.copy(os.path.join(APPS, "counter_server"), os.path.join(app, "rootfs", "bin", "counter_server"))
+        with open(os.path.join(app, "Kraftfile"), "w") as f:
+            f.write('spec: v0.6\nname: counter\ncmd: ["/bin/counter_server", "8080", "/data/counter"]\n'
+                    'rootfs: ./rootfs\n')
+        self.kiln("build", app)
+
+    def get(self, path):
+        status, body = http_get(self.port, path)
+        self.assertEqual(status, "HTTP/1.1 200 OK", body + self.logs("counter"))
+        return int(body)
+
+    def test_every_acknowledged_write_survives_stop_kill_9_and_scale_to_zero(self):
+        self.kiln("volume", "create", "data", "--size", "32M")
+        self.kiln("run", "-d", "-v", "data:/data", "-p", f"{self.port}:8080", "--scale-to-zero", "on",
+                  "--scale-to-zero-cooldown", "300ms", "--name", "counter", "counter")
+        self.assertEqual([self.get("/add") for _ in range(3)], [1, 2, 3])
+        # Asleep (a snapshot taken as it went: its volume moved on since it became ready), then
+        # woken by the next request with what it had written.
+        self.wait_state("counter", "standby")
+        self.assertEqual(self.get("/get"), 3)
+        self.assertEqual(self.get("/add"), 4)
+        # Killed outright while running: what it acknowledged is on the volume.
+        os.killpg(self.api("/v1/instances/counter")["pid"], signal.SIGKILL)
+        self.wait_state("counter", "stopped")
+        self.assertEqual(self.get("/add"), 5, self.logs("counter"))  # the balancer starts it again
+        self.kiln("stop", "counter")
+        self.kiln("start", "counter")
+        self.assertEqual(self.get("/get"), 5)
+        self.kiln("rm", "-f", "counter")
+        volume = json.loads(self.kiln("volume", "inspect", "-o", "json", "data").stdout)[0]  # a list, as docker's
+        copy = os.path.join(self.dir, "check.ext4")
+        shutil.copyfile(volume["file"], copy)
+        fixed = subprocess.run(["e2fsck", "-fy", copy], capture_output=True, text=True)
+        self.assertLessEqual(fixed.returncode, 1, fixed.stdout)
+        checked = subprocess.run(["e2fsck", "-fn", copy], capture_output=True, text=True)
+        self.assertEqual(checked.returncode, 0, checked.stdout)
+
+
 class PrivateNetwork(ServiceCase):
     def test_instances_reach_each_other_by_name(self):
         self.kiln("run", "-d", "--name", "peer", "web", "/bin/echo_server", "7000")

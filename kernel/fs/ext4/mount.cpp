@@ -4,11 +4,16 @@
 #include "drivers/block/device.h"
 #include "fs/ext4/file_system.h"
 #include "fs/vfs.h"
+#include "sched/thread.h"
+#include "time/clock.h"
 
 namespace kiln::fs::ext4 {
 namespace {
 
 constexpr size_t kMaxVolumes = 16;
+// As ext4's default commit=5: what an application wrote without fsync reaches the journal within
+// five seconds.
+constexpr uint64_t kCommitIntervalNs = 5'000'000'000;
 constinit FileSystem* mounted[kMaxVolumes] = {};
 constinit size_t mounted_count = 0;
 
@@ -29,6 +34,15 @@ int64_t attach(StringView path, RefPtr<Node> root) {
     }
     (void)parent->remove_entry(name);
     return parent->add_entry(name, root);
+}
+
+// A kernel thread: it runs between file system operations (kernel code is not preemptible), so a
+// commit never cuts one.
+void commit_periodically(void*) {
+    for (;;) {
+        sched::sleep_until(time::now_ns() + kCommitIntervalNs);
+        sync_volumes();
+    }
 }
 
 }  // namespace
@@ -71,6 +85,8 @@ void mount_volumes(const Cmdline& cmdline) {
         }
         if (mounted_count < kMaxVolumes) mounted[mounted_count++] = fs;
     }
+    if (mounted_count > 0 && !sched::spawn_kernel(commit_periodically, nullptr, "volume-commit"))
+        console::print("kiln: no thread for the volumes' periodic commit: only fsync and sync commit\n");
 }
 
 void sync_volumes() {
