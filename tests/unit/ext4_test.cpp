@@ -94,9 +94,10 @@ class Ext4Test : public ::testing::Test {
     }
     void TearDown() override { std::filesystem::remove_all(dir_); }
 
-    void make_volume(const std::string& size = "64M", const std::string& extra = "") {
+    void make_volume(const std::string& size = "64M", const std::string& extra = "", int block_size = 4096) {
         std::string out;
-        ASSERT_EQ(run("truncate -s " + size + " " + image_ + " && mke2fs -q -F -t ext4 -b 4096 -O " + kFeatures +
+        ASSERT_EQ(run("truncate -s " + size + " " + image_ + " && mke2fs -q -F -t ext4 -b " +
+                          std::to_string(block_size) + " -O " + kFeatures +
                           " -E lazy_itable_init=0,lazy_journal_init=0 " + extra + " " + image_,
                       &out),
                   0)
@@ -378,6 +379,30 @@ TEST_F(Ext4Test, EveryFsyncedWriteSurvivesACrashAtAnyPoint) {
         delete fs;
         expect_fsck_untouched();
     }
+}
+
+// 1 KiB blocks: the superblock is block 1's, the group descriptors follow it, and a file's
+// blocks span groups of 8 MiB.
+TEST_F(Ext4Test, OneKibibyteBlocks) {
+    make_volume("24M", "", 1024);
+    const std::string big = pattern(9 << 20, 3);
+    {
+        FileDevice device(image_);
+        FileSystem* fs = mount(device);
+        ASSERT_NE(fs, nullptr);
+        RefPtr<Node> root = fs->root();
+        RefPtr<Node> dir = create(root, "dir", Type::kDirectory);
+        for (int i = 0; i < 40; ++i) create(dir, "name-" + std::to_string(i), Type::kRegular);
+        RefPtr<Node> file = create(root, "big", Type::kRegular);
+        ASSERT_EQ(write_all(file, 0, big), static_cast<int64_t>(big.size()));
+        EXPECT_EQ(read_all(file), big);
+        ASSERT_EQ(file->truncate(1 << 20), 0);
+        file = dir = root = {};
+        ASSERT_EQ(fs->unmount(), 0);
+        delete fs;
+    }
+    expect_fsck_untouched();
+    EXPECT_EQ(debugfs_cat("/big"), big.substr(0, 1 << 20));
 }
 
 TEST_F(Ext4Test, RefusesWhatItCannotMountSafely) {
