@@ -132,6 +132,8 @@ TEST_F(VirtqueueTest, AHostileChainBreaksTheQueueNotTheMonitor) {
         EXPECT_FALSE(queue_.pop().has_value());
         EXPECT_TRUE(queue_.broken());
         EXPECT_FALSE(queue_.pop().has_value());  // stays broken until reset
+        // A device loop that re-enables notifications and looks again must not spin on it.
+        EXPECT_FALSE(queue_.enable_notifications());
     }
 }
 

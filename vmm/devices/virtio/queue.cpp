@@ -128,7 +128,7 @@ bool Queue::needs_interrupt() {
 }
 
 bool Queue::enable_notifications() {
-    if (!active()) return false;
+    if (!active() || broken_) return false;  // a broken queue never asks for more work
     if (event_idx_) {
         write_u16(used_gpa + 4 + 8ull * size, last_avail_);  // avail_event
     } else {
