@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Volumes on the proc platform: an ext4 file (made by Debian's mke2fs) given to kiln-proc with
---volume, mounted by the kernel at kiln.volume=PATH, written by an unmodified program
-(tests/guest-apps/volume_io.c). After every run the volume passes e2fsck: -fy on a copy (which
-replays the journal), then -fn with nothing to fix; every write that returned from fsync is there
-after a kill -9 and after a snapshot's restore.
-Usage: test_volumes.py BUILD_DIR [unittest args]
+"""Volumes: an ext4 file (made by Debian's mke2fs) mounted by the kernel at kiln.volume=PATH and
+written by an unmodified program (tests/guest-apps/volume_io.c), on three monitors with one set of
+tests (VolumeTests): kiln-proc (`--volume path=FILE`, the proc platform's pread/pwrite), QEMU TCG
+(the hw kernel's virtio-blk driver against QEMU's virtio-blk on virtio-mmio, no KVM) and kiln-vmm
+(the same driver against kiln-vmm's virtio-blk device; needs /dev/kvm: scripts/with-kvm). After
+every run the volume passes e2fsck: -fy on a copy (which replays the journal), then -fn with
+nothing to fix; every write that returned from fsync is there after a kill -9 and, on kiln-proc and
+kiln-vmm, after a snapshot's restore.
+Usage: test_volumes.py BUILD_DIR [unittest args, e.g. VolumesUnderQemuTcg]
 """
 import json
 import os
@@ -21,6 +24,8 @@ import unittest
 BUILD = os.path.abspath(os.environ.get("KILN_BUILD_DIR") or
                         (sys.argv.pop(1) if __name__ == "__main__" and len(sys.argv) > 1 else "build"))
 PROC = os.path.join(BUILD, "bin", "kiln-proc")
+VMM = os.path.join(BUILD, "bin", "kiln-vmm")
+KERNEL = os.path.join(BUILD, "kernel", "kiln.elf")
 INITRD = os.path.join(BUILD, "tests", "guest-apps", "apps.cpio")
 TIMEOUT = 60
 # The features kilnd's volumes are made with (platform/volumes), which the kernel's ext4 supports.
@@ -33,18 +38,31 @@ def make_volume(path, size="64M"):
                     "lazy_itable_init=0,lazy_journal_init=0", path], check=True, capture_output=True)
 
 
-def run_app(volume_args, cmdline, timeout=TIMEOUT):
-    p = subprocess.run([PROC, "--initrd", INITRD, "--memory", "128M", "--timeout", str(timeout), *volume_args,
-                        "--cmdline", cmdline], capture_output=True, text=True, timeout=timeout + 30)
-    return p.returncode, p.stdout, p.stderr
+class VolumeTests:
+    """The tests, for any monitor. A subclass (also a TestCase) gives `command(volume_args, cmdline)`:
+    the argv that runs the kernel with the volumes (kiln's own `--volume path=FILE[,ro]` words, which
+    a monitor with other words translates) and the command line; and `status(returncode)`: the
+    app's exit status from the monitor's."""
+    volume_size = "64M"
+    timeout = TIMEOUT
 
+    def command(self, volume_args, cmdline):
+        raise NotImplementedError
 
-class VolumesUnderKilnProc(unittest.TestCase):
+    def status(self, returncode):
+        return returncode
+
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="kiln-volumes-")
         self.addCleanup(shutil.rmtree, self.dir, True)
         self.volume = os.path.join(self.dir, "data.ext4")
-        make_volume(self.volume)
+        make_volume(self.volume, self.volume_size)
+
+    def run_app(self, volume_args, cmdline):
+        """Runs the kernel to its end: (the app's status, stdout, stderr)."""
+        p = subprocess.run(self.command(volume_args, cmdline), capture_output=True, text=True,
+                           timeout=self.timeout + 30)
+        return self.status(p.returncode), p.stdout.replace("\r\n", "\n"), p.stderr
 
     def assert_fsck_clean(self, untouched=False):
         """e2fsck -fy on a copy, then -fn: nothing left to fix. `untouched`: the volume was unmounted
@@ -63,27 +81,27 @@ class VolumesUnderKilnProc(unittest.TestCase):
         return subprocess.run(["debugfs", "-R", request, self.volume], capture_output=True, text=True).stdout
 
     def test_files_written_in_one_run_are_there_in_the_next(self):
-        status, out, err = run_app(["--volume", f"path={self.volume}"], "kiln.volume=/data -- /bin/volume_io write /data 12")
+        status, out, err = self.run_app(["--volume", f"path={self.volume}"], "kiln.volume=/data -- /bin/volume_io write /data 12")
         self.assertEqual(status, 0, out + err)
         self.assertIn("wrote 12", out)
         self.assert_fsck_clean(untouched=True)
         self.assertIn("f11", self.debugfs("ls -l /sub"))
-        status, out, err = run_app(["--volume", f"path={self.volume}"],
+        status, out, err = self.run_app(["--volume", f"path={self.volume}"],
                                    "kiln.volume=/data -- /bin/volume_io verify /data 12")
         self.assertEqual(status, 0, out + err)
         self.assertIn("verified 12", out)
         self.assert_fsck_clean(untouched=True)
 
     def test_a_read_only_volume_is_read_and_never_written(self):
-        status, out, err = run_app(["--volume", f"path={self.volume}"], "kiln.volume=/data -- /bin/volume_io write /data 3")
+        status, out, err = self.run_app(["--volume", f"path={self.volume}"], "kiln.volume=/data -- /bin/volume_io write /data 3")
         self.assertEqual(status, 0, out + err)
         with open(self.volume, "rb") as f:
             before = f.read()
-        status, out, err = run_app(["--volume", f"path={self.volume},ro"],
+        status, out, err = self.run_app(["--volume", f"path={self.volume},ro"],
                                    "kiln.volume=/data:ro -- /bin/volume_io verify /data 3")
         self.assertEqual(status, 0, out + err)
         self.assertIn("verified 3", out)
-        status, out, err = run_app(["--volume", f"path={self.volume},ro"],
+        status, out, err = self.run_app(["--volume", f"path={self.volume},ro"],
                                    "kiln.volume=/data:ro -- /bin/volume_io write /data 1")
         self.assertNotEqual(status, 0, out + err)
         self.assertIn("errno 30", out)  # EROFS
@@ -94,25 +112,30 @@ class VolumesUnderKilnProc(unittest.TestCase):
         junk = os.path.join(self.dir, "junk.img")
         with open(junk, "wb") as f:
             f.truncate(8 << 20)
-        status, out, err = run_app(["--volume", f"path={junk}"], "kiln.volume=/data -- /bin/busybox true")
-        self.assertIn("kiln.volume=/data: proc0 cannot be mounted: not an ext4 file system", out + err)
+        status, out, err = self.run_app(["--volume", f"path={junk}"], "kiln.volume=/data -- /bin/busybox true")
+        # proc0 on kiln-proc, vda on virtio-blk.
+        self.assertRegex(out + err, r"kiln.volume=/data: \w+ cannot be mounted: not an ext4 file system")
         with open(junk, "rb") as f:
             self.assertEqual(f.read(), bytes(8 << 20))
 
-    def stream(self, extra_args=(), control=None, delay_ms=0):
-        args = [PROC, "--initrd", INITRD, "--memory", "128M", "--timeout", str(TIMEOUT), "--volume",
-                f"path={self.volume}", *extra_args]
-        if control:
-            args += ["--control", control]
-        p = subprocess.Popen(args + ["--cmdline", f"kiln.volume=/data -- /bin/volume_io stream /data 2000 {delay_ms}"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    def start(self, argv):
+        """Starts argv in a process group of its own (so a kill -9 takes the monitor and whatever
+        it started, `timeout` and QEMU alike), killed at the end of the test if still running."""
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         self.addCleanup(lambda: (p.poll() is None and os.killpg(p.pid, signal.SIGKILL), p.communicate()))
         return p
+
+    def stream(self, control=None, delay_ms=0):
+        argv = self.command(["--volume", f"path={self.volume}"],
+                            f"kiln.volume=/data -- /bin/volume_io stream /data 2000 {delay_ms}")
+        if control:
+            argv[argv.index("--cmdline"):argv.index("--cmdline")] = ["--control", control]
+        return self.start(argv)
 
     def wait_for_synced(self, p, count):
         """Reads "synced I" lines until I reaches count - 1; returns the last I."""
         last, other = -1, []
-        deadline = time.monotonic() + TIMEOUT
+        deadline = time.monotonic() + self.timeout
         while last < count - 1 and time.monotonic() < deadline:
             line = p.stdout.readline()
             if not line:
@@ -126,7 +149,7 @@ class VolumesUnderKilnProc(unittest.TestCase):
         return last
 
     def count_whole_files(self):
-        status, out, err = run_app(["--volume", f"path={self.volume}"], "kiln.volume=/data -- /bin/volume_io count /data")
+        status, out, err = self.run_app(["--volume", f"path={self.volume}"], "kiln.volume=/data -- /bin/volume_io count /data")
         self.assertEqual(status, 0, out + err)
         return int(re.search(r"files (\d+)", out).group(1))
 
@@ -134,12 +157,18 @@ class VolumesUnderKilnProc(unittest.TestCase):
         for round in range(3):
             p = self.stream()
             last = self.wait_for_synced(p, 10 * (round + 1))
-            os.killpg(p.pid, signal.SIGKILL)  # the tender and the instance, mid-write
+            os.killpg(p.pid, signal.SIGKILL)  # the monitor and the instance, mid-write
             p.communicate(timeout=30)
             self.assert_fsck_clean()
             # The next mount replays the journal; every file whose fsync returned is whole.
             self.assertGreater(self.count_whole_files(), last)
             self.assert_fsck_clean(untouched=True)
+
+
+class RestoreTests:
+    """A snapshot through the control socket, restored with the volume given again (kiln-proc and
+    kiln-vmm: `restorer --restore DIR --volume path=FILE --control SOCKET`)."""
+    restorer = None
 
     def request(self, path, **request):
         with socket.socket(socket.AF_UNIX) as s:
@@ -169,12 +198,10 @@ class VolumesUnderKilnProc(unittest.TestCase):
         self.assertTrue(self.request(control, op="stop")["ok"])
         p.communicate(timeout=30)
         control2 = os.path.join(self.dir, "c2.sock")
-        r = subprocess.Popen([PROC, "--restore", snap, "--volume", f"path={self.volume}", "--control", control2,
-                              "--timeout", str(TIMEOUT)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True)
-        self.addCleanup(lambda: (r.poll() is None and os.killpg(r.pid, signal.SIGKILL), r.communicate()))
+        r = self.start([self.restorer, "--restore", snap, "--volume", f"path={self.volume}", "--control", control2,
+                        "--timeout", str(self.timeout)])
         last = -1
-        deadline = time.monotonic() + TIMEOUT
+        deadline = time.monotonic() + self.timeout
         while last < 15 and time.monotonic() < deadline:
             m = re.match(r"synced (\d+)", r.stdout.readline() or "end")
             if m:
@@ -184,6 +211,56 @@ class VolumesUnderKilnProc(unittest.TestCase):
         r.communicate(timeout=30)
         self.assert_fsck_clean()
         self.assertGreater(self.count_whole_files(), last)
+
+
+class VolumesUnderKilnProc(VolumeTests, RestoreTests, unittest.TestCase):
+    """kiln-proc: the volume is a file the tender opened, read and written by the proc platform."""
+    restorer = PROC
+
+    def command(self, volume_args, cmdline):
+        return [PROC, "--initrd", INITRD, "--memory", "128M", "--timeout", str(self.timeout), *volume_args,
+                "--cmdline", cmdline]
+
+
+class VolumesUnderKilnVmm(VolumeTests, RestoreTests, unittest.TestCase):
+    """kiln-vmm on /dev/kvm: the hw kernel's virtio-blk driver against kiln-vmm's virtio-blk device.
+    Fails (not skips) where KVM is missing: run it through scripts/with-kvm (boot.kvm)."""
+    restorer = VMM
+
+    @classmethod
+    def setUpClass(cls):
+        from test_boot import kvm_usable
+        if not kvm_usable():
+            raise AssertionError("no usable /dev/kvm here: run this suite through scripts/with-kvm")
+
+    def command(self, volume_args, cmdline):
+        return [VMM, "--kernel", KERNEL, "--initrd", INITRD, "--memory", "128M", "--timeout", str(self.timeout),
+                *volume_args, "--cmdline", cmdline]
+
+
+class VolumesUnderQemuTcg(VolumeTests, unittest.TestCase):
+    """QEMU microvm with TCG (no KVM): the hw kernel's virtio-blk driver against QEMU's virtio-blk
+    device on virtio-mmio. A small volume, as everything is emulated; QEMU has none of kiln's
+    control sockets, so no restore here. ioapic2=off: 8 transports on IRQs 5-12, the first device
+    plugged on the last (as test_boot.QemuTcgBoot.test_virtio_blk_volumes_in_order)."""
+    volume_size = "32M"
+    TRANSPORTS = ["512@0xfeb00e00:12", "512@0xfeb00c00:11"]
+
+    def command(self, volume_args, cmdline):
+        drives = []
+        for i, spec in enumerate(volume_args[1::2]):  # --volume path=FILE[,ro]
+            path, _, ro = spec.removeprefix("path=").partition(",")
+            drive = f"id=v{i},file={path},format=raw,if=none" + (",readonly=on" if ro == "ro" else "")
+            drives += ["-drive", drive, "-device", f"virtio-blk-device,drive=v{i}"]
+        transports = " ".join(f"virtio_mmio.device={t}" for t in self.TRANSPORTS[:len(drives) // 4])
+        return ["timeout", "-s", "KILL", str(self.timeout), "qemu-system-x86_64",
+                "-M", "microvm,x-option-roms=off,rtc=off,ioapic2=off", "-accel", "tcg", "-cpu", "max", "-m", "256",
+                "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio", "-no-reboot",
+                "-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-global", "virtio-mmio.force-legacy=false",
+                *drives, "-kernel", KERNEL, "-initrd", INITRD, "-append", f"{transports} {cmdline}"]
+
+    def status(self, returncode):
+        return returncode >> 1 if returncode > 0 and returncode & 1 else -1  # isa-debug-exit: status*2+1
 
 
 if __name__ == "__main__":
