@@ -109,12 +109,20 @@ void BlockCache::trim() {
     }
 }
 
+// A damaged volume may name blocks past its device's end: refused here, as an I/O error.
+bool BlockCache::on_device(uint64_t block, size_t count) const {
+    const uint64_t blocks = device_.sector_count() / (block_size_ / block::kSectorSize);
+    return block < blocks && count <= blocks - block;
+}
+
 int BlockCache::read_blocks(uint64_t block, void* data, size_t count) {
+    if (!on_device(block, count)) return -EIO;
     const uint64_t per_block = block_size_ / block::kSectorSize;
     return device_.read(block * per_block, data, count * block_size_);
 }
 
 int BlockCache::write_blocks(uint64_t block, const void* data, size_t count) {
+    if (!on_device(block, count)) return -EIO;
     const uint64_t per_block = block_size_ / block::kSectorSize;
     return device_.write(block * per_block, data, count * block_size_);
 }

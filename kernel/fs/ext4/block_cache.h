@@ -53,6 +53,7 @@ class BlockCache {
   private:
     static constexpr size_t kBuckets = 1024;
     static constexpr size_t kMaxCleanBuffers = 4096;
+    bool on_device(uint64_t block, size_t count) const;
     Buffer* find(uint64_t block);
     Buffer* insert(uint64_t block);
     void destroy(Buffer* b);

@@ -11,6 +11,9 @@ namespace kiln::fs::ext4 {
 namespace {
 
 constexpr uint32_t kEntryHeader = sizeof(DirEntryHeader);
+// Linear directories (no dir_index) are scanned whole for every lookup; one past this size is a
+// damaged inode rather than a directory anyone could use.
+constexpr uint64_t kMaxDirectorySize = 256ull << 20;
 
 uint32_t entry_size(uint32_t name_length) { return (kEntryHeader + name_length + 3) & ~3u; }
 
@@ -25,11 +28,15 @@ bool is_dot(StringView name) { return name == "." || name == ".."; }
 template <typename F>
 int64_t Ext4Node::for_each_entry(F visit) const {
     const uint32_t bs = fs_.block_size();
-    const uint32_t blocks = static_cast<uint32_t>(size() / bs);
-    for (uint32_t logical = 0; logical < blocks; ++logical) {
+    if (size() > kMaxDirectorySize) return -EUCLEAN;
+    const uint64_t blocks = size() / bs;
+    for (uint64_t logical = 0; logical < blocks; ++logical) {
         Mapping m;
-        if (int64_t r = map_block(fs_.cache(), inode_, logical, m); r < 0) return r;
-        if (m.physical == 0) continue;
+        if (int64_t r = map_block(fs_.cache(), inode_, static_cast<uint32_t>(logical), m); r < 0) return r;
+        if (m.physical == 0 || m.unwritten) {  // a hole: none of its blocks holds entries
+            logical += m.length - 1;
+            continue;
+        }
         Buffer* b = fs_.cache().get(m.physical);
         if (!b) return -EIO;
         uint32_t previous = UINT32_MAX;
@@ -63,7 +70,11 @@ RefPtr<Node> Ext4Node::lookup(StringView name) {
     Slot slot;
     if (!find(name, slot)) return {};
     RefPtr<Ext4Node> child = fs_.node(slot.ino);
-    if (child && child->type() == Type::kDirectory && !is_dot(name)) child->parent = RefPtr<Node>(this);
+    if (!child || child->type() != Type::kDirectory || is_dot(name)) return child;
+    // A damaged volume may name a directory inside itself: ".." never makes a loop in memory.
+    for (Node* up = this; up; up = up->parent.get())
+        if (up == child.get()) return child;
+    child->parent = RefPtr<Node>(this);
     return child;
 }
 

@@ -101,6 +101,12 @@ int64_t Journal::open(const Inode& inode, uint32_t& replayed, const char*& error
     if (capacity_ > 4) capacity_ -= 2;
     replayed = 0;
     if (from_be32(jsb.start) == 0) return 0;
+    if (cache_.device().read_only()) {
+        error =
+            "the volume was not unmounted cleanly and its journal cannot be replayed on a read-only device "
+            "(attach it read-write once, or run e2fsck -fy on it)";
+        return -EROFS;
+    }
     return replay(replayed, error);
 }
 
