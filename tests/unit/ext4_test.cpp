@@ -96,11 +96,11 @@ class Ext4Test : public ::testing::Test {
 
     void make_volume(const std::string& size = "64M", const std::string& extra = "", int block_size = 4096) {
         std::string out;
-        ASSERT_EQ(run("truncate -s " + size + " " + image_ + " && mke2fs -q -F -t ext4 -b " +
-                          std::to_string(block_size) + " -O " + kFeatures +
-                          " -E lazy_itable_init=0,lazy_journal_init=0 " + extra + " " + image_,
-                      &out),
-                  0)
+        ASSERT_EQ(
+            run("truncate -s " + size + " " + image_ + " && mke2fs -q -F -t ext4 -b " + std::to_string(block_size) +
+                    " -O " + kFeatures + " -E lazy_itable_init=0,lazy_journal_init=0 " + extra + " " + image_,
+                &out),
+            0)
             << out;
     }
 
