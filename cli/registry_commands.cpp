@@ -25,7 +25,7 @@ using images::ImageStore;
 using images::RegistryReference;
 using nlohmann::json;
 
-// The flags' values, over the environment's (KILN_REGISTRY_CA, KILN_INSECURE_REGISTRIES).
+// The flags' values, over the environment's (images::registry_options_from_environment).
 struct RegistryFlags {
     std::string ca;
     std::vector<std::string> insecure;
@@ -35,22 +35,10 @@ RegistryFlags& flags() {
     return flags;
 }
 
-std::vector<std::string> split_commas(const std::string& text) {
-    std::vector<std::string> out;
-    std::stringstream in(text);
-    for (std::string item; std::getline(in, item, ',');)
-        if (!item.empty()) out.push_back(item);
-    return out;
-}
-
 images::RegistryOptions options_for(const std::string& host) {
-    images::RegistryOptions options;
-    options.ca_file = flags().ca;
-    if (const char* ca = std::getenv("KILN_REGISTRY_CA"); options.ca_file.empty() && ca) options.ca_file = ca;
-    options.insecure = flags().insecure;
-    if (const char* insecure = std::getenv("KILN_INSECURE_REGISTRIES"))
-        for (const auto& item : split_commas(insecure)) options.insecure.push_back(item);
-    options.credentials = images::load_credentials(state_dir(), host);
+    images::RegistryOptions options = images::registry_options_from_environment(state_dir(), host);
+    if (!flags().ca.empty()) options.ca_file = flags().ca;  // the flag over the environment
+    options.insecure.insert(options.insecure.begin(), flags().insecure.begin(), flags().insecure.end());
     options.progress = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
     try {
         options.kernel_path = kernel_path();  // what a pulled container image runs on
@@ -109,6 +97,13 @@ void login(const LoginOptions& options) {
     images::check_login(options.host, registry);
     images::save_credentials(state_dir(), options.host, credentials);
     std::printf("logged in to %s as %s\n", options.host.c_str(), credentials.username.c_str());
+}
+
+void logout(const std::string& host) {
+    if (images::remove_credentials(state_dir(), host))
+        std::printf("removed the credentials for %s\n", host.c_str());
+    else
+        std::printf("not logged in to %s\n", host.c_str());
 }
 
 void tag(const std::string& source, const std::string& target) {
@@ -193,6 +188,11 @@ void add_registry_commands(CLI::App& app) {
     login_command->add_flag("--password-stdin", login_options->password_stdin, "read the password from stdin");
     add_registry_flags(*login_command);
     login_command->callback([login_options] { login(*login_options); });
+
+    auto logout_host = std::make_shared<std::string>();
+    auto* logout_command = app.add_subcommand("logout", "forget the credentials kept for a registry");
+    logout_command->add_option("host", *logout_host, "HOST[:PORT]")->required();
+    logout_command->callback([logout_host] { logout(*logout_host); });
 
     auto names = std::make_shared<std::pair<std::string, std::string>>();
     auto* tag_command = app.add_subcommand("tag", "give an image another name, such as a registry's HOST/REPO:TAG");

@@ -14,6 +14,8 @@
 
 #include "api/request.h"
 #include "api/volume_routes.h"
+#include "images/registry.h"
+#include "images/registry_reference.h"
 #include "instances/metrics.h"
 #include "instances/vmm_control.h"
 #include "services/metrics.h"
@@ -37,6 +39,28 @@ void reply(httplib::Response& response, Clock::time_point started, int status, c
 }
 
 namespace {
+
+// An instance's image: here, or a registry's pulled on demand (HOST[:PORT]/REPO:TAG or @sha256:...,
+// as `kiln run REF` does), with kiln login's credentials and the environment's CA and insecure
+// registries. The state lock is held: one pull at a time, and no request sees half an image.
+images::Image find_or_pull(State& state, const std::string& reference) {
+    if (auto image = state.images.find(reference)) return *image;
+    if (!images::is_registry_reference(reference) || state.state_dir.empty())
+        throw ApiError{404, "no image '" + reference + "'"};
+    const images::RegistryReference parsed = images::parse_registry_reference(reference);
+    if (auto image = state.images.find(parsed.str())) return *image;
+    images::RegistryOptions options = images::registry_options_from_environment(state.state_dir, parsed.host);
+    try {
+        options.kernel_path = images::default_kernel_path();  // what a pulled container image runs on
+    } catch (const std::exception&) {
+        options.kernel_path.clear();  // pull_image says so if it needs one
+    }
+    try {
+        return images::pull_image(state.images, parsed, options).image;
+    } catch (const std::exception& e) {
+        throw ApiError{502, "pulling '" + reference + "': " + e.what()};
+    }
+}
 
 int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -324,8 +348,7 @@ void Server::routes() {
                 handle_unlocking([this, create_service](const auto& request, auto& response, auto started, auto& lock) {
                     const CreateRequest create = parse_create(request.body);
                     instances::Instance instance;
-                    const auto image = state_.images.find(create.image);
-                    if (!image) throw ApiError{404, "no image '" + create.image + "'"};
+                    const std::optional<images::Image> image = find_or_pull(state_, create.image);
                     instance.image = image->reference();
                     instance.image_digest = image->digest;
                     instance.uuid = instances::new_uuid();

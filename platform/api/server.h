@@ -36,6 +36,9 @@ struct State {
     std::string no_network_reason;
     instances::HostPlatforms platforms;       // what instances can run on here, and the default
     volumes::VolumeStore* volumes = nullptr;  // volumes (/v1/volumes); none: refused
+    // kilnd's state directory: where `kiln login` keeps registry credentials for the pulls of
+    // POST /v1/instances (none: a registry's image that is not here is a 404).
+    std::string state_dir;
 
     // Instances may have changed state (the reconciler saw a tender end): log followers look
     // again at once instead of at their next poll.

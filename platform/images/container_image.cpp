@@ -172,6 +172,7 @@ ContainerConfig parse_container_config(const std::string& text) {
     for (auto& word : strings(c.value("Cmd", json()), "Cmd")) config.cmd.push_back(std::move(word));
     config.env = strings(c.value("Env", json()), "Env");
     if (c.contains("WorkingDir") && c["WorkingDir"].is_string()) config.workdir = c["WorkingDir"];
+    if (c.contains("User") && c["User"].is_string()) config.user = c["User"];
     if (c.contains("ExposedPorts") && c["ExposedPorts"].is_object())
         for (const auto& [port, ignored] : c["ExposedPorts"].items()) config.exposed.push_back(port);
     if (c.contains("Labels") && c["Labels"].is_object())

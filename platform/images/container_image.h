@@ -27,6 +27,7 @@ struct ContainerConfig {
     std::vector<std::string> entrypoint;  // Entrypoint alone (a Dockerfile's FROM keeps it)
     std::vector<std::string> env;         // NAME=VALUE
     std::string workdir;
+    std::string user;                  // NAME|UID[:GROUP|GID], as the image says
     std::vector<std::string> exposed;  // "80/tcp"
     std::map<std::string, std::string> labels;
 };

@@ -339,57 +339,14 @@ class Builder {
     std::pair<uint32_t, uint32_t> resolved_user() const {
         const auto& [who, line] = stage().user;
         if (who.empty()) return {0, 0};
-        const size_t colon = who.find(':');
-        const std::string name = who.substr(0, colon), group = colon == std::string::npos ? "" : who.substr(colon + 1);
-        std::optional<std::vector<std::string>> account = account_entry("/etc/passwd", name, 4);
-        uint32_t uid = 0, gid = 0;
-        if (name == "root" && !account) {  // root needs no line, as a scratch image has none
-        } else if (account) {
-            uid = number(account->at(2), who, line);
-            gid = number(account->at(3), who, line);
-        } else if (is_number(name)) {
-            uid = number(name, who, line);
-        } else {
-            fail(path_, line, "USER " + who + ": no user '" + name + "' in the image's /etc/passwd");
+        try {
+            return resolve_user(who, [this](const std::string& path) -> const RootfsEntry* {
+                const auto it = stage().files.find(path);
+                return it == stage().files.end() ? nullptr : &it->second;
+            });
+        } catch (const RootfsError& e) {
+            fail(path_, line, e.what());
         }
-        if (!group.empty()) {
-            if (const auto entry = account_entry("/etc/group", group, 3))
-                gid = number(entry->at(2), who, line);
-            else if (group == "root")
-                gid = 0;
-            else if (is_number(group))
-                gid = number(group, who, line);
-            else
-                fail(path_, line, "USER " + who + ": no group '" + group + "' in the image's /etc/group");
-        }
-        return {uid, gid};
-    }
-
-    // The colon-separated fields (at least `fields`) of the line of /etc/passwd or /etc/group
-    // naming `name`: by its first field, or by its id (the third) for a number.
-    std::optional<std::vector<std::string>> account_entry(const std::string& file, const std::string& name,
-                                                          size_t fields_needed) const {
-        auto it = stage().files.find(file);
-        if (it == stage().files.end() || (it->second.mode & S_IFMT) != S_IFREG) return std::nullopt;
-        std::istringstream lines(it->second.data);
-        for (std::string text; std::getline(lines, text);) {
-            std::vector<std::string> fields;
-            std::istringstream parts(text);
-            for (std::string field; std::getline(parts, field, ':');) fields.push_back(field);
-            if (fields.size() < fields_needed) continue;
-            if (fields[0] == name || (is_number(name) && fields[2] == name)) return fields;
-        }
-        return std::nullopt;
-    }
-
-    static bool is_number(const std::string& text) {
-        return !text.empty() && text.size() <= 10 && text.find_first_not_of("0123456789") == std::string::npos;
-    }
-
-    uint32_t number(const std::string& text, const std::string& who, int line) const {
-        if (!is_number(text) || std::stoull(text) > 0xfffffffeull)
-            fail(path_, line, "USER " + who + ": '" + text + "' is not a user or group id");
-        return static_cast<uint32_t>(std::stoull(text));
     }
 
     void expose(const DockerInstruction& in) {

@@ -7,12 +7,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 
 #include "images/dockerfile.h"
 #include "images/registry_reference.h"
@@ -531,6 +533,17 @@ void ImageStore::collect_garbage() {
         }
         fs::remove(entry.path(), error);
     }
+}
+
+std::string default_kernel_path() {
+    if (const char* path = std::getenv("KILN_KERNEL"); path && *path) return path;
+    std::error_code error;
+    const fs::path bin = fs::read_symlink("/proc/self/exe", error).parent_path();
+    const fs::path candidates[] = {bin / ".." / "kernel" / "kiln.elf", bin / ".." / "lib" / "kiln" / "kiln.elf"};
+    for (const auto& candidate : candidates)
+        if (fs::is_regular_file(candidate, error)) return candidate.lexically_normal().string();
+    throw std::runtime_error("no Kiln kernel at " + candidates[0].lexically_normal().string() + " or " +
+                             candidates[1].lexically_normal().string() + " (set KILN_KERNEL)");
 }
 
 }  // namespace kiln::images

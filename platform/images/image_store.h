@@ -112,4 +112,10 @@ class ImageStore {
     Puller puller_;
 };
 
+// The Kiln kernel images are built with and pulled container images run on: KILN_KERNEL, else
+// next to the running executable's directory (build/bin/kiln and build/bin/kilnd find
+// build/kernel/kiln.elf; an installed bin/ finds lib/kiln/kiln.elf), so a build tree works without
+// an install step. Throws std::runtime_error naming where it looked.
+std::string default_kernel_path();
+
 }  // namespace kiln::images

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -471,6 +472,14 @@ PullResult pull_container(ImageStore& store, Registry& registry, const RegistryR
     if (!config.entrypoint.empty()) kiln["entrypoint"] = config.entrypoint;
     kiln["env"] = config.env;
     if (!config.workdir.empty() && config.workdir != "/") kiln["workdir"] = config.workdir;
+    if (!config.user.empty()) {  // as numbers, from the image's own /etc/passwd and /etc/group
+        const auto [uid, gid] = resolve_user(config.user, [&entries](const std::string& path) -> const RootfsEntry* {
+            const auto it =
+                std::find_if(entries.begin(), entries.end(), [&path](const RootfsEntry& e) { return e.path == path; });
+            return it == entries.end() ? nullptr : &*it;
+        });
+        if (uid != 0 || gid != 0) kiln["user"] = std::to_string(uid) + ":" + std::to_string(gid);
+    }
     if (!config.exposed.empty()) kiln["exposed"] = config.exposed;
     if (!config.labels.empty()) kiln["image_labels"] = config.labels;
     kiln["memory_mb"] = image_memory_mb(kiln);
@@ -485,6 +494,18 @@ PullResult pull_container(ImageStore& store, Registry& registry, const RegistryR
 
 }  // namespace
 
+RegistryOptions registry_options_from_environment(const std::string& state_dir, const std::string& host) {
+    RegistryOptions options;
+    if (const char* ca = std::getenv("KILN_REGISTRY_CA"); ca && *ca) options.ca_file = ca;
+    if (const char* insecure = std::getenv("KILN_INSECURE_REGISTRIES")) {
+        std::stringstream in(insecure);
+        for (std::string item; std::getline(in, item, ',');)
+            if (!item.empty()) options.insecure.push_back(item);
+    }
+    options.credentials = load_credentials(state_dir, host);
+    return options;
+}
+
 std::optional<Credentials> load_credentials(const std::string& state_dir, const std::string& host) {
     const std::string path = (fs::path(state_dir) / "registries.json").string();
     std::ifstream in(path);
@@ -498,18 +519,22 @@ std::optional<Credentials> load_credentials(const std::string& state_dir, const 
     return Credentials{entry["username"], entry["password"]};
 }
 
-void save_credentials(const std::string& state_dir, const std::string& host, const Credentials& credentials) {
-    const std::string path = (fs::path(state_dir) / "registries.json").string();
+namespace {
+
+nlohmann::json read_credentials_file(const std::string& path) {
     json all = json::object();
     if (std::ifstream in(path); in) {
         all = json::parse(in, nullptr, false);
         if (!all.is_object()) all = json::object();
     }
-    all[host] = {{"username", credentials.username}, {"password", credentials.password}};
+    return all;
+}
+
+// Written whole and private from the start: a temporary file made 0600, then renamed.
+void write_credentials_file(const std::string& state_dir, const std::string& path, const json& all) {
     const std::string text = all.dump(2) + "\n";
     std::error_code error;
     fs::create_directories(state_dir, error);
-    // Written whole and private from the start: a temporary file made 0600, then renamed.
     const std::string temporary = path + ".tmp" + std::to_string(::getpid());
     const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) throw RegistryError(temporary + ": " + std::strerror(errno));
@@ -521,6 +546,24 @@ void save_credentials(const std::string& state_dir, const std::string& host, con
         ::unlink(temporary.c_str());
         throw RegistryError(path + ": " + why);
     }
+}
+
+}  // namespace
+
+void save_credentials(const std::string& state_dir, const std::string& host, const Credentials& credentials) {
+    const std::string path = (fs::path(state_dir) / "registries.json").string();
+    json all = read_credentials_file(path);
+    all[host] = {{"username", credentials.username}, {"password", credentials.password}};
+    write_credentials_file(state_dir, path, all);
+}
+
+bool remove_credentials(const std::string& state_dir, const std::string& host) {
+    const std::string path = (fs::path(state_dir) / "registries.json").string();
+    json all = read_credentials_file(path);
+    if (!all.contains(host)) return false;
+    all.erase(host);
+    write_credentials_file(state_dir, path, all);
+    return true;
 }
 
 void check_login(const std::string& host, const RegistryOptions& options) {

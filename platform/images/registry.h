@@ -39,7 +39,13 @@ struct RegistryOptions {
 
 // kiln login's credentials: STATE/registries.json, mode 0600, by HOST[:PORT].
 std::optional<Credentials> load_credentials(const std::string& state_dir, const std::string& host);
+// What kiln and kilnd both know of registries without flags: the environment's KILN_REGISTRY_CA
+// and KILN_INSECURE_REGISTRIES (comma-separated HOST:PORTs), and the credentials kept under
+// `state_dir` for `host`.
+RegistryOptions registry_options_from_environment(const std::string& state_dir, const std::string& host);
 void save_credentials(const std::string& state_dir, const std::string& host, const Credentials& credentials);
+// kiln logout: false if there were none for `host`.
+bool remove_credentials(const std::string& state_dir, const std::string& host);
 
 // Whether HOST[:PORT] accepts `options.credentials` (GET /v2/). Throws RegistryError naming why not.
 void check_login(const std::string& host, const RegistryOptions& options);

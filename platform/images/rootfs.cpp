@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 namespace kiln::images {
@@ -230,6 +231,64 @@ const RootfsEntry* find_entry(const std::vector<RootfsEntry>& entries, const std
             (target.is_absolute() ? target : fs::path(current).parent_path() / target).lexically_normal().string();
     }
     return nullptr;
+}
+
+namespace {
+
+bool is_id(const std::string& text) {
+    return !text.empty() && text.size() <= 10 && text.find_first_not_of("0123456789") == std::string::npos;
+}
+
+uint32_t id(const std::string& text, const std::string& who) {
+    if (!is_id(text) || std::stoull(text) > 0xfffffffeull)
+        throw RootfsError("USER " + who + ": '" + text + "' is not a user or group id");
+    return static_cast<uint32_t>(std::stoull(text));
+}
+
+// The colon-separated fields (at least `fields_needed`) of the line of /etc/passwd or /etc/group
+// naming `name`: by its first field, or by its id (the third) for a number.
+std::optional<std::vector<std::string>> account_entry(const RootfsEntry* file, const std::string& name,
+                                                      size_t fields_needed) {
+    if (!file || (file->mode & S_IFMT) != S_IFREG) return std::nullopt;
+    std::istringstream lines(file->data);
+    for (std::string text; std::getline(lines, text);) {
+        std::vector<std::string> fields;
+        std::istringstream parts(text);
+        for (std::string field; std::getline(parts, field, ':');) fields.push_back(field);
+        if (fields.size() < fields_needed) continue;
+        if (fields[0] == name || (is_id(name) && fields[2] == name)) return fields;
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+std::pair<uint32_t, uint32_t> resolve_user(const std::string& who,
+                                           const std::function<const RootfsEntry*(const std::string& path)>& file) {
+    const size_t colon = who.find(':');
+    const std::string name = who.substr(0, colon), group = colon == std::string::npos ? "" : who.substr(colon + 1);
+    const auto account = account_entry(file("/etc/passwd"), name, 4);
+    uint32_t uid = 0, gid = 0;
+    if (name == "root" && !account) {  // root needs no line, as a scratch image has none
+    } else if (account) {
+        uid = id(account->at(2), who);
+        gid = id(account->at(3), who);
+    } else if (is_id(name)) {
+        uid = id(name, who);
+    } else {
+        throw RootfsError("USER " + who + ": no user '" + name + "' in the image's /etc/passwd");
+    }
+    if (!group.empty()) {
+        if (const auto entry = account_entry(file("/etc/group"), group, 3))
+            gid = id(entry->at(2), who);
+        else if (group == "root")
+            gid = 0;
+        else if (is_id(group))
+            gid = id(group, who);
+        else
+            throw RootfsError("USER " + who + ": no group '" + group + "' in the image's /etc/group");
+    }
+    return {uid, gid};
 }
 
 }  // namespace kiln::images

@@ -5,9 +5,12 @@
 // give the same bytes and the same content address in the image store.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace kiln::images {
@@ -30,6 +33,12 @@ std::vector<RootfsEntry> read_rootfs(const std::string& source);
 // Entries by path as read_rootfs gives them: sorted, with every parent directory present (0755
 // where the source did not list it).
 std::vector<RootfsEntry> complete_entries(std::map<std::string, RootfsEntry> entries);
+
+// A USER as Docker resolves it when a container starts: NAME|UID[:GROUP|GID] looked up in the
+// image's /etc/passwd and /etc/group (`file` gives an entry by path, or null); "root" needs no
+// line. Throws RootfsError ("USER WHO: no user 'NAME' in the image's /etc/passwd", ...).
+std::pair<uint32_t, uint32_t> resolve_user(const std::string& who,
+                                           const std::function<const RootfsEntry*(const std::string& path)>& file);
 
 // A file's bytes, read into a string of its size. Throws RootfsError.
 std::string read_file_bytes(const std::string& path);

@@ -175,7 +175,8 @@ int main(int argc, char** argv) {
         };
         options.volumes = [&volumes](const kiln::instances::Instance& i) { return volumes.mounts_of(i.uuid); };
         kiln::instances::Supervisor supervisor(options, instances, images);
-        kiln::api::State state{{}, images, instances, supervisor, services, nullptr, no_network, platforms, &volumes};
+        kiln::api::State state{{},      images,     instances, supervisor, services,
+                               nullptr, no_network, platforms, &volumes,   dir};
         std::unique_ptr<kiln::services::Controller> services_controller;
         std::unique_ptr<kiln::network::DnsServer> dns;
         if (network) {

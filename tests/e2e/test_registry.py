@@ -21,7 +21,7 @@ import time
 import unittest
 import urllib.parse
 
-from e2e_support import KilnCommand, end_state, kiln_proc_beside_kernel
+from e2e_support import KilnCommand, UnixHttp, end_state, kiln_proc_beside_kernel
 
 BUILD = os.path.abspath(os.environ.get("KILN_BUILD_DIR") or
                         (sys.argv.pop(1) if __name__ == "__main__" and len(sys.argv) > 1 else "build"))
@@ -201,6 +201,48 @@ class PushAndPull(RegistryCase):
         self.assertIn("argv[2]=two words\n", r.stdout)
         self.assertIn("env GREETING=from the registry", r.stdout)
 
+    def test_a_dockerfile_image_pushed_is_pulled_by_a_fresh_kilnd_and_runs(self):
+        """The issue's whole path: an image built from a Dockerfile, pushed; a kilnd with a fresh
+        state directory asked (POST /v1/instances, not kiln) for an instance of it pulls it, with
+        kiln login's credentials and the environment's CA, and runs it on proc."""
+        self.login()
+        app = os.path.join(self.dir, "dockerfile-app")
+        os.makedirs(app)
+        shutil.copy(os.path.join(APPS, "args_env"), os.path.join(app, "args_env"))
+        with open(os.path.join(app, "Dockerfile"), "w") as f:
+            f.write('FROM scratch\nCOPY args_env /bin/args_env\nENV GREETING="from a Dockerfile"\n'
+                    'CMD ["/bin/args_env", "pulled by kilnd"]\n')
+        ref = f"{self.registry.host}/team/dockerfile:v1"
+        self.kiln("build", "-t", ref, app)
+        pushed = json.loads(self.kiln("push", "-o", "json", ref).stdout)
+        # The instance runs on the plain build's kiln-proc (kiln_proc_beside_kernel: under the
+        # sanitized build's kilnd too).
+        there = dict(self.state_env("api"), KILN_PROC=kiln_proc_beside_kernel(BUILD))
+        self.login(there)
+        subprocess.run([KILN, "ps"], env=there, check=True, capture_output=True, timeout=60)  # kilnd starts
+
+        def create(body):
+            c = UnixHttp(os.path.join(there["KILN_STATE_DIR"], "kilnd.sock"), timeout=60)
+            c.request("POST", "/v1/instances", body=json.dumps(body), headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            answer = json.loads(r.read())
+            c.close()
+            return r.status, answer
+
+        status, answer = create({"image": ref, "name": "pulled", "platform": "proc"})
+        self.assertEqual(status, 201, answer)
+        self.assertEqual(self.image(ref, there)["digest"], pushed["image"])
+        deadline, logs = time.monotonic() + 60, ""
+        while "argv[1]=pulled by kilnd" not in logs and time.monotonic() < deadline:
+            time.sleep(0.1)
+            logs = subprocess.run([KILN, "logs", "pulled"], env=there, capture_output=True, text=True,
+                                  timeout=30).stdout
+        self.assertIn("argv[1]=pulled by kilnd\n", logs)
+        self.assertIn("env GREETING=from a Dockerfile", logs)
+        status, answer = create({"image": f"{self.registry.host}/team/dockerfile:missing", "name": "nothing"})
+        self.assertEqual(status, 502, answer)
+        self.assertIn(f"pulling '{self.registry.host}/team/dockerfile:missing'", answer["message"])
+
     def test_a_tampered_blob_is_refused_and_nothing_is_stored(self):
         self.login()
         self.kiln("push", self.ref)
@@ -253,6 +295,15 @@ class Refusals(RegistryCase):
         self.assertIn(f"{self.registry.host}: authentication failed for {USER} (kiln login {self.registry.host})",
                       r.stderr)
         self.assertFalse(os.path.exists(os.path.join(self.dir, "here", "registries.json")))
+
+    def test_logout_forgets_the_credentials(self):
+        self.login()
+        self.kiln("push", self.ref)
+        self.assertEqual(self.kiln("logout", self.registry.host).stdout,
+                         f"removed the credentials for {self.registry.host}\n")
+        self.assertEqual(self.kiln("logout", self.registry.host).stdout, f"not logged in to {self.registry.host}\n")
+        r = self.kiln("push", self.ref, ok=False)
+        self.assertIn("authentication required and no credentials", r.stderr)
 
     def test_an_untrusted_ca_is_refused(self):
         env = dict(self.env)
@@ -462,10 +513,13 @@ class ContainerImages(RegistryCase):
                            ("bin/hl", "hardlink", "bin/args_env"), ("bin/link", "symlink", "args_env"),
                            ("etc/a", "file", b"a"), ("etc/b", "file", b"b"), ("opt/dir/x", "file", b"x")], True)
         upper = tar_layer([("etc/.wh.a", "file", b""), ("opt/dir/.wh..wh..opq", "file", b""),
-                           ("opt/dir/y", "file", b"y"), ("etc/c", "file", b"c")], False)
+                           ("opt/dir/y", "file", b"y"), ("etc/c", "file", b"c"),
+                           ("etc/passwd", "file", b"root:x:0:0::/root:/bin/sh\nweb:x:1000:1000::/srv:/bin/sh\n"),
+                           ("etc/group", "file", b"root:x:0:\nstaff:x:50:web\n")], False)
         config = json.dumps({"architecture": "amd64", "os": "linux",
                              "config": {"Entrypoint": ["/bin/args_env"], "Cmd": ["from", "container"],
-                                        "Env": ["GREETING=from a container"], "WorkingDir": "/srv"},
+                                        "Env": ["GREETING=from a container"], "WorkingDir": "/srv",
+                                        "User": "web:staff"},
                              "rootfs": {"type": "layers", "diff_ids": []}}).encode()
         repository = "library/ctr"
         descriptor = lambda media_type, blob: {"mediaType": media_type, "size": len(blob),
@@ -492,9 +546,10 @@ class ContainerImages(RegistryCase):
         manifest = image["manifest"]
         self.assertEqual(manifest["cmd"], ["/bin/args_env", "from", "container"])
         self.assertEqual((manifest["env"], manifest["workdir"]), (["GREETING=from a container"], "/srv"))
+        self.assertEqual(manifest["user"], "1000:50")  # web:staff, by the image's own passwd and group
         files = cpio_entries(image["rootfs_path"])
         self.assertEqual({p for p in files if p.startswith(("/etc/", "/opt/"))},
-                         {"/etc/b", "/etc/c", "/opt/dir", "/opt/dir/y"})
+                         {"/etc/b", "/etc/c", "/etc/group", "/etc/passwd", "/opt/dir", "/opt/dir/y"})
         self.assertEqual(files["/bin/link"], (0o120777, b"args_env"))
         self.assertEqual(files["/bin/hl"], files["/bin/args_env"])
         # Pulled again: nothing downloaded.
