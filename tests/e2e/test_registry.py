@@ -537,7 +537,13 @@ class ContainerImages(RegistryCase):
 
     def test_layers_whiteouts_and_config_become_a_kiln_image(self):
         ref = self.push_container_image()
-        env = dict(self.state_env("there"), KILN_INSECURE_REGISTRIES=self.other.host,
+        # Under the sanitized build, LeakSanitizer's exit-time tracer crashes in this `kiln pull`
+        # (clang 14: "Tracer caught signal 11", scanning a dynamic TLS block whose recorded range
+        # is garbage, 0x14c6-0x10000025c8, after the dlopen'ed libcurl's libraries ran), once the
+        # pull has finished and printed its result. Leaks are not checked in this one process;
+        # memory errors still are (ASan's checks run during the pull).
+        sanitizer = ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"), "detect_leaks=0"]))
+        env = dict(self.state_env("there"), KILN_INSECURE_REGISTRIES=self.other.host, ASAN_OPTIONS=sanitizer,
                    KILN_KERNEL=os.environ.get("KILN_KERNEL") or os.path.join(BUILD, "kernel", "kiln.elf"))
         r = subprocess.run([KILN, "pull", "-o", "json", ref], capture_output=True, text=True, env=env, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
