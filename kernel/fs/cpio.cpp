@@ -81,7 +81,7 @@ bool CpioReader::next(CpioEntry& entry) {
         done_ = true;
         return false;
     }
-    entry = {name, mode, data_ + data_at, file_size};
+    entry = {name, mode, fields[2], fields[3], data_ + data_at, file_size};
     return true;
 }
 

@@ -12,6 +12,8 @@ namespace kiln::fs {
 struct CpioEntry {
     StringView name;  // as stored, without the NUL
     uint32_t mode;    // type and permission bits
+    uint32_t uid;     // the owner
+    uint32_t gid;
     const uint8_t* data;
     size_t size;
 };

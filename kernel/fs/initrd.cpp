@@ -34,7 +34,10 @@ int64_t add_entry(const CpioEntry& e, StringView path) {
     if (type == static_cast<uint32_t>(Type::kDirectory)) {
         RefPtr<Node> dir;
         int64_t r = make_directories(path, dir);
-        if (r == 0) dir->set_permissions(permissions);
+        if (r == 0) {
+            dir->set_permissions(permissions);
+            dir->set_owner({e.uid, e.gid});
+        }
         return r;
     }
     size_t slash = path.size();
@@ -53,6 +56,7 @@ int64_t add_entry(const CpioEntry& e, StringView path) {
     } else {
         return 0;  // devices, fifos, sockets: the kernel provides its own /dev
     }
+    node->set_owner({e.uid, e.gid});
     parent->remove_entry(name);  // a later entry replaces an earlier one, as the kernel does
     return parent->add_entry(name, node);
 }

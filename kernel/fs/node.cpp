@@ -31,7 +31,7 @@ RefPtr<Node> Node::lookup(StringView) { return {}; }
 int64_t Node::add_entry(StringView, RefPtr<Node>) { return -ENOTDIR; }
 int64_t Node::remove_entry(StringView) { return -ENOTDIR; }
 bool Node::entry(size_t, DirEntry&) { return false; }
-int64_t Node::create(StringView, Type, uint32_t, StringView, RefPtr<Node>&) { return -ENOTDIR; }
+int64_t Node::create(StringView, Type, uint32_t, StringView, Owner, RefPtr<Node>&) { return -ENOTDIR; }
 
 // The memory file system's rename: the node under its new name, then the old name gone.
 int64_t Node::rename(StringView from, const RefPtr<Node>& to_dir, StringView to) {

@@ -39,6 +39,12 @@ class IoBuffer {
     bool user_;
 };
 
+// Who a new node belongs to: the creating process's file-system uid and gid.
+struct Owner {
+    uint32_t uid = 0;
+    uint32_t gid = 0;
+};
+
 struct DirEntry {
     StringView name;
     uint64_t ino;
@@ -53,6 +59,13 @@ class Node : public RefCounted {
     uint32_t mode() const { return static_cast<uint32_t>(type_) | permissions_; }
     virtual void set_permissions(uint32_t p) { permissions_ = p & 07777; }
     uint64_t ino() const { return ino_; }
+    // The owner (st_uid, st_gid). A volume's node writes a change to its inode.
+    uint32_t uid() const { return owner_.uid; }
+    uint32_t gid() const { return owner_.gid; }
+    virtual int64_t set_owner(Owner owner) {
+        owner_ = owner;
+        return 0;
+    }
     virtual uint32_t rdev() const { return 0; }
     uint64_t mtime_ns = 0;
 
@@ -77,8 +90,9 @@ class Node : public RefCounted {
     RefPtr<Node> parent;  // directories: for ".."
 
     // Directories: a new node of `type` (regular, directory or symlink to `link_target`) named
-    // `name` here, of this directory's file system. EEXIST if the name is taken.
-    virtual int64_t create(StringView name, Type type, uint32_t permissions, StringView link_target, RefPtr<Node>& out);
+    // `name` here, of this directory's file system, owned by `owner`. EEXIST if the name is taken.
+    virtual int64_t create(StringView name, Type type, uint32_t permissions, StringView link_target, Owner owner,
+                           RefPtr<Node>& out);
     // Directories: moves entry `from` to `to` in `to_dir`, replacing what `to` named (the caller
     // has checked that is allowed). Both directories are of one file system.
     virtual int64_t rename(StringView from, const RefPtr<Node>& to_dir, StringView to);
@@ -96,6 +110,7 @@ class Node : public RefCounted {
     Type type_;
     uint32_t permissions_;
     uint64_t ino_;
+    Owner owner_;
 };
 
 }  // namespace kiln::fs

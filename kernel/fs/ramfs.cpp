@@ -77,7 +77,7 @@ int64_t RamDirectory::add_entry(StringView name, RefPtr<Node> node) {
     return 0;
 }
 
-int64_t RamDirectory::create(StringView name, Type type, uint32_t permissions, StringView link_target,
+int64_t RamDirectory::create(StringView name, Type type, uint32_t permissions, StringView link_target, Owner owner,
                              RefPtr<Node>& out) {
     if (type == Type::kRegular)
         out = RefPtr<Node>(new RamFile(permissions));
@@ -88,6 +88,7 @@ int64_t RamDirectory::create(StringView name, Type type, uint32_t permissions, S
     else
         return -EINVAL;
     if (!out) return -ENOMEM;
+    out->set_owner(owner);
     return add_entry(name, out);
 }
 

@@ -45,7 +45,7 @@ class RamDirectory final : public Node {
     int64_t remove_entry(StringView name) override;
     bool entry(size_t index, DirEntry& out) override;
     size_t entry_count() const override { return entries_.size(); }
-    int64_t create(StringView name, Type type, uint32_t permissions, StringView link_target,
+    int64_t create(StringView name, Type type, uint32_t permissions, StringView link_target, Owner owner,
                    RefPtr<Node>& out) override;
 
   private:

@@ -35,8 +35,9 @@ struct SignalAction {
     uint64_t mask = 0;
 };
 
-// Who the process is (as setuid and friends leave it). Kiln keeps and reports them; files are
-// not checked against them (the root file system is the instance's own).
+// Who the process is (as setuid and friends leave it). Kiln keeps and reports them, and new files
+// belong to fsuid:fsgid; files are not checked against them (the root file system is the
+// instance's own).
 struct CredentialIds {
     uint32_t uid = 0, euid = 0, suid = 0, fsuid = 0;
     uint32_t gid = 0, egid = 0, sgid = 0, fsgid = 0;

@@ -76,6 +76,10 @@ int64_t parent_at(uint64_t dirfd, uint64_t user_path, UserPath& path, RefPtr<fs:
     return fs::resolve_parent(path.view(), base, parent, name);
 }
 
+// A new file's owner, as Linux gives it: the creator's file-system uid and gid (its effective
+// ones unless setfsuid/setfsgid changed them).
+fs::Owner new_owner() { return {proc().credentials.fsuid, proc().credentials.fsgid}; }
+
 // struct stat of x86-64.
 int64_t write_stat(uint64_t user, fs::Node& node) {
     uint8_t st[144] = {};
@@ -85,6 +89,8 @@ int64_t write_stat(uint64_t user, fs::Node& node) {
     put64(8, node.ino());
     put64(16, node.type() == fs::Type::kDirectory ? 2 : 1);
     put32(24, node.mode());
+    put32(28, node.uid());
+    put32(32, node.gid());
     put64(40, node.rdev());
     put64(48, node.size());
     put64(56, 4096);
@@ -216,7 +222,8 @@ int64_t open_at(uint64_t dirfd, uint64_t user_path, uint64_t flags, uint64_t mod
         RefPtr<fs::Node> parent;
         StringView name;
         if ((r = fs::resolve_parent(path.view(), base, parent, name)) < 0) return r;
-        if ((r = parent->create(name, fs::Type::kRegular, static_cast<uint32_t>(mode) & ~proc().umask, {}, node)) < 0)
+        if ((r = parent->create(name, fs::Type::kRegular, static_cast<uint32_t>(mode) & ~proc().umask, {}, new_owner(),
+                                node)) < 0)
             return r;
         node->mtime_ns = time::realtime_ns();
     } else if (r < 0) {
@@ -273,6 +280,8 @@ int64_t sys_statx(SyscallArgs& a) {
     put32(0, 0x7ff);  // STATX_BASIC_STATS
     put32(4, 4096);
     put32(16, node->type() == fs::Type::kDirectory ? 2 : 1);
+    put32(20, node->uid());
+    put32(24, node->gid());
     const uint16_t mode = static_cast<uint16_t>(node->mode());
     memcpy(st + 28, &mode, 2);
     put64(32, node->ino());
@@ -300,7 +309,8 @@ int64_t make_directory(uint64_t dirfd, uint64_t user_path, uint64_t mode) {
     StringView name;
     if (int64_t r = parent_at(dirfd, user_path, path, parent, name); r < 0) return r;
     RefPtr<fs::Node> dir;
-    return parent->create(name, fs::Type::kDirectory, static_cast<uint32_t>(mode) & ~proc().umask, {}, dir);
+    return parent->create(name, fs::Type::kDirectory, static_cast<uint32_t>(mode) & ~proc().umask, {}, new_owner(),
+                          dir);
 }
 
 int64_t sys_mkdir(SyscallArgs& a) { return make_directory(static_cast<uint64_t>(kAtFdcwd), a.a[0], a.a[1]); }
@@ -359,7 +369,7 @@ int64_t symlink_at(uint64_t user_target, uint64_t dirfd, uint64_t user_path) {
     StringView name;
     if (int64_t r = parent_at(dirfd, user_path, path, parent, name); r < 0) return r;
     RefPtr<fs::Node> link;
-    return parent->create(name, fs::Type::kSymlink, 0777, target.view(), link);
+    return parent->create(name, fs::Type::kSymlink, 0777, target.view(), new_owner(), link);
 }
 
 int64_t sys_symlink(SyscallArgs& a) { return symlink_at(a.a[0], static_cast<uint64_t>(kAtFdcwd), a.a[1]); }
@@ -598,7 +608,43 @@ int64_t sys_utime(SyscallArgs& a) {
     return set_mtime(static_cast<uint64_t>(kAtFdcwd), a.a[0], 0, false, static_cast<uint64_t>(times[1]) * 1000000000);
 }
 
-int64_t sys_chown(SyscallArgs&) { return 0; }  // ownership is not kept: every file is root's
+// chown, fchown, lchown, fchownat: -1 leaves an id as it is. No permission check: the caller
+// may give any file to anyone, as root may (one application owns the instance and its files).
+// As on Linux, a change of owner takes the set-user-ID bit off a file that is not a directory,
+// and the set-group-ID bit where group execution makes it one.
+int64_t set_owner(fs::Node& node, uint64_t user, uint64_t group) {
+    const uint32_t uid = static_cast<uint32_t>(user), gid = static_cast<uint32_t>(group);
+    constexpr uint32_t kUnchanged = 0xffffffff;
+    if (node.type() != fs::Type::kDirectory && node.type() != fs::Type::kSymlink) {
+        uint32_t permissions = node.mode() & 07777;
+        const uint32_t before = permissions;
+        permissions &= ~04000u;
+        if (permissions & 010) permissions &= ~02000u;
+        if (permissions != before) node.set_permissions(permissions);
+    }
+    return node.set_owner({uid == kUnchanged ? node.uid() : uid, gid == kUnchanged ? node.gid() : gid});
+}
+
+int64_t chown_at(uint64_t dirfd, uint64_t user_path, uint64_t user, uint64_t group, uint64_t flags) {
+    if (flags & ~(kAtSymlinkNoFollow | kAtEmptyPath)) return -EINVAL;
+    RefPtr<fs::Node> node;
+    if (int64_t r = lookup_at(dirfd, user_path, flags, node); r < 0) return r;
+    return set_owner(*node, user, group);
+}
+
+int64_t sys_chown(SyscallArgs& a) { return chown_at(static_cast<uint64_t>(kAtFdcwd), a.a[0], a.a[1], a.a[2], 0); }
+int64_t sys_lchown(SyscallArgs& a) {
+    return chown_at(static_cast<uint64_t>(kAtFdcwd), a.a[0], a.a[1], a.a[2], kAtSymlinkNoFollow);
+}
+int64_t sys_fchownat(SyscallArgs& a) { return chown_at(a.a[0], a.a[1], a.a[2], a.a[3], a.a[4]); }
+int64_t sys_fchown(SyscallArgs& a) {
+    RefPtr<fs::File> f = file_of(a.a[0]);
+    if (!f) return -EBADF;
+    // A pipe, socket or eventfd has no node to own: Linux changes its anonymous inode, which
+    // nothing here reports again.
+    if (!f->node()) return 0;
+    return set_owner(*f->node(), a.a[1], a.a[2]);
+}
 
 // A hard link: the same node under a second name (not for directories, as on Linux).
 int64_t link_at(uint64_t old_dirfd, uint64_t old_user, uint64_t new_dirfd, uint64_t new_user, uint64_t flags) {
@@ -718,14 +764,14 @@ void register_file_syscalls(SyscallHandler* t) {
     t[89] = sys_readlink;
     t[90] = sys_chmod;
     t[91] = sys_fchmod;
-    t[92] = sys_chown;  // partial: ownership is not kept
-    t[93] = sys_chown;  // partial: ownership is not kept
-    t[94] = sys_chown;  // partial: ownership is not kept
+    t[92] = sys_chown;   // partial: no permission check (any caller may, as root may)
+    t[93] = sys_fchown;  // partial: no permission check (any caller may, as root may)
+    t[94] = sys_lchown;  // partial: no permission check (any caller may, as root may)
     t[217] = sys_getdents64;
     t[436] = sys_close_range;
     t[257] = sys_openat;
     t[258] = sys_mkdirat;
-    t[260] = sys_chown;  // partial: ownership is not kept
+    t[260] = sys_fchownat;  // partial: no permission check (any caller may, as root may)
     t[262] = sys_newfstatat;
     t[263] = sys_unlinkat;
     t[264] = sys_renameat;

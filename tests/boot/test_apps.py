@@ -126,6 +126,11 @@ class MonitorChecks(AppsMixin):
             self.assertRegex(out, rf"\s{entry}\n")
         self.assertNotIn(UNKNOWN, out + err)
 
+    def test_files_keep_their_owners(self):
+        # /etc/app.conf is 1000:1001 in the initrd's cpio (make_initrd.py's %owned), the rest root's.
+        self.check("owners /etc/app.conf /etc/motd /bin", 0,
+                   "owners: /etc/app.conf 1000:1001\nowners: /etc/motd 0:0\nowners: /bin 0:0\nowners: ok")
+
     def test_a_debian_programs_own_binary(self):
         # coreutils' `true` as Debian ships it: PIE, glibc's dynamic linker, libc.so.6.
         self.check("dynamic --version", 0, "true (GNU coreutils)")

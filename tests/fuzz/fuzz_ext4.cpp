@@ -86,7 +86,7 @@ void leave_a_transaction_in_the_journal() {
         const char* error = "";
         if (FileSystem::mount(counting, false, fs, error) != 0) std::abort();
         RefPtr<Node> made;
-        if (fs->root()->create("journaled", Type::kDirectory, 0755, {}, made) != 0) std::abort();
+        if (fs->root()->create("journaled", Type::kDirectory, 0755, {}, {}, made) != 0) std::abort();
         made = {};
         // The commit's writes: its blocks, its descriptor, then the commit block.
         const int64_t budget = counting.writes() + static_cast<int64_t>(fs->cache().dirty().size()) + 2 + extra;
@@ -94,7 +94,7 @@ void leave_a_transaction_in_the_journal() {
         pristine = before;
         MemoryDevice device(pristine, budget);
         if (FileSystem::mount(device, false, fs, error) != 0) std::abort();
-        if (fs->root()->create("journaled", Type::kDirectory, 0755, {}, made) != 0) std::abort();
+        if (fs->root()->create("journaled", Type::kDirectory, 0755, {}, {}, made) != 0) std::abort();
         made = {};
         (void)fs->sync();
         delete fs;
@@ -168,12 +168,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             walk(root, 0, budget);
             RefPtr<Node> made;
             const char text[] = "written by the fuzzer";
-            if (root->create("new", Type::kRegular, 0644, {}, made) == 0) {
+            if (root->create("new", Type::kRegular, 0644, {}, {}, made) == 0) {
                 (void)made->write(5000, IoBuffer::kernel(text), sizeof(text));
                 (void)made->truncate(100);
             }
             RefPtr<Node> sub;
-            if (root->create("newdir", Type::kDirectory, 0755, {}, sub) == 0 && made)
+            if (root->create("newdir", Type::kDirectory, 0755, {}, {}, sub) == 0 && made)
                 (void)root->rename("new", sub, "moved");
             (void)root->remove_entry("hello");
             if (RefPtr<Node> old = root->lookup("sub"))

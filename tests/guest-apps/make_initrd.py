@@ -2,12 +2,13 @@
 """Writes a cpio "newc" archive (an initrd) from `DEST=SOURCE` pairs and `DEST:text` files.
 
 make_initrd.py OUT /bin/hello=build/hello /etc/motd:'hello' /bin/cut%head:1000:build/hello /bin/junk%random:4096 \
-    /lib64/ld.so%link:/lib/ld.so /%tree:ROOTFS_DIRECTORY
+    /lib64/ld.so%link:/lib/ld.so /%tree:ROOTFS_DIRECTORY /etc/app.conf%owned:1000:1001:'text'
 Directories are created for every parent; files keep their source's executable bit. Files of a
 page or more start on a page boundary (their names padded with NULs), so that the kernel can use
 their read-only pages in place (mm::AddressSpace::borrowable_page).
 `%head:N:SOURCE` is the first N bytes of SOURCE, `%random:N` N bytes of (seeded) garbage: test
-material for the kernel's ELF checks.
+material for the kernel's ELF checks. `%owned:UID:GID:TEXT` is a text file of that owner; every
+other entry is root's.
 """
 import os
 import random
@@ -18,18 +19,18 @@ PAGE = 4096
 HEADER = 110
 
 
-def header(ino, mode, size, name, name_size=None):
-    fields = [ino, mode, 0, 0, 1, 0, size, 0, 0, 0, 0, name_size or len(name) + 1, 0]
+def header(ino, mode, size, name, name_size=None, uid=0, gid=0):
+    fields = [ino, mode, uid, gid, 1, 0, size, 0, 0, 0, 0, name_size or len(name) + 1, 0]
     return b"070701" + b"".join(b"%08X" % f for f in fields)
 
 
-def file_entry(offset, ino, mode, path, data):
+def file_entry(offset, ino, mode, path, data, uid=0, gid=0):
     """The entry at `offset` of the archive; a file of a page or more gets its data on a page."""
     name = path.encode() + b"\0"
     if len(data) >= PAGE:
         start = offset + HEADER + len(name)
         name += b"\0" * (-start % PAGE)
-    return pad(header(ino, mode, len(data), path, len(name)) + name) + pad(data)
+    return pad(header(ino, mode, len(data), path, len(name), uid, gid) + name) + pad(data)
 
 
 def pad(data):
@@ -39,6 +40,7 @@ def pad(data):
 def main():
     out, specs = sys.argv[1], sys.argv[2:]
     entries = {}
+    owners = {}
     dirs = set()
     for spec in specs:
         if "%tree:" in spec:  # a directory's files and symbolic links, under DEST
@@ -55,7 +57,12 @@ def main():
                         with open(path, "rb") as f:
                             entries[inside] = (os.stat(path).st_mode & 0o777 | 0o100000, f.read())
             continue
-        if "%link:" in spec:  # a symbolic link to the path given
+        if "%owned:" in spec:
+            dest, rest = spec.split("%owned:", 1)
+            uid, gid, text = rest.split(":", 2)
+            data, mode = text.encode() + b"\n", 0o100644
+            owners[dest.lstrip("/")] = (int(uid), int(gid))
+        elif "%link:" in spec:  # a symbolic link to the path given
             dest, target = spec.split("%link:", 1)
             data, mode = target.encode(), 0o120777
         elif "%head:" in spec:
@@ -86,7 +93,7 @@ def main():
         archive += pad(header(ino, 0o40755, 0, d) + d.encode() + b"\0")
         ino += 1
     for path, (mode, data) in sorted(entries.items()):
-        archive += file_entry(len(archive), ino, mode, path, data)
+        archive += file_entry(len(archive), ino, mode, path, data, *owners.get(path, (0, 0)))
         ino += 1
     archive += pad(header(0, 0, 0, "TRAILER!!!") + b"TRAILER!!!\0")
     with open(out, "wb") as f:

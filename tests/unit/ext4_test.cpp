@@ -156,8 +156,8 @@ RefPtr<Node> walk(RefPtr<Node> dir, const std::string& path) {
 
 RefPtr<Node> create(const RefPtr<Node>& dir, const std::string& name, Type type, const std::string& target = "") {
     RefPtr<Node> out;
-    const int64_t r =
-        dir->create(StringView(name.data(), name.size()), type, 0644, StringView(target.data(), target.size()), out);
+    const int64_t r = dir->create(StringView(name.data(), name.size()), type, 0644,
+                                  StringView(target.data(), target.size()), {}, out);
     EXPECT_EQ(r, 0) << name;
     return out;
 }
@@ -201,6 +201,63 @@ TEST_F(Ext4Test, WritesAFileThatE2fsckAndDebugfsAccept) {
     }
     expect_fsck_untouched();
     EXPECT_EQ(debugfs_cat("/hello.txt"), "hello, volume\n");
+}
+
+// Owners: a new node's from create, a chown's through the journal, ids past 16 bits in i_uid's and
+// i_gid's high halves; debugfs, e2fsck and a remount all see them.
+TEST_F(Ext4Test, KeepsOwnersIncludingTheirHighHalves) {
+    make_volume();
+    {
+        FileDevice device(image_);
+        FileSystem* fs = mount(device);
+        ASSERT_NE(fs, nullptr);
+        RefPtr<Node> root = fs->root(), made;
+        ASSERT_EQ(root->create("app.conf", Type::kRegular, 0644, {}, {1000, 1001}, made), 0);
+        EXPECT_EQ(made->uid(), 1000u);
+        EXPECT_EQ(made->gid(), 1001u);
+        RefPtr<Node> dir = create(root, "data", Type::kDirectory);
+        EXPECT_EQ(dir->uid(), 0u);
+        EXPECT_EQ(dir->set_owner({70000, 65536 + 5}), 0);
+        RefPtr<Node> link = create(root, "link", Type::kSymlink, "app.conf");
+        EXPECT_EQ(link->set_owner({33, 33}), 0);
+        made = dir = link = root = {};
+        ASSERT_EQ(fs->unmount(), 0);
+        delete fs;
+    }
+    expect_fsck_untouched();
+    std::string out;
+    run("debugfs -R 'stat /data' " + image_, &out);
+    EXPECT_NE(out.find("User: 70000   Group: 65541"), std::string::npos) << out;
+    run("debugfs -R 'stat /app.conf' " + image_, &out);
+    EXPECT_NE(out.find("User:  1000   Group:  1001"), std::string::npos) << out;
+    {
+        // A chown that only the journal holds when the instance is killed.
+        FileDevice device(image_);
+        FileSystem* fs = mount(device);
+        ASSERT_NE(fs, nullptr);
+        RefPtr<Node> root = fs->root(), conf = walk(root, "app.conf"), dir = walk(root, "data");
+        ASSERT_TRUE(conf && dir);
+        EXPECT_EQ(dir->uid(), 70000u);
+        EXPECT_EQ(dir->gid(), 65541u);
+        EXPECT_EQ(walk(root, "link")->uid(), 33u);
+        EXPECT_EQ(conf->set_owner({4000000000u, 2}), 0);
+        EXPECT_EQ(conf->sync(), 0);
+        conf = dir = root = {};
+        delete fs;  // no unmount
+    }
+    expect_fsck_clean(image_);
+    FileDevice device(image_);
+    FileSystem* fs = mount(device);  // replays the journal
+    ASSERT_NE(fs, nullptr);
+    RefPtr<Node> conf = walk(fs->root(), "app.conf");
+    ASSERT_TRUE(conf);
+    EXPECT_EQ(conf->uid(), 4000000000u);
+    EXPECT_EQ(conf->gid(), 2u);
+    EXPECT_EQ(conf->mode(), 0100644u);
+    conf = {};
+    ASSERT_EQ(fs->unmount(), 0);
+    delete fs;
+    expect_fsck_untouched();
 }
 
 TEST_F(Ext4Test, ReadsWhatMke2fsPutThere) {
@@ -317,12 +374,12 @@ TEST_F(Ext4Test, ManyExtentsSparseFilesAndTruncation) {
 int crash_workload(FileSystem& fs, int files) {
     RefPtr<Node> root = fs.root();
     RefPtr<Node> dir;
-    if (root->create("data", Type::kDirectory, 0755, {}, dir) < 0 && !(dir = root->lookup("data"))) return 0;
+    if (root->create("data", Type::kDirectory, 0755, {}, {}, dir) < 0 && !(dir = root->lookup("data"))) return 0;
     int synced = 0;
     for (int i = 0; i < files; ++i) {
         const std::string name = "f" + std::to_string(i);
         RefPtr<Node> f;
-        if (dir->create(StringView(name.data(), name.size()), Type::kRegular, 0644, {}, f) < 0) return synced;
+        if (dir->create(StringView(name.data(), name.size()), Type::kRegular, 0644, {}, {}, f) < 0) return synced;
         const std::string data = pattern(static_cast<size_t>(5000 + i * 3000), static_cast<unsigned>(i));
         if (write_all(f, 0, data) != static_cast<int64_t>(data.size())) return synced;
         if (i % 3 == 2 && dir->remove_entry(("f" + std::to_string(i - 1)).c_str()) < 0) return synced;

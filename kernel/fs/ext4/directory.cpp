@@ -205,7 +205,8 @@ int64_t Ext4Node::make_directory_block(uint32_t parent_ino) {
     return 0;
 }
 
-int64_t Ext4Node::create(StringView name, Type type, uint32_t permissions, StringView link_target, RefPtr<Node>& out) {
+int64_t Ext4Node::create(StringView name, Type type, uint32_t permissions, StringView link_target, Owner owner,
+                         RefPtr<Node>& out) {
     if (this->type() != Type::kDirectory) return -ENOTDIR;
     if (type != Type::kRegular && type != Type::kDirectory && type != Type::kSymlink) return -EPERM;
     if (int64_t r = fs_.begin_operation(); r < 0) return r;
@@ -220,6 +221,7 @@ int64_t Ext4Node::create(StringView name, Type type, uint32_t permissions, Strin
     Inode inode{};
     inode.mode = static_cast<uint16_t>(static_cast<uint32_t>(type) | (permissions & 07777));
     inode.links_count = directory ? 2 : 1;
+    set_inode_owner(inode, owner.uid, owner.gid);
     const uint32_t now = fs_.now();
     inode.atime = inode.ctime = inode.mtime = inode.crtime = now;
     inode.extra_isize = 32;

@@ -136,7 +136,7 @@ struct Inode {  // the first 160 bytes of an on-disk inode (s_inode_size is 256)
     uint32_t obso_faddr;
     uint16_t blocks_high;
     uint16_t file_acl_high;
-    uint16_t uid_high;
+    uint16_t uid_high;  // osd2's high halves of the owner (Linux's l_i_uid_high, l_i_gid_high)
     uint16_t gid_high;
     uint16_t checksum_lo;
     uint16_t reserved;
@@ -151,6 +151,16 @@ struct Inode {  // the first 160 bytes of an on-disk inode (s_inode_size is 256)
     uint32_t projid;
 };
 static_assert(sizeof(Inode) == 160);
+
+// An inode's owner: 32-bit ids, split into i_uid/i_gid and their high halves in osd2.
+inline uint32_t inode_uid(const Inode& inode) { return (static_cast<uint32_t>(inode.uid_high) << 16) | inode.uid; }
+inline uint32_t inode_gid(const Inode& inode) { return (static_cast<uint32_t>(inode.gid_high) << 16) | inode.gid; }
+inline void set_inode_owner(Inode& inode, uint32_t uid, uint32_t gid) {
+    inode.uid = static_cast<uint16_t>(uid);
+    inode.uid_high = static_cast<uint16_t>(uid >> 16);
+    inode.gid = static_cast<uint16_t>(gid);
+    inode.gid_high = static_cast<uint16_t>(gid >> 16);
+}
 inline constexpr uint32_t kInodeFlagExtents = 0x80000;
 inline constexpr uint32_t kInodeFlagIndex = 0x1000;  // an htree directory: not supported
 inline constexpr uint32_t kInodeFlagInlineData = 0x10000000;

@@ -57,6 +57,7 @@ RefPtr<Ext4Node> Ext4Node::make(FileSystem& fs, uint32_t ino, const Inode& inode
 Ext4Node::Ext4Node(FileSystem& fs, uint32_t ino, const Inode& inode, Type type)
     : Node(type, inode.mode & 07777), fs_(fs), ino_(ino), inode_(inode) {
     mtime_ns = static_cast<uint64_t>(inode.mtime) * 1000000000;
+    Node::set_owner({inode_uid(inode), inode_gid(inode)});
 }
 
 Ext4Node::~Ext4Node() {
@@ -84,6 +85,7 @@ void Ext4Node::set_size(uint64_t size) {
 
 int64_t Ext4Node::store() {
     inode_.mode = static_cast<uint16_t>(mode());
+    set_inode_owner(inode_, uid(), gid());
     inode_.mtime = static_cast<uint32_t>(mtime_ns / 1000000000);
     inode_.ctime = fs_.now();
     return fs_.store_inode(ino_, inode_);
@@ -92,6 +94,13 @@ int64_t Ext4Node::store() {
 void Ext4Node::set_permissions(uint32_t permissions) {
     Node::set_permissions(permissions);
     if (fs_.begin_operation() == 0) (void)store();
+}
+
+// A change of owner is an inode update like a chmod: journaled with the next commit.
+int64_t Ext4Node::set_owner(Owner owner) {
+    if (int64_t r = fs_.begin_operation(); r < 0) return r;
+    Node::set_owner(owner);
+    return store();
 }
 
 int64_t Ext4Node::read_symlink() {

@@ -24,6 +24,7 @@ class Ext4Node final : public Node {
     uint64_t size() const override;
     int64_t truncate(uint64_t size) override;
     void set_permissions(uint32_t permissions) override;
+    int64_t set_owner(Owner owner) override;
     const void* file_system() const override { return &fs_; }
     int64_t sync() override { return fs_.sync(); }
 
@@ -33,7 +34,7 @@ class Ext4Node final : public Node {
     int64_t remove_entry(StringView name) override;
     bool entry(size_t index, DirEntry& out) override;
     size_t entry_count() const override;
-    int64_t create(StringView name, Type type, uint32_t permissions, StringView link_target,
+    int64_t create(StringView name, Type type, uint32_t permissions, StringView link_target, Owner owner,
                    RefPtr<Node>& out) override;
     int64_t rename(StringView from, const RefPtr<Node>& to_dir, StringView to) override;
 
