@@ -55,7 +55,7 @@ bool init(const Cmdline& cmdline, const BootInfo& boot_info) {
         if (!fs::unpack_initrd(static_cast<const uint8_t*>(mm::phys_to_virt(initrd.base)), initrd.size)) return false;
     }
     fs::create_device_nodes();
-    fs::ext4::mount_volumes(cmdline);
+    if (!fs::ext4::mount_volumes(cmdline)) return false;
     return net::init(cmdline);
 }
 

@@ -6,9 +6,11 @@ tests (VolumeTests): kiln-proc (`--volume path=FILE`, the proc platform's pread/
 (the same driver against kiln-vmm's virtio-blk device; needs /dev/kvm: scripts/with-kvm). After
 every run the volume passes e2fsck: -fy on a copy (which replays the journal), then -fn with
 nothing to fix; every write that returned from fsync is there after a kill -9 and, on kiln-proc and
-kiln-vmm, after a snapshot's restore.
+kiln-vmm, after a snapshot's restore. Bad `kiln.volume=` parameters stop the instance by name
+(BadParameterTests).
 Usage: test_volumes.py BUILD_DIR [unittest args, e.g. VolumesUnderQemuTcg]
 """
+import hashlib
 import json
 import os
 import re
@@ -165,6 +167,61 @@ class VolumeTests:
             self.assert_fsck_clean(untouched=True)
 
 
+class BadParameterTests:
+    """Garbage `kiln.volume=` parameters (which kilnd never writes, but a user of kiln-proc or
+    kiln-vmm may): the kernel names the parameter and what is wrong with it and ends the instance
+    with 127 (it cannot start) before it mounts anything, so every volume is left as it was.
+    `bad_cases` names the cases a monitor runs (all of them where a boot is cheap)."""
+    # name: (volumes given, parameters, message)
+    CASES = {
+        "relative": (1, "kiln.volume=data", "kiln.volume=data: the mount point must be an absolute path"),
+        "root": (1, "kiln.volume=/", "kiln.volume=/: a volume cannot be mounted over the root file system (/)"),
+        "root_slashes": (1, "kiln.volume=//:ro", "kiln.volume=//:ro: a volume cannot be mounted over the root"),
+        "empty": (1, "kiln.volume=", "kiln.volume=: no mount point given"),
+        "no_value": (1, "kiln.volume", "kiln.volume=: no mount point given"),
+        "only_mode": (1, "kiln.volume=:ro", "kiln.volume=:ro: no mount point given"),
+        "unknown_mode": (1, "kiln.volume=/data:rw", "kiln.volume=/data:rw: the only mode is ro"),
+        "dot_dot": (1, "kiln.volume=/data/../etc", "kiln.volume=/data/../etc: the mount point must not hold . or .."),
+        "same_mount_point": (2, "kiln.volume=/data kiln.volume=/data/",
+                             "kiln.volume=/data/: /data/ is also volume #0's mount point (kiln.volume=/data)"),
+        "nested": (2, "kiln.volume=/data kiln.volume=/data/sub:ro",
+                   "kiln.volume=/data/sub:ro: /data/sub lies under volume #0's mount point (kiln.volume=/data)"),
+        "nesting": (2, "kiln.volume=/data/sub kiln.volume=/data",
+                    "kiln.volume=/data: /data holds volume #0's mount point (kiln.volume=/data/sub)"),
+        "more_paths_than_devices": (1, "kiln.volume=/data kiln.volume=/more",
+                                    "kiln.volume=/more: no block device #1 for it (the instance has 1)"),
+        "no_device": (0, "kiln.volume=/data", "kiln.volume=/data: no block device #0 for it (the instance has 0)"),
+        "under_a_file": (1, "kiln.volume=/etc/motd/data",
+                         "kiln.volume=/etc/motd/data: /etc/motd is a regular file in the root file system, "
+                         "not a directory"),
+        "on_a_file": (1, "kiln.volume=/etc/motd:ro",
+                      "kiln.volume=/etc/motd:ro: /etc/motd is a regular file in the root file system"),
+        "under_a_symlink": (1, "kiln.volume=/lib64/ld-linux-x86-64.so.2/data",
+                            "/lib64/ld-linux-x86-64.so.2 is a symbolic link in the root file system"),
+    }
+    bad_cases = list(CASES)
+
+    def test_bad_volume_parameters_are_refused_by_name(self):
+        second = os.path.join(self.dir, "second.ext4")
+        make_volume(second, self.volume_size)
+        volumes = [self.volume, second]
+        digests = [self.digest(v) for v in volumes]
+        for name in self.bad_cases:
+            given, parameters, message = self.CASES[name]
+            with self.subTest(name):
+                args = [word for v in volumes[:given] for word in ("--volume", f"path={v}")]
+                status, out, err = self.run_app(args, f"{parameters} -- /bin/busybox echo the app ran")
+                self.assertIn(message, out + err)
+                self.assertEqual(status, 127, out + err)  # linux::kExitCannotStart
+                self.assertNotIn("the app ran", out)
+                self.assertEqual([self.digest(v) for v in volumes], digests, "a volume was written")
+
+    @staticmethod
+    def digest(path):
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 class RestoreTests:
     """A snapshot through the control socket, restored with the volume given again (kiln-proc and
     kiln-vmm: `restorer --restore DIR --volume path=FILE --control SOCKET`)."""
@@ -190,6 +247,7 @@ class RestoreTests:
                     if "ok" in answer:
                         return answer
 
+
     def test_a_restored_instance_goes_on_writing_its_volume(self):
         control, snap = os.path.join(self.dir, "c.sock"), os.path.join(self.dir, "snap")
         p = self.stream(control=control, delay_ms=20)
@@ -213,7 +271,7 @@ class RestoreTests:
         self.assertGreater(self.count_whole_files(), last)
 
 
-class VolumesUnderKilnProc(VolumeTests, RestoreTests, unittest.TestCase):
+class VolumesUnderKilnProc(VolumeTests, BadParameterTests, RestoreTests, unittest.TestCase):
     """kiln-proc: the volume is a file the tender opened, read and written by the proc platform."""
     restorer = PROC
 
@@ -222,7 +280,7 @@ class VolumesUnderKilnProc(VolumeTests, RestoreTests, unittest.TestCase):
                 "--cmdline", cmdline]
 
 
-class VolumesUnderKilnVmm(VolumeTests, RestoreTests, unittest.TestCase):
+class VolumesUnderKilnVmm(VolumeTests, BadParameterTests, RestoreTests, unittest.TestCase):
     """kiln-vmm on /dev/kvm: the hw kernel's virtio-blk driver against kiln-vmm's virtio-blk device.
     Fails (not skips) where KVM is missing: run it through scripts/with-kvm (boot.kvm)."""
     restorer = VMM
@@ -238,12 +296,13 @@ class VolumesUnderKilnVmm(VolumeTests, RestoreTests, unittest.TestCase):
                 *volume_args, "--cmdline", cmdline]
 
 
-class VolumesUnderQemuTcg(VolumeTests, unittest.TestCase):
+class VolumesUnderQemuTcg(VolumeTests, BadParameterTests, unittest.TestCase):
     """QEMU microvm with TCG (no KVM): the hw kernel's virtio-blk driver against QEMU's virtio-blk
     device on virtio-mmio. A small volume, as everything is emulated; QEMU has none of kiln's
     control sockets, so no restore here. ioapic2=off: 8 transports on IRQs 5-12, the first device
     plugged on the last (as test_boot.QemuTcgBoot.test_virtio_blk_volumes_in_order)."""
     volume_size = "32M"
+    bad_cases = ["same_mount_point", "more_paths_than_devices"]  # about 4 s a boot
     TRANSPORTS = ["512@0xfeb00e00:12", "512@0xfeb00c00:11"]
 
     def command(self, volume_args, cmdline):

@@ -92,8 +92,9 @@ class FileSystem {
 };
 
 // Mounts every volume the command line's `kiln.volume=PATH[:ro]` parameters name, device i at
-// the i-th. Messages go to the console; a volume that does not mount is skipped.
-void mount_volumes(const Cmdline& cmdline);
+// the i-th. Messages go to the console; a volume that does not mount is skipped. False (nothing
+// mounted) if a parameter is bad: the instance cannot start.
+bool mount_volumes(const Cmdline& cmdline);
 // Commits every mounted volume (sync(2)).
 void sync_volumes();
 // Commits and marks every volume clean, before the instance ends.
