@@ -7,7 +7,6 @@ test_apps.AppsUnderKilnProc.
 Usage: test_proc.py BUILD_DIR [unittest args]
 """
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -19,6 +18,7 @@ import tempfile
 import time
 import unittest
 
+import control_socket
 from netns import TestNetwork
 
 BUILD = os.path.abspath(os.environ.get("KILN_BUILD_DIR") or
@@ -434,25 +434,6 @@ class ProcVolumes(unittest.TestCase):
             self.assertEqual(p.returncode, EXIT_VMM_ERROR, p.stderr)
             self.assertIn(message, p.stderr)
 
-    def request(self, path, **request):
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(30)
-            for _ in range(300):
-                try:
-                    s.connect(path)
-                    break
-                except (FileNotFoundError, ConnectionRefusedError):
-                    time.sleep(0.05)
-            s.sendall((json.dumps(request) + "\n").encode())
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                self.assertTrue(chunk, "the control socket closed")
-                data += chunk
-                for line in data.split(b"\n")[:-1]:
-                    answer = json.loads(line)
-                    if "ok" in answer:
-                        return answer
 
     def test_snapshot_and_restore_with_the_same_volumes(self):
         path = self.volume("snap.img")
@@ -461,13 +442,13 @@ class ProcVolumes(unittest.TestCase):
                               control, "--cmdline", "-- /bin/busybox sleep 50"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.addCleanup(lambda: (p.kill(), p.communicate()))
-        self.assertTrue(self.request(control, op="snapshot", dir=snap, resume=True)["ok"])
+        self.assertTrue(control_socket.request(control, op="snapshot", dir=snap, resume=True)["ok"])
         # The original still holds its volume: a restore beside it is refused.
         busy = subprocess.run([PROC, "--restore", snap, "--volume", f"path={path}"], capture_output=True, text=True,
                               timeout=30)
         self.assertEqual(busy.returncode, EXIT_VMM_ERROR, busy.stderr)
         self.assertIn("in use by another instance", busy.stderr)
-        self.assertTrue(self.request(control, op="stop")["ok"])
+        self.assertTrue(control_socket.request(control, op="stop")["ok"])
         p.communicate(timeout=30)
         for args, message in [([], "the snapshot's instance has 1 volumes"),
                               (["--volume", f"path={self.volume('small.img', 1 << 20)}"], "was 8388608 bytes"),
@@ -479,8 +460,8 @@ class ProcVolumes(unittest.TestCase):
         r = subprocess.Popen([PROC, "--restore", snap, "--volume", f"path={path}", "--control", control2, "--timeout",
                               "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.addCleanup(lambda: (r.kill(), r.communicate()))
-        self.assertEqual(self.request(control2, op="stats")["stats"]["state"], "running")
-        self.assertTrue(self.request(control2, op="stop")["ok"])
+        self.assertEqual(control_socket.request(control2, op="stats")["stats"]["state"], "running")
+        self.assertTrue(control_socket.request(control2, op="stop")["ok"])
         out, err = r.communicate(timeout=30)
         self.assertEqual(r.returncode, 0, out + err)
 

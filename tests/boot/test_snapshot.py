@@ -5,7 +5,6 @@ on taps in a network namespace this test creates, real clients. Needs root; the 
 need /dev/kvm (run them through scripts/with-kvm), the *UnderKilnProc ones run anywhere.
 """
 import hashlib
-import json
 import os
 import shutil
 import signal
@@ -18,6 +17,7 @@ import time
 import unittest
 import zlib
 
+from control_socket import Control
 from netns import TestNetwork
 
 BUILD = os.path.abspath(os.environ.get("KILN_BUILD_DIR") or
@@ -29,53 +29,6 @@ KILN_PROC = os.path.join(BUILD, "bin", "kiln-proc")
 PROC = [KILN_PROC, "--initrd", os.path.join(BUILD, "tests", "guest-apps", "apps.cpio"), "--memory", "256M",
         "--timeout", "300"]
 GUEST = "10.77.0.5"
-
-
-class Control:
-    """A client of kiln-vmm's control socket: one JSON object per line each way."""
-
-    def __init__(self, path, timeout=30):
-        deadline = time.time() + timeout
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX)
-                self.sock.settimeout(timeout)
-                self.sock.connect(path)
-                break
-            except (FileNotFoundError, ConnectionRefusedError):
-                self.sock.close()
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.02)
-        self.buffer = b""
-        self.events = []  # events that came while waiting for an answer
-
-    def line(self):
-        while b"\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError("kiln-vmm closed the control socket")
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        return json.loads(line)
-
-    def request(self, **request):
-        """Sends a request; returns its answer. Events that come first are kept for event()."""
-        self.sock.sendall((json.dumps(request) + "\n").encode())
-        while True:
-            message = self.line()
-            if "event" not in message:
-                return message
-            self.events.append(message)
-
-    def event(self, name):
-        while True:
-            message = self.events.pop(0) if self.events else self.line()
-            if message.get("event") == name:
-                return message
-
-    def close(self):
-        self.sock.close()
 
 
 class SnapshotCase(unittest.TestCase):

@@ -11,17 +11,17 @@ kiln-vmm, after a snapshot's restore. Bad `kiln.volume=` parameters stop the ins
 Usage: test_volumes.py BUILD_DIR [unittest args, e.g. VolumesUnderQemuTcg]
 """
 import hashlib
-import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
+
+import control_socket
 
 BUILD = os.path.abspath(os.environ.get("KILN_BUILD_DIR") or
                         (sys.argv.pop(1) if __name__ == "__main__" and len(sys.argv) > 1 else "build"))
@@ -227,33 +227,13 @@ class RestoreTests:
     kiln-vmm: `restorer --restore DIR --volume path=FILE --control SOCKET`)."""
     restorer = None
 
-    def request(self, path, **request):
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(30)
-            for _ in range(300):
-                try:
-                    s.connect(path)
-                    break
-                except (FileNotFoundError, ConnectionRefusedError) as e:
-                    time.sleep(0.05)
-            s.sendall((json.dumps(request) + "\n").encode())
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                self.assertTrue(chunk, "the control socket closed")
-                data += chunk
-                for line in data.split(b"\n")[:-1]:
-                    answer = json.loads(line)
-                    if "ok" in answer:
-                        return answer
-
 
     def test_a_restored_instance_goes_on_writing_its_volume(self):
         control, snap = os.path.join(self.dir, "c.sock"), os.path.join(self.dir, "snap")
         p = self.stream(control=control, delay_ms=20)
         self.wait_for_synced(p, 5)
-        self.assertTrue(self.request(control, op="snapshot", dir=snap)["ok"])  # paused, then stopped
-        self.assertTrue(self.request(control, op="stop")["ok"])
+        self.assertTrue(control_socket.request(control, op="snapshot", dir=snap)["ok"])  # paused, then stopped
+        self.assertTrue(control_socket.request(control, op="stop")["ok"])
         p.communicate(timeout=30)
         control2 = os.path.join(self.dir, "c2.sock")
         r = self.start([self.restorer, "--restore", snap, "--volume", f"path={self.volume}", "--control", control2,
