@@ -11,6 +11,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <tuple>
 
 extern char** environ;
 
@@ -142,7 +144,17 @@ std::vector<RootfsEntry> run_in_build_sandbox(const std::vector<RootfsEntry>& en
     std::error_code ignored;
     for (const fs::path& point : mount_points)
         if (fs::is_directory(point, ignored) && fs::is_empty(point, ignored)) fs::remove(point, ignored);
-    return read_rootfs(root.path().string());
+    // The sandbox cannot keep owners (its files are this process's): a path that was there before
+    // keeps its owner, one the command made belongs to the user it ran as. A chown inside a RUN
+    // is lost.
+    std::vector<RootfsEntry> after = read_rootfs(root.path().string());
+    std::map<std::string, std::pair<uint32_t, uint32_t>> owners;
+    for (const RootfsEntry& entry : entries) owners[entry.path] = {entry.uid, entry.gid};
+    for (RootfsEntry& entry : after) {
+        const auto it = owners.find(entry.path);
+        std::tie(entry.uid, entry.gid) = it != owners.end() ? it->second : std::pair{command.uid, command.gid};
+    }
+    return after;
 }
 
 }  // namespace kiln::images

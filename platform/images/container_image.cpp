@@ -101,21 +101,25 @@ LayerChanges read_layer(const std::string& bytes, const std::string& name,
             continue;
         }
         const unsigned mode = archive_entry_mode(entry), permissions = mode & 07777;
+        // The owner as the layer gives it (a later layer's entry replaces the whole entry below).
+        const auto uid = static_cast<uint32_t>(archive_entry_uid(entry));
+        const auto gid = static_cast<uint32_t>(archive_entry_gid(entry));
         if (const char* hard = archive_entry_hardlink(entry)) {
+            // A hard link is the same inode: its mode and owner are the original's.
             const RootfsEntry* original = link_target(changes, below, clean_path(name, hard));
             if (original == nullptr) throw RootfsError(where + " links to missing " + hard);
-            changes.entries[path] = {path, original->mode, original->data};
+            changes.entries[path] = {path, original->mode, original->data, original->uid, original->gid};
             continue;
         }
         switch (mode & S_IFMT) {
-            case S_IFDIR: changes.entries[path] = {path, S_IFDIR | permissions, {}}; break;
+            case S_IFDIR: changes.entries[path] = {path, S_IFDIR | permissions, {}, uid, gid}; break;
             case S_IFLNK: {
                 const char* target = archive_entry_symlink(entry);
-                changes.entries[path] = {path, S_IFLNK | 0777, target ? target : ""};
+                changes.entries[path] = {path, S_IFLNK | 0777, target ? target : "", uid, gid};
                 break;
             }
             case S_IFREG:
-                changes.entries[path] = {path, S_IFREG | permissions, read_data(a.get(), entry, where)};
+                changes.entries[path] = {path, S_IFREG | permissions, read_data(a.get(), entry, where), uid, gid};
                 break;
             default: break;  // devices and fifos: an instance has no use for them
         }

@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -423,9 +424,7 @@ class Builder {
                 if (value.empty() || *end != '\0' || chmod > 07777)
                     fail(path_, in.line, in.keyword + " --chmod=" + value + ": not an octal mode");
             } else if (flag == "chown") {
-                const std::string owner = value.substr(0, value.find(':'));
-                if (owner != "root" && owner != "0")
-                    fail(path_, in.line, in.keyword + " --chown=" + value + ": Kiln's image files belong to root");
+                copy_owner_ = chown_owner(value, in);
             } else if (flag == "from" && in.keyword == "COPY") {
                 from_stage = &source_stage(value, in);
             } else {
@@ -439,7 +438,11 @@ class Builder {
         if (list.size() < 2) fail(path_, in.line, in.keyword + " needs a source and a destination");
         const std::string destination = list.back();
         list.pop_back();
-        if (from_stage != nullptr) return copy_from_stage(*from_stage, list, destination, chmod, in);
+        if (from_stage != nullptr) {
+            copy_from_stage(*from_stage, list, destination, chmod, in);
+            copy_owner_.reset();
+            return;
+        }
         std::vector<fs::path> sources;
         for (const std::string& pattern : list) {
             if (pattern.find("://") != std::string::npos || pattern.rfind("git@", 0) == 0)
@@ -461,6 +464,23 @@ class Builder {
                     into_directory ? image_path(target + "/" + source.filename().string()) : target;
                 add_file(source, file_target, chmod, in);
             }
+        }
+        copy_owner_.reset();
+    }
+
+    // --chown=USER[:GROUP] as Docker reads it: names from the stage's /etc/passwd and /etc/group
+    // as they are now; a user without a group gives its uid as the gid too.
+    std::pair<uint32_t, uint32_t> chown_owner(const std::string& value, const DockerInstruction& in) const {
+        if (value.empty()) fail(path_, in.line, in.keyword + " --chown= needs USER[:GROUP]");
+        try {
+            auto owner = resolve_user(value, [this](const std::string& path) -> const RootfsEntry* {
+                const auto it = stage().files.find(path);
+                return it == stage().files.end() ? nullptr : &it->second;
+            });
+            if (value.find(':') == std::string::npos) owner.second = owner.first;
+            return owner;
+        } catch (const RootfsError& e) {
+            fail(path_, in.line, in.keyword + " --chown=" + value + ": " + e.what());
         }
     }
 
@@ -506,7 +526,7 @@ class Builder {
                 const std::string prefix = entry->path == "/" ? "/" : entry->path + "/";
                 for (const auto& [p, e] : source.files)
                     if (p.size() > prefix.size() && p.compare(0, prefix.size(), prefix) == 0)
-                        below.push_back({p.substr(prefix.size() - 1), e.mode, e.data});
+                        below.push_back({p.substr(prefix.size() - 1), e.mode, e.data, e.uid, e.gid});
                 add_tree(std::move(below), target, chmod, in);
             } else {
                 RootfsEntry copy = *entry;
@@ -591,9 +611,13 @@ class Builder {
         }
     }
 
+    // An entry COPY or ADD puts into the image: owned by --chown's user if one was given, else as
+    // it came (root for the build context's files, the owner in an ADDed tarball or an earlier
+    // stage). Directories only implied by the destination belong to root.
     void put(RootfsEntry entry, const DockerInstruction& in) {
         if (is_directory_in_image(entry.path) && (entry.mode & S_IFMT) != S_IFDIR)
             fail(path_, in.line, in.keyword + ": " + entry.path + " is a directory in the image");
+        if (copy_owner_) std::tie(entry.uid, entry.gid) = *copy_owner_;
         add_directory(fs::path(entry.path).parent_path().string(), 0755, in.line);
         stage().files[entry.path] = std::move(entry);
     }
@@ -624,6 +648,7 @@ class Builder {
     std::map<std::string, std::string> globals_;  // the ARGs before the first FROM
     std::set<std::string> stage_args_;            // the ARGs declared in the current stage
     std::vector<Stage> stages_;
+    std::optional<std::pair<uint32_t, uint32_t>> copy_owner_;  // the COPY or ADD being done's --chown
 };
 
 }  // namespace

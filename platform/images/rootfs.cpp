@@ -33,11 +33,11 @@ class Collector {
   public:
     explicit Collector(std::string source) : source_(std::move(source)) {}
 
-    void add(std::string path, unsigned mode, std::string data) {
+    void add(std::string path, unsigned mode, std::string data, uint32_t uid = 0, uint32_t gid = 0) {
         if (path == "/") return;
         total_ += data.size();
         if (total_ > kMaxRootfs) throw RootfsError(source_ + ": larger than 2 GiB");
-        entries_[path] = {path, mode, std::move(data)};
+        entries_[path] = {path, mode, std::move(data), uid, gid};
     }
 
     const RootfsEntry* find(const std::string& path) const {
@@ -127,11 +127,13 @@ std::vector<RootfsEntry> read_archive(const std::string& source) {
         const std::string inside = normal_path(source, raw ? raw : "");
         const unsigned mode = archive_entry_mode(entry);
         const unsigned permissions = mode & 07777;
+        const auto uid = static_cast<uint32_t>(archive_entry_uid(entry));
+        const auto gid = static_cast<uint32_t>(archive_entry_gid(entry));
         switch (mode & S_IFMT) {
-            case S_IFDIR: collector.add(inside, S_IFDIR | permissions, {}); break;
+            case S_IFDIR: collector.add(inside, S_IFDIR | permissions, {}, uid, gid); break;
             case S_IFLNK: {
                 const char* target = archive_entry_symlink(entry);
-                collector.add(inside, S_IFLNK | 0777, target ? target : "");
+                collector.add(inside, S_IFLNK | 0777, target ? target : "", uid, gid);
                 break;
             }
             case S_IFREG: {
@@ -140,7 +142,7 @@ std::vector<RootfsEntry> read_archive(const std::string& source) {
                     const std::string target = normal_path(source, hard);
                     const RootfsEntry* original = collector.find(target);
                     if (!original) throw RootfsError(source + ": " + inside + " links to missing " + target);
-                    collector.add(inside, S_IFREG | permissions, std::string(original->data));
+                    collector.add(inside, S_IFREG | permissions, std::string(original->data), uid, gid);
                     break;
                 }
                 std::string data;
@@ -151,7 +153,7 @@ std::vector<RootfsEntry> read_archive(const std::string& source) {
                 const la_ssize_t n = archive_read_data(a.get(), data.data(), data.size());
                 if (n < 0 || static_cast<size_t>(n) != data.size())
                     throw RootfsError(source + ": " + inside + ": truncated");
-                collector.add(inside, S_IFREG | permissions, std::move(data));
+                collector.add(inside, S_IFREG | permissions, std::move(data), uid, gid);
                 break;
             }
             default: throw RootfsError(source + ": " + inside + ": devices and fifos do not belong in a rootfs");
@@ -174,7 +176,8 @@ void pad4(std::string& out) {
 // A file of a page or more starts on a page boundary of the archive, its name padded with NULs
 // (which cpio readers, the kernel's included, take as the name's end): the kernel then uses the
 // read-only pages of its programs in place instead of copying them (docs/architecture.md).
-void put_cpio_entry(std::string& out, uint64_t inode, const std::string& name, unsigned mode, const std::string& data) {
+void put_cpio_entry(std::string& out, uint64_t inode, const std::string& name, unsigned mode, const std::string& data,
+                    uint32_t uid = 0, uint32_t gid = 0) {
     constexpr size_t kHeaderSize = 110, kPage = 4096;
     size_t name_size = name.size() + 1;
     if ((mode & S_IFMT) == S_IFREG && data.size() >= kPage)
@@ -182,8 +185,8 @@ void put_cpio_entry(std::string& out, uint64_t inode, const std::string& name, u
     out += "070701";
     put_hex(out, inode);
     put_hex(out, mode);
-    put_hex(out, 0);  // uid
-    put_hex(out, 0);  // gid
+    put_hex(out, uid);
+    put_hex(out, gid);
     put_hex(out, (mode & S_IFMT) == S_IFDIR ? 2 : 1);
     put_hex(out, 0);  // mtime: zero, so archives are reproducible
     put_hex(out, data.size());
@@ -207,14 +210,14 @@ std::vector<RootfsEntry> read_rootfs(const std::string& source) {
 }
 
 // Written by hand rather than with libarchive's writer: newc is 13 fixed fields per entry, and
-// libarchive would need its own entry objects only to be told to zero the same fields.
+// libarchive would need its own entry objects only to be told to zero the same times.
 std::string write_cpio(const std::vector<RootfsEntry>& entries) {
     std::string out;
     size_t bound = 4096;  // the trailer; each entry's header, name, page alignment and padding below
     for (const auto& e : entries) bound += 110 + e.path.size() + 4096 + e.data.size() + 8;
     out.reserve(bound);
     uint64_t inode = 1;
-    for (const auto& e : entries) put_cpio_entry(out, inode++, e.path.substr(1), e.mode, e.data);
+    for (const auto& e : entries) put_cpio_entry(out, inode++, e.path.substr(1), e.mode, e.data, e.uid, e.gid);
     put_cpio_entry(out, 0, "TRAILER!!!", 0, {});
     return out;
 }

@@ -5,10 +5,12 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "fs/cpio.h"
 #include "images/container_image.h"
 
 namespace kiln::images {
@@ -18,6 +20,7 @@ struct Member {
     std::string path;
     unsigned type;        // S_IFREG, S_IFDIR, S_IFLNK; 0: a hard link to `content`
     std::string content;  // a file's bytes or a link's target
+    int64_t uid = 0, gid = 0;
 };
 
 // A tarball of `members`, as libarchive writes one (pax).
@@ -30,6 +33,8 @@ std::string tarball(const std::vector<Member>& members) {
     for (const Member& m : members) {
         std::unique_ptr<archive_entry, decltype(&archive_entry_free)> e(archive_entry_new(), archive_entry_free);
         archive_entry_set_pathname(e.get(), m.path.c_str());
+        archive_entry_set_uid(e.get(), m.uid);
+        archive_entry_set_gid(e.get(), m.gid);
         if (m.type == 0) {
             archive_entry_set_filetype(e.get(), AE_IFREG);
             archive_entry_set_hardlink(e.get(), m.content.c_str());
@@ -76,6 +81,28 @@ TEST(ContainerLayers, HardLinksAcrossLayersAreCopies) {
     ASSERT_EQ(paths(entries), (std::vector<std::string>{"/bin", "/bin/alias", "/bin/tool"}));
     EXPECT_EQ(entries[1].data, "program");
     EXPECT_EQ(entries[1].mode, S_IFREG | 0644);
+}
+
+// Each entry's owner as a layer gives it, a later layer's replacing it, into the cpio's header
+// fields, where the kernel's own reader finds them.
+TEST(ContainerLayers, OwnersComeFromTheLayersIntoTheCpio) {
+    const auto entries = unpack({{{"home/app", S_IFDIR, "", 1000, 1000},
+                                  {"home/app/config", S_IFREG, "old", 1000, 1000},
+                                  {"srv/data", S_IFREG, "d", 70000, 70001},
+                                  {"etc/hosts", S_IFREG, "h"}},
+                                 {{"home/app/config", S_IFREG, "new", 33, 34}, {"home/app/alias", 0, "srv/data"}}});
+    const std::string cpio = write_cpio(entries);
+    fs::CpioReader reader(reinterpret_cast<const uint8_t*>(cpio.data()), cpio.size());
+    std::map<std::string, std::pair<uint32_t, uint32_t>> owners;
+    for (fs::CpioEntry e; reader.next(e);) owners[std::string(e.name.data(), e.name.size())] = {e.uid, e.gid};
+    EXPECT_EQ(reader.error(), fs::CpioError::kNone);
+    using Owner = std::pair<uint32_t, uint32_t>;
+    EXPECT_EQ(owners["home"], Owner(0, 0));  // implied by its files: root's
+    EXPECT_EQ(owners["home/app"], Owner(1000, 1000));
+    EXPECT_EQ(owners["home/app/config"], Owner(33, 34));
+    EXPECT_EQ(owners["home/app/alias"], Owner(70000, 70001));  // a hard link: the original's
+    EXPECT_EQ(owners["srv/data"], Owner(70000, 70001));
+    EXPECT_EQ(owners["etc/hosts"], Owner(0, 0));
 }
 
 TEST(ContainerLayers, PathsThatLeaveTheRootAndMissingLinksAreNamed) {

@@ -198,6 +198,8 @@ TEST_F(DockerfileTest, AddUnpacksALocalTarball) {
     archive_entry* e = archive_entry_new();
     archive_entry_set_pathname(e, "page.html");
     archive_entry_set_mode(e, S_IFREG | 0644);
+    archive_entry_set_uid(e, 33);
+    archive_entry_set_gid(e, 34);
     archive_entry_set_size(e, 3);
     archive_write_header(a, e);
     archive_write_data(a, "hi\n", 3);
@@ -207,7 +209,39 @@ TEST_F(DockerfileTest, AddUnpacksALocalTarball) {
     const DockerBuild b = build("FROM scratch\nADD site.tar /srv/\nCOPY site.tar /copied/\n");
     ASSERT_NE(entry(b, "/srv/page.html"), nullptr);
     EXPECT_EQ(entry(b, "/srv/page.html")->data, "hi\n");
+    EXPECT_EQ(entry(b, "/srv/page.html")->uid, 33u);  // the tarball's owner, as tar -x by root
+    EXPECT_EQ(entry(b, "/srv/page.html")->gid, 34u);
     ASSERT_NE(entry(b, "/copied/site.tar"), nullptr);  // COPY does not unpack
+    EXPECT_EQ(entry(b, "/copied/site.tar")->uid, 0u);
+}
+
+// --chown=USER[:GROUP] as Docker resolves it, in the stage's /etc/passwd and /etc/group; the
+// context's files are root's otherwise, and an earlier stage's keep their owners.
+TEST_F(DockerfileTest, ChownGivesCopiesToAUserOfTheImage) {
+    write("ctx/passwd", "root:x:0:0:root:/root:/bin/sh\nweb:x:1000:1001:Web:/srv:/bin/sh\n");
+    write("ctx/group", "root:x:0:\nweb:x:1001:\nstaff:x:50:\n");
+    const DockerBuild b = build(
+        "FROM scratch AS first\nCOPY passwd group /etc/\n"
+        "COPY --chown=web:staff a.conf /srv/\nCOPY --chown=web www /web/\nCOPY --chown=4242:7 b.conf /\n"
+        "COPY server /\n"
+        "FROM scratch\nCOPY --from=first /srv /srv\nCOPY --from=first /b.conf /\n");
+    auto owner = [&](const std::string& path) {
+        const RootfsEntry* e = entry(b, path);
+        return e ? std::make_pair(e->uid, e->gid) : std::make_pair(~0u, ~0u);
+    };
+    using Owner = std::pair<uint32_t, uint32_t>;
+    EXPECT_EQ(owner("/srv/a.conf"), Owner(1000, 50));
+    EXPECT_EQ(owner("/b.conf"), Owner(4242, 7));
+    const DockerBuild first = build(
+        "FROM scratch\nCOPY passwd group /etc/\nCOPY --chown=web www /web/\nCOPY server /\nCOPY --chown=0 a.conf /\n");
+    for (const auto& e : first.entries) {
+        if (e.path.rfind("/web/", 0) == 0)
+            EXPECT_EQ(std::make_pair(e.uid, e.gid), Owner(1000, 1000)) << e.path;  // a user alone: its uid twice
+        else
+            EXPECT_EQ(std::make_pair(e.uid, e.gid), Owner(0, 0)) << e.path;  // /web itself is only implied
+    }
+    EXPECT_NE(error("FROM scratch\nCOPY --chown=web a.conf /\n").find("2: COPY --chown=web: USER web: no user 'web'"),
+              std::string::npos);
 }
 
 TEST_F(DockerfileTest, WhatKilnDoesNotBuildIsRefusedWithTheLine) {
@@ -285,8 +319,12 @@ TEST_F(DockerfileRunTest, UserIsResolvedInTheImageAndRunsTheRunsAfterIt) {
     const std::string base =
         "FROM scratch\nCOPY busybox /bin/busybox\nCOPY passwd group /etc/\n"
         "RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
-    DockerBuild b = build(base + "USER web\nRUN id -u > /tmp-uid; id -g >> /tmp-uid\n");
+    DockerBuild b = build(base + "COPY --chown=web a.conf /srv/\nUSER web\nRUN id -u > /tmp-uid; id -g >> /tmp-uid\n");
     EXPECT_EQ(entry(b, "/tmp-uid")->data, "1000\n1001\n");
+    // What a RUN made is its user's; what was there before keeps its owner.
+    EXPECT_EQ(std::make_pair(entry(b, "/tmp-uid")->uid, entry(b, "/tmp-uid")->gid), std::make_pair(1000u, 1001u));
+    EXPECT_EQ(std::make_pair(entry(b, "/srv/a.conf")->uid, entry(b, "/srv/a.conf")->gid), std::make_pair(1000u, 1000u));
+    EXPECT_EQ(entry(b, "/etc/passwd")->uid, 0u);
     EXPECT_EQ(b.config.user, "1000:1001");
     EXPECT_EQ(build(base + "USER web:staff\n").config.user, "1000:50");
     EXPECT_EQ(build(base + "USER 1000\n").config.user, "1000:1001");  // the passwd line's group

@@ -89,12 +89,36 @@ TEST_F(ImageStoreTest, SymbolicLinksAreKeptAsTheyAreNotFollowedOnTheHost) {
 TEST_F(ImageStoreTest, TarballsAndCpioArchivesGiveTheSameRootfsAsTheDirectory) {
     const std::string root = (dir_ / "app" / "rootfs").string();
     const std::string from_dir = write_cpio(read_rootfs(root));
-    ASSERT_EQ(std::system(("tar -C " + root + " -czf " + (dir_ / "root.tar.gz").string() + " .").c_str()), 0);
+    // Archived as root's: an archive's owners are kept, a directory's files are root's.
+    ASSERT_EQ(std::system(("tar -C " + root + " --owner=0 --group=0 --numeric-owner -czf " +
+                           (dir_ / "root.tar.gz").string() + " .")
+                              .c_str()),
+              0);
     EXPECT_EQ(write_cpio(read_rootfs((dir_ / "root.tar.gz").string())), from_dir);
     ASSERT_EQ(
-        std::system(("cd " + root + " && find . | cpio -o -H newc --quiet > " + (dir_ / "root.cpio").string()).c_str()),
+        std::system(
+            ("cd " + root + " && find . | cpio -o -H newc -R 0:0 --quiet > " + (dir_ / "root.cpio").string()).c_str()),
         0);
     EXPECT_EQ(write_cpio(read_rootfs((dir_ / "root.cpio").string())), from_dir);
+}
+
+TEST_F(ImageStoreTest, ATarballsOwnersAreKeptADirectorysAreRoots) {
+    const std::string root = (dir_ / "app" / "rootfs").string();
+    for (const auto& e : read_rootfs(root)) EXPECT_EQ(std::make_pair(e.uid, e.gid), std::make_pair(0u, 0u)) << e.path;
+    ASSERT_EQ(std::system(("tar -C " + root + " --owner=1234 --group=70000 --numeric-owner -cf " +
+                           (dir_ / "owned.tar").string() + " .")
+                              .c_str()),
+              0);
+    const auto entries = read_rootfs((dir_ / "owned.tar").string());
+    const RootfsEntry* server = find_entry(entries, "/bin/server");
+    ASSERT_NE(server, nullptr);
+    EXPECT_EQ(server->uid, 1234u);
+    EXPECT_EQ(server->gid, 70000u);
+    // In the cpio's header: c_uid and c_gid follow c_ino and c_mode.
+    const std::string cpio = write_cpio(entries);
+    const size_t name = cpio.rfind("bin/server");  // the entry's name, after the link's target
+    ASSERT_NE(name, std::string::npos);
+    EXPECT_EQ(cpio.substr(name - 110 + 22, 16), "000004d200011170");
 }
 
 TEST_F(ImageStoreTest, BadRootFileSystemsAreRefusedByName) {

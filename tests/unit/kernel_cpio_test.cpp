@@ -12,10 +12,11 @@ namespace kiln::fs {
 namespace {
 
 // `padding` NULs after the name's own: how writers start a file's data on a page boundary.
-std::string entry(const std::string& name, uint32_t mode, const std::string& data, size_t padding = 0) {
+std::string entry(const std::string& name, uint32_t mode, const std::string& data, size_t padding = 0, uint32_t uid = 0,
+                  uint32_t gid = 0) {
     char header[111];
-    std::snprintf(header, sizeof(header), "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X", 1u, mode, 0u,
-                  0u, 1u, 0u, static_cast<unsigned>(data.size()), 0u, 0u, 0u, 0u,
+    std::snprintf(header, sizeof(header), "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X", 1u, mode, uid,
+                  gid, 1u, 0u, static_cast<unsigned>(data.size()), 0u, 0u, 0u, 0u,
                   static_cast<unsigned>(name.size() + 1 + padding), 0u);
     std::string out = std::string(header, 110) + name + '\0' + std::string(padding, '\0');
     while (out.size() % 4) out += '\0';
@@ -45,6 +46,22 @@ TEST(KernelCpio, ReadsEntriesUpToTheTrailer) {
     EXPECT_EQ(std::string(entries[1].name.data(), entries[1].name.size()), "bin/hello");
     EXPECT_EQ(entries[1].mode, 0100755u);
     EXPECT_EQ(std::string(reinterpret_cast<const char*>(entries[2].data), entries[2].size), "hi\n");
+}
+
+TEST(KernelCpio, EntriesCarryTheirOwners) {
+    const std::string archive = entry("home/app", 040750, "", 0, 1000, 1001) +
+                                entry("srv/big", 0100600, "x", 0, 0xfffffffe, 70000) + entry("etc", 040755, "") +
+                                trailer();
+    CpioError error;
+    auto entries = read_all(archive, error);
+    EXPECT_EQ(error, CpioError::kNone);
+    ASSERT_EQ(entries.size(), 3u);
+    EXPECT_EQ(entries[0].uid, 1000u);
+    EXPECT_EQ(entries[0].gid, 1001u);
+    EXPECT_EQ(entries[1].uid, 0xfffffffeu);
+    EXPECT_EQ(entries[1].gid, 70000u);
+    EXPECT_EQ(entries[2].uid, 0u);
+    EXPECT_EQ(entries[2].gid, 0u);
 }
 
 TEST(KernelCpio, NamesPaddedWithNulsPutDataOnAPage) {
