@@ -509,7 +509,9 @@ class ContainerImages(RegistryCase):
         self.other = Registry(os.path.join(self.dir, "plain"), insecure=True)
         with open(os.path.join(APPS, "args_env"), "rb") as f:
             program = f.read()
-        lower = tar_layer([("bin", "dir", None), ("bin/args_env", "file", program),
+        with open(os.path.join(APPS, "owners"), "rb") as f:
+            owners = f.read()
+        lower = tar_layer([("bin", "dir", None), ("bin/args_env", "file", program), ("bin/owners", "file", owners),
                            ("bin/hl", "hardlink", "bin/args_env"), ("bin/link", "symlink", "args_env"),
                            ("etc/a", "file", b"a"), ("etc/b", "file", b"b"), ("opt/dir/x", "file", b"x")], True)
         upper = tar_layer([("etc/.wh.a", "file", b""), ("opt/dir/.wh..wh..opq", "file", b""),
@@ -567,6 +569,11 @@ class ContainerImages(RegistryCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("argv[1]=from\nargv[2]=container\n", r.stdout)
         self.assertIn("env GREETING=from a container", r.stdout)
+        # The layers' owners (tar_layer's 1000:1000) are the instance's; parents no layer listed are root's.
+        r = subprocess.run([KILN_PROC, "--initrd", image["rootfs_path"], "--memory", "64M", "--timeout", "20",
+                            "--cmdline", "-- /bin/owners /etc/b /bin /opt"], capture_output=True, text=True, timeout=40)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("owners: /etc/b 1000:1000\nowners: /bin 1000:1000\nowners: /opt 0:0\nowners: ok", r.stdout)
 
     def test_a_dockerfile_builds_from_a_registry_image(self):
         """FROM HOST:PORT/REPO:TAG pulls the image, and the stage starts from its files and its
