@@ -158,21 +158,21 @@ bool Server::listen_tcp(const std::string& host, int port) { return http_->liste
 
 void Server::stop() { http_->stop(); }
 
-void Server::routes() {
-    // Every handler: parse, validate, act under the state lock, answer in the envelope.
-    auto handle = [this](auto action) {
-        return [this, action](const httplib::Request& request, httplib::Response& response) {
-            const auto started = Clock::now();
-            try {
-                std::lock_guard lock(state_.mutex);
-                action(request, response, started);
-            } catch (const ApiError& e) {
-                reply(response, started, e.status, e.message);
-            } catch (const std::exception& e) {
-                reply(response, started, 500, e.what());
-            }
-        };
+Server::Handler Server::handler(Action action) {
+    return [this, action = std::move(action)](const httplib::Request& request, httplib::Response& response) {
+        const auto started = Clock::now();
+        try {
+            std::lock_guard lock(state_.mutex);
+            action(request, response, started);
+        } catch (const ApiError& e) {
+            reply(response, started, e.status, e.message);
+        } catch (const std::exception& e) {
+            reply(response, started, 500, e.what());
+        }
     };
+}
+
+void Server::routes() {
     // The same, for an action that must let go of the lock while it waits (it gets the lock).
     auto handle_unlocking = [this](auto action) {
         return [this, action](const httplib::Request& request, httplib::Response& response) {
@@ -193,12 +193,12 @@ void Server::routes() {
         return *instance;
     };
 
-    http_->Get("/v1/healthz", handle([](const auto&, auto& response, auto started) {
+    http_->Get("/v1/healthz", handler([](const auto&, auto& response, auto started) {
                    reply(response, started, 200, "kilnd is running", {{"pid", ::getpid()}});
                }));
 
     // The host: which platforms instances can run on here (and why not), and the default.
-    http_->Get("/v1/info", handle([this](const auto&, auto& response, auto started) {
+    http_->Get("/v1/info", handler([this](const auto&, auto& response, auto started) {
                    nlohmann::json info = state_.platforms.to_json();
                    info["network"] = state_.controller != nullptr;
                    if (!state_.no_network_reason.empty()) info["network_missing"] = state_.no_network_reason;
@@ -264,7 +264,7 @@ void Server::routes() {
 
     // An image built by a remote kiln: multipart fields `reference` and `manifest`, and one
     // `blob` part per blob, its filename the digest. The store checks every digest.
-    http_->Post("/v1/images", handle([this](const auto& request, auto& response, auto started) {
+    http_->Post("/v1/images", handler([this](const auto& request, auto& response, auto started) {
                     if (!request.is_multipart_form_data())
                         throw ApiError{400, "an image upload is multipart/form-data (reference, manifest, blob...)"};
                     if (!request.has_file("reference") || !request.has_file("manifest"))
@@ -281,7 +281,7 @@ void Server::routes() {
                         throw ApiError{400, e.what()};
                     }
                 }));
-    http_->Get(R"(/v1/images/(.+))", handle([this](const auto& request, auto& response, auto started) {
+    http_->Get(R"(/v1/images/(.+))", handler([this](const auto& request, auto& response, auto started) {
                    const auto image = state_.images.find(request.matches[1]);
                    if (!image) throw ApiError{404, "no image '" + std::string(request.matches[1]) + "'"};
                    reply(response, started, 200, "",
@@ -290,7 +290,7 @@ void Server::routes() {
                           {"created_ns", image->created_ns},
                           {"manifest", image->manifest}});
                }));
-    http_->Delete(R"(/v1/images/(.+))", handle([this](const auto& request, auto& response, auto started) {
+    http_->Delete(R"(/v1/images/(.+))", handler([this](const auto& request, auto& response, auto started) {
                       const std::string reference = request.matches[1];
                       const auto image = state_.images.find(reference);
                       if (!image) throw ApiError{404, "no image '" + reference + "'"};
@@ -300,7 +300,7 @@ void Server::routes() {
                                                       "'s: remove the instance first"};
                       reply(response, started, 200, "removed", {{"removed", state_.images.remove(reference)}});
                   }));
-    http_->Get("/v1/images", handle([this](const auto&, auto& response, auto started) {
+    http_->Get("/v1/images", handler([this](const auto&, auto& response, auto started) {
                    json images = json::array();
                    for (const auto& image : state_.images.list())
                        images.push_back({{"name", image.reference()},
@@ -399,7 +399,7 @@ void Server::routes() {
                     reply(response, started, 201, "created", created);
                 }));
 
-    http_->Post("/v1/services", handle([create_service](const auto& request, auto& response, auto started) {
+    http_->Post("/v1/services", handler([create_service](const auto& request, auto& response, auto started) {
                     const ServiceRequest r = parse_service(request.body);
                     reply(response, started, 201, "created",
                           create_service(r, "service-" + instances::new_uuid().substr(0, 6)).to_json());
@@ -420,7 +420,7 @@ void Server::routes() {
             if (auto wake = state_.controller->last_wake(service.uuid)) j["last_wake"] = std::move(*wake);
         return j;
     };
-    http_->Get("/v1/services/metrics", handle([this](const auto& request, auto& response, auto started) {
+    http_->Get("/v1/services/metrics", handler([this](const auto& request, auto& response, auto started) {
                    std::vector<services::ServiceFigures> all;
                    for (const auto& service : state_.services.list()) {
                        services::ServiceFigures figures{service, {}, {}};
@@ -449,17 +449,17 @@ void Server::routes() {
                    }
                    response.set_content(services::prometheus_text(all), "text/plain; version=0.0.4");
                }));
-    http_->Get("/v1/services", handle([this, service_json](const auto&, auto& response, auto started) {
+    http_->Get("/v1/services", handler([this, service_json](const auto&, auto& response, auto started) {
                    json all = json::array();
                    for (const auto& service : state_.services.list()) all.push_back(service_json(service));
                    reply(response, started, 200, "", {{"services", all}});
                }));
     http_->Get(R"(/v1/services/([^/]+))",
-               handle([find_service, service_json](const auto& request, auto& response, auto started) {
+               handler([find_service, service_json](const auto& request, auto& response, auto started) {
                    reply(response, started, 200, "", service_json(find_service(request.matches[1])));
                }));
     http_->Delete(R"(/v1/services/([^/]+))",
-                  handle([this, find_service](const auto& request, auto& response, auto started) {
+                  handler([this, find_service](const auto& request, auto& response, auto started) {
                       const auto service = find_service(request.matches[1]);
                       for (const auto& instance : state_.instances.list())
                           if (instance.service == service.uuid)
@@ -471,13 +471,13 @@ void Server::routes() {
                             {{"uuid", service.uuid}, {"name", service.name}, {"state", "deleted"}});
                   }));
 
-    http_->Get("/v1/instances", handle([this](const auto&, auto& response, auto started) {
+    http_->Get("/v1/instances", handler([this](const auto&, auto& response, auto started) {
                    json all = json::array();
                    for (const auto& instance : state_.instances.list()) all.push_back(instance.to_json());
                    reply(response, started, 200, "", {{"instances", all}});
                }));
 
-    http_->Get(R"(/v1/instances/([^/]+))", handle([this, find](const auto& request, auto& response, auto started) {
+    http_->Get(R"(/v1/instances/([^/]+))", handler([this, find](const auto& request, auto& response, auto started) {
                    const auto instance = find(request.matches[1]);
                    json j = instance.to_json();
                    j["volumes"] = instance_volumes(state_, instance.uuid);
@@ -516,8 +516,8 @@ void Server::routes() {
         return json{{"uuid", instance.uuid}, {"name", instance.name}, {"state", "deleted"}};
     };
     // A batch answers for every item: 200 if all went well, else 207 with each failure in errors.
-    auto batch = [handle](auto action, const char* done) {
-        return handle([action, done](const auto& request, auto& response, auto started) {
+    auto batch = [this](auto action, const char* done) {
+        return handler([action, done](const auto& request, auto& response, auto started) {
             json results = json::array(), errors = json::array();
             for (const auto& item : parse_batch(request.body)) {
                 try {
@@ -543,8 +543,8 @@ void Server::routes() {
     http_->Put("/v1/instances/start", batch(start_one, "started"));
     http_->Put("/v1/instances/stop", batch(stop_one, "stopped"));
     http_->Delete("/v1/instances", batch(delete_one, "deleted"));
-    auto single = [handle](auto action, const char* done) {
-        return handle([action, done](const auto& request, auto& response, auto started) {
+    auto single = [this](auto action, const char* done) {
+        return handler([action, done](const auto& request, auto& response, auto started) {
             reply(response, started, 200, done, action(request.matches[1], parse_body(request.body)));
         });
     };
@@ -552,7 +552,8 @@ void Server::routes() {
     http_->Put(R"(/v1/instances/([^/]+)/stop)", single(stop_one, "stopped"));
     http_->Delete(R"(/v1/instances/([^/]+))", single(delete_one, "deleted"));
 
-    http_->Get(R"(/v1/instances/([^/]+)/logs)", handle([this, find](const auto& request, auto& response, auto started) {
+    http_->Get(R"(/v1/instances/([^/]+)/logs)",
+               handler([this, find](const auto& request, auto& response, auto started) {
                    const auto instance = find(request.matches[1]);
                    if (request.get_param_value("follow") == "true") return follow_logs(request, response, instance);
                    auto number = [&](const char* key, int64_t fallback) -> int64_t {

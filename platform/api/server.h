@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -69,6 +70,12 @@ class Server {
     void stop();
 
   private:
+    using Clock = std::chrono::steady_clock;
+    using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+    using Action = std::function<void(const httplib::Request&, httplib::Response&, Clock::time_point started)>;
+    // A route's handler: `action` runs under the state lock; what it throws is answered in the
+    // envelope (an ApiError with its status and message, anything else as a 500).
+    Handler handler(Action action);
     void configure();
     void routes();
     void volume_routes();  // /v1/volumes (volume_routes.cpp)

@@ -115,42 +115,29 @@ json instance_volumes(State& state, const std::string& instance_uuid) {
 }
 
 void Server::volume_routes() {
-    auto handle = [this](auto action) {
-        return [this, action](const httplib::Request& request, httplib::Response& response) {
-            const auto started = Clock::now();
-            try {
-                std::lock_guard lock(state_.mutex);
-                action(request, response, started);
-            } catch (const ApiError& e) {
-                reply(response, started, e.status, e.message);
-            } catch (const std::exception& e) {
-                reply(response, started, 500, e.what());
-            }
-        };
-    };
     // A new volume's name must be free. Volumes are made under the state lock: mke2fs of 256 MiB
     // takes a fraction of a second.
     auto free_name = [this](const std::string& name) {
         if (store_of(state_).find(name)) throw ApiError{409, "a volume named '" + name + "' exists"};
     };
 
-    http_->Post("/v1/volumes", handle([this, free_name](const auto& request, auto& response, auto started) {
+    http_->Post("/v1/volumes", handler([this, free_name](const auto& request, auto& response, auto started) {
                     const VolumeCreateRequest r = parse_volume_create(request.body);
                     const std::string name = r.name.value_or("volume-" + instances::new_uuid().substr(0, 6));
                     free_name(name);
                     const auto v = store_of(state_).create(name, r.size_mb);
                     reply(response, started, 201, "created", volume_json(state_, v));
                 }));
-    http_->Get("/v1/volumes", handle([this](const auto&, auto& response, auto started) {
+    http_->Get("/v1/volumes", handler([this](const auto&, auto& response, auto started) {
                    json all = json::array();
                    for (const auto& v : store_of(state_).list()) all.push_back(volume_json(state_, v));
                    reply(response, started, 200, "", {{"volumes", all}});
                }));
-    http_->Get(R"(/v1/volumes/([^/]+))", handle([this](const auto& request, auto& response, auto started) {
+    http_->Get(R"(/v1/volumes/([^/]+))", handler([this](const auto& request, auto& response, auto started) {
                    reply(response, started, 200, "", volume_json(state_, find_volume(state_, request.matches[1])));
                }));
     http_->Delete(
-        R"(/v1/volumes/([^/]+))", handle([this](const auto& request, auto& response, auto started) {
+        R"(/v1/volumes/([^/]+))", handler([this](const auto& request, auto& response, auto started) {
             const auto v = find_volume(state_, request.matches[1]);
             if (!v.attachments.empty())
                 throw ApiError{409, "volume '" + v.name + "' is attached to instance '" +
@@ -160,7 +147,7 @@ void Server::volume_routes() {
             reply(response, started, 200, "deleted", {{"uuid", v.uuid}, {"name", v.name}, {"state", "deleted"}});
         }));
     // Attach and detach act on a stopped instance: its next start has the change.
-    http_->Put(R"(/v1/volumes/([^/]+)/attach)", handle([this](const auto& request, auto& response, auto started) {
+    http_->Put(R"(/v1/volumes/([^/]+)/attach)", handler([this](const auto& request, auto& response, auto started) {
                    const VolumeAttachRequest r = parse_volume_attach(request.body);
                    const auto v = find_volume(state_, request.matches[1]);
                    const auto instance = find_instance(state_, r.id);
@@ -173,7 +160,7 @@ void Server::volume_routes() {
                    reply(response, started, 200, "attached", volume_json(state_, find_volume(state_, v.uuid)));
                }));
     http_->Put(
-        R"(/v1/volumes/([^/]+)/detach)", handle([this](const auto& request, auto& response, auto started) {
+        R"(/v1/volumes/([^/]+)/detach)", handler([this](const auto& request, auto& response, auto started) {
             const std::string from = parse_volume_detach(request.body);
             const auto v = find_volume(state_, request.matches[1]);
             const auto instance = find_instance(state_, from);
@@ -189,7 +176,7 @@ void Server::volume_routes() {
         }));
     // A copy of the file: only while no running instance may be writing it.
     http_->Post(R"(/v1/volumes/([^/]+)/clone)",
-                handle([this, free_name](const auto& request, auto& response, auto started) {
+                handler([this, free_name](const auto& request, auto& response, auto started) {
                     const std::string name = parse_volume_clone(request.body);
                     const auto v = find_volume(state_, request.matches[1]);
                     for (const auto& a : v.attachments) {
