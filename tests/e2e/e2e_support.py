@@ -1,7 +1,9 @@
 """What the end-to-end tests (and bench/) share: HTTP over kilnd's unix socket, the kiln command
 on a scratch state directory, and ending everything of such a directory."""
 import http.client
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,6 +29,46 @@ class UnixHttp(http.client.HTTPConnection):
         self.sock = socket.socket(socket.AF_UNIX)
         self.sock.settimeout(self.timeout)
         self.sock.connect(self.path)
+
+
+def api_request(socket_path, method, path, body=None, raw=None, timeout=30):
+    """One request to kilnd's API over its unix socket: (HTTP status, the answer's envelope).
+    `body` is sent as JSON, `raw` (bytes or text) as it is."""
+    c = UnixHttp(socket_path, timeout=timeout)
+    try:
+        c.request(method, path, raw if raw is not None else (json.dumps(body) if body is not None else None))
+        r = c.getresponse()
+        return r.status, json.loads(r.read())
+    finally:
+        c.close()
+
+
+def start_kilnd(build, env, stderr=subprocess.DEVNULL, seconds=20):
+    """The build's kilnd on env's KILN_STATE_DIR, once its API answers /v1/healthz."""
+    kilnd = subprocess.Popen([os.path.join(build, "bin", "kilnd")], env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    socket_path = os.path.join(env["KILN_STATE_DIR"], "kilnd.sock")
+    deadline = time.time() + seconds
+    while True:
+        try:
+            if api_request(socket_path, "GET", "/v1/healthz", timeout=2)[0] == 200:
+                return kilnd
+        except OSError:
+            pass
+        if kilnd.poll() is not None or time.time() > deadline:
+            kilnd.kill()
+            raise AssertionError(f"kilnd did not start (exit {kilnd.poll()})")
+        time.sleep(0.01)
+
+
+def build_hello_image(build, apps, env, app_dir, name="hello"):
+    """The guest program `hello` (of `apps`) built by `kiln build` into the image NAME, from a
+    Kraftfile in `app_dir`."""
+    os.makedirs(os.path.join(app_dir, "rootfs", "bin"))
+    shutil.copy(os.path.join(apps, "hello"), os.path.join(app_dir, "rootfs", "bin"))
+    with open(os.path.join(app_dir, "Kraftfile"), "w") as f:
+        f.write(f"spec: v0.6\nname: {name}\ncmd: /bin/hello\nrootfs: ./rootfs\n")
+    subprocess.run([os.path.join(build, "bin", "kiln"), "build", app_dir], env=env, check=True, capture_output=True,
+                   timeout=120)
 
 
 class KilnCommand:

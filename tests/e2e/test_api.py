@@ -12,7 +12,7 @@ import tempfile
 import time
 import unittest
 
-from e2e_support import UnixHttp, remove_private_network
+from e2e_support import api_request, build_hello_image, remove_private_network, start_kilnd
 
 BUILD = os.path.abspath(os.environ.get("KILN_BUILD_DIR") or
                         (sys.argv.pop(1) if __name__ == "__main__" and len(sys.argv) > 1 else "build"))
@@ -44,19 +44,9 @@ class MalformedRequests(unittest.TestCase):
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="kiln-e2e-api-")
         cls.env = dict(os.environ, KILN_STATE_DIR=cls.dir)
-        app = os.path.join(cls.dir, "app")
-        os.makedirs(os.path.join(app, "rootfs", "bin"))
-        shutil.copy(os.path.join(APPS, "hello"), os.path.join(app, "rootfs", "bin"))
-        with open(os.path.join(app, "Kraftfile"), "w") as f:
-            f.write("spec: v0.6\nname: hello\ncmd: /bin/hello\nrootfs: ./rootfs\n")
-        subprocess.run([os.path.join(BUILD, "bin", "kiln"), "build", app], env=cls.env, check=True,
-                       capture_output=True)
-        cls.kilnd = subprocess.Popen([os.path.join(BUILD, "bin", "kilnd")], env=cls.env, stderr=subprocess.PIPE)
+        build_hello_image(BUILD, APPS, cls.env, os.path.join(cls.dir, "app"))
+        cls.kilnd = start_kilnd(BUILD, cls.env, stderr=subprocess.PIPE)
         cls.socket = os.path.join(cls.dir, "kilnd.sock")
-        deadline = time.time() + 20
-        while not os.path.exists(cls.socket):
-            assert time.time() < deadline, "kilnd did not start"
-            time.sleep(0.01)
 
     @classmethod
     def tearDownClass(cls):
@@ -67,12 +57,7 @@ class MalformedRequests(unittest.TestCase):
         shutil.rmtree(cls.dir, ignore_errors=True)
 
     def call(self, method, path, body=None, raw=None):
-        c = UnixHttp(self.socket)
-        c.request(method, path, raw if raw is not None else (json.dumps(body) if body is not None else None))
-        r = c.getresponse()
-        status, text = r.status, r.read()
-        c.close()
-        envelope = json.loads(text)
+        status, envelope = api_request(self.socket, method, path, body, raw)
         self.assertEqual(set(envelope), {"status", "message", "data", "errors", "op_time_us"}, envelope)
         return status, envelope
 

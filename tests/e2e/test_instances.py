@@ -15,7 +15,7 @@ import threading
 import time
 import unittest
 
-from e2e_support import KilnCommand, UnixHttp, end_state, kilnd_pid
+from e2e_support import KilnCommand, UnixHttp, api_request, end_state, kilnd_pid
 
 BUILD = os.path.abspath(os.environ.get("KILN_BUILD_DIR") or
                         (sys.argv.pop(1) if __name__ == "__main__" and len(sys.argv) > 1 else "build"))
@@ -417,12 +417,7 @@ class KillLoop(InstanceCase):
     KILLS = int(os.environ.get("KILN_KILLS", "50"))
 
     def api(self, method, path, body=None):
-        c = UnixHttp(os.path.join(self.state, "kilnd.sock"))
-        try:
-            c.request(method, path, json.dumps(body) if body is not None else None)
-            return json.loads(c.getresponse().read())
-        finally:
-            c.close()
+        return api_request(os.path.join(self.state, "kilnd.sock"), method, path, body, timeout=10)[1]
 
     def start_kilnd(self):
         kilnd = subprocess.Popen([os.path.join(BUILD, "bin", "kilnd")], env=self.env, stdout=subprocess.DEVNULL,

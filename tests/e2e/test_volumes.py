@@ -13,7 +13,8 @@ import tempfile
 import time
 import unittest
 
-from e2e_support import KilnCommand, UnixHttp, kilnd_pid, remove_cgroups, remove_private_network
+from e2e_support import (KilnCommand, api_request, build_hello_image, kilnd_pid, remove_cgroups,
+                         remove_private_network, start_kilnd)
 
 BUILD = os.path.abspath(os.environ.get("KILN_BUILD_DIR") or
                         (sys.argv.pop(1) if __name__ == "__main__" and len(sys.argv) > 1 else "build"))
@@ -28,31 +29,9 @@ class Volumes(KilnCommand, unittest.TestCase):
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="kiln-e2e-volumes-")
         cls.env = dict(os.environ, KILN_STATE_DIR=cls.dir)
-        app = os.path.join(cls.dir, "app")
-        os.makedirs(os.path.join(app, "rootfs", "bin"))
-        shutil.copy(os.path.join(APPS, "hello"), os.path.join(app, "rootfs", "bin"))
-        with open(os.path.join(app, "Kraftfile"), "w") as f:
-            f.write("spec: v0.6\nname: hello\ncmd: /bin/hello\nrootfs: ./rootfs\n")
-        subprocess.run([cls.kiln_binary, "build", app], env=cls.env, check=True, capture_output=True)
-        cls.start_kilnd()
-
-    @classmethod
-    def start_kilnd(cls):
-        cls.kilnd = subprocess.Popen([os.path.join(BUILD, "bin", "kilnd")], env=cls.env, stderr=subprocess.DEVNULL)
+        build_hello_image(BUILD, APPS, cls.env, os.path.join(cls.dir, "app"))
         cls.socket = os.path.join(cls.dir, "kilnd.sock")
-        deadline = time.time() + 20
-        while True:
-            c = UnixHttp(cls.socket, timeout=2)
-            try:
-                c.request("GET", "/v1/healthz")
-                if c.getresponse().status == 200:
-                    return
-            except OSError:
-                pass
-            finally:
-                c.close()
-            assert time.time() < deadline, "kilnd did not start"
-            time.sleep(0.01)
+        cls.kilnd = start_kilnd(BUILD, cls.env)
 
     @classmethod
     def tearDownClass(cls):
@@ -71,12 +50,7 @@ class Volumes(KilnCommand, unittest.TestCase):
         self.assertEqual(os.listdir(os.path.join(self.dir, "volumes")), [])
 
     def api(self, method, path, body=None):
-        c = UnixHttp(self.socket, timeout=30)
-        c.request(method, path, json.dumps(body) if body is not None else None)
-        r = c.getresponse()
-        status, envelope = r.status, json.loads(r.read())
-        c.close()
-        return status, envelope
+        return api_request(self.socket, method, path, body)
 
     def ok(self, method, path, body=None, status=200):
         got, envelope = self.api(method, path, body)
@@ -238,7 +212,7 @@ class Volumes(KilnCommand, unittest.TestCase):
         before = self.ok("GET", "/v1/volumes/durable")
         os.kill(self.kilnd.pid, signal.SIGKILL)
         self.kilnd.wait()
-        type(self).start_kilnd()
+        type(self).kilnd = start_kilnd(BUILD, self.env)
         after = self.ok("GET", "/v1/volumes/durable")
         for key in ("uuid", "name", "size_mb", "created_ns", "file", "attached_to", "state"):
             self.assertEqual(after[key], before[key], key)
@@ -280,12 +254,7 @@ os.rename({cls.argv_file!r} + ".part", {cls.argv_file!r})
         # No real tender at all: kvm is missing (no kiln-vmm there), proc is the stand-in.
         cls.env = dict(os.environ, KILN_STATE_DIR=cls.dir, KILN_PROC=os.path.join(fake, "kiln-proc"),
                        KILN_VMM=os.path.join(fake, "kiln-vmm"), KILN_PLATFORM="proc")
-        app = os.path.join(cls.dir, "app")
-        os.makedirs(os.path.join(app, "rootfs", "bin"))
-        shutil.copy(os.path.join(APPS, "hello"), os.path.join(app, "rootfs", "bin"))
-        with open(os.path.join(app, "Kraftfile"), "w") as f:
-            f.write("spec: v0.6\nname: hello\ncmd: /bin/hello\nrootfs: ./rootfs\n")
-        subprocess.run([cls.kiln_binary, "build", app], env=cls.env, check=True, capture_output=True)
+        build_hello_image(BUILD, APPS, cls.env, os.path.join(cls.dir, "app"))
 
     @classmethod
     def tearDownClass(cls):
