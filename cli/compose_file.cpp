@@ -256,7 +256,8 @@ class Parser {
             try {
                 auto spec = volumes::parse_volume_spec(text);
                 for (const auto& earlier : entry.service.volumes)
-                    if (earlier.at == spec.at) fail(item, at, "two volumes at " + spec.at);
+                    if (auto conflict = volumes::mount_conflict(earlier.at, spec.at); !conflict.empty())
+                        fail(item, at, conflict);
                 entry.service.volumes.push_back(std::move(spec));
                 entry.volume_lines.push_back(line_of(item));
             } catch (const std::invalid_argument& e) {

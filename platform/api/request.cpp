@@ -230,7 +230,8 @@ std::vector<VolumeAttachRequest> parse_instance_volumes(const json& value) {
             r.at = mount_path(fields);
             r.readonly = fields.boolean("readonly", false);
             for (const auto& earlier : out)
-                if (earlier.at == r.at) throw ApiError{400, "two volumes at " + r.at};
+                if (auto conflict = volumes::mount_conflict(earlier.at, r.at); !conflict.empty())
+                    throw ApiError{400, conflict};
             out.push_back(std::move(r));
         } catch (const ApiError& e) {
             throw ApiError{e.status, where + ": " + e.message};

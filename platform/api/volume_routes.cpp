@@ -74,6 +74,8 @@ void check_attachment(State& state, const volumes::Volume& v, const volumes::Att
         if (a.at == attachment.at)
             throw ApiError{409, "instance '" + instance_name(state, attachment.instance) + "' has a volume at " +
                                     attachment.at + " already"};
+        if (auto conflict = volumes::mount_conflict(a.at, attachment.at); !conflict.empty())
+            throw ApiError{409, "instance '" + instance_name(state, attachment.instance) + "': " + conflict};
     }
     if (instance_has.size() >= kMaxVolumesPerInstance)
         throw ApiError{409, "an instance has at most " + std::to_string(kMaxVolumesPerInstance) + " volumes"};

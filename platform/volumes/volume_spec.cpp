@@ -56,6 +56,16 @@ std::string normalize_mount_path(const std::string& path) {
     return normal;
 }
 
+std::string mount_conflict(const std::string& a, const std::string& b) {
+    if (a == b) return "two volumes at " + a;
+    const auto inside = [](const std::string& inner, const std::string& outer) {
+        return inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 && inner[outer.size()] == '/';
+    };
+    if (inside(b, a)) return b + " lies inside the volume at " + a;
+    if (inside(a, b)) return a + " lies inside the volume at " + b;
+    return {};
+}
+
 VolumeSpec parse_volume_spec(const std::string& text) {
     const auto first = text.find(':');
     if (first == std::string::npos || first == 0)

@@ -23,6 +23,12 @@ int64_t parse_size_mb(const std::string& text);
 // white space, no quotes, no "..". Throws std::invalid_argument saying why.
 std::string normalize_mount_path(const std::string& path);
 
+// Whether one instance may have volumes at both `a` and `b` (normalized mount paths): not at one
+// path, and not one inside the other (the kernel refuses that, and would hide the outer volume's
+// directory). Empty if it may, else why not: "two volumes at /data", "/data/logs lies inside the
+// volume at /data".
+std::string mount_conflict(const std::string& a, const std::string& b);
+
 // `kiln run -v` and a compose service's `volumes:` entry: NAME:/path, NAME:/path:ro or
 // NAME:/path:rw. Throws std::invalid_argument naming `text`.
 struct VolumeSpec {

@@ -160,6 +160,13 @@ class Volumes(KilnCommand, unittest.TestCase):
         self.ok("POST", "/v1/volumes", {"name": "spare", "size_mb": 8}, 201)
         self.refused(409, "has a volume at /etc/c already", "PUT", "/v1/volumes/spare/attach",
                      {"attach_to": {"name": "web"}, "at": "/etc/c"})
+        # The kernel mounts no volume inside another (it would hide the outer one's directory).
+        self.refused(409, "instance 'web': /var/data/logs lies inside the volume at /var/data", "PUT",
+                     "/v1/volumes/spare/attach", {"attach_to": {"name": "web"}, "at": "/var/data/logs"})
+        self.refused(400, "volumes[1]: /srv/www lies inside the volume at /srv", "POST", "/v1/instances",
+                     {"image": "hello", "name": "nested", "autostart": False,
+                      "volumes": [{"name": "spare", "at": "/srv/www"}, {"name": "conf", "at": "/srv",
+                                                                          "readonly": True}]})
         self.refused(400, "mount path 'd': must be absolute", "PUT", "/v1/volumes/data/attach",
                      {"attach_to": {"name": "db"}, "at": "d"})
         self.refused(404, "no instance 'nope'", "PUT", "/v1/volumes/data/attach",

@@ -288,6 +288,8 @@ TEST_F(ComposeFileTest, VolumeErrorsNameTheLineAndTheKey) {
               "2: volumes: 'Data' is not a valid name (lower-case letters, digits, '.', '_', '-'; at most 63)");
     EXPECT_EQ(error("volumes:\n  a:\n  b:\nservices:\n  web:\n    image: web\n    volumes: [\"a:/d\", \"b:/d/\"]\n"),
               "7: services.web.volumes: two volumes at /d");
+    EXPECT_EQ(error("volumes:\n  a:\n  b:\nservices:\n  web:\n    image: web\n    volumes: [\"a:/d\", \"b:/d/e\"]\n"),
+              "7: services.web.volumes: /d/e lies inside the volume at /d");
 }
 
 }  // namespace

@@ -39,6 +39,14 @@ TEST(MountPath, AbsoluteNormalizedAndPlain) {
     EXPECT_THROW(normalize_mount_path("/" + std::string(300, 'a')), std::invalid_argument);
 }
 
+TEST(VolumeSpecTest, MountPathsOfOneInstanceNeitherMeetNorNest) {
+    EXPECT_EQ(mount_conflict("/data", "/data"), "two volumes at /data");
+    EXPECT_EQ(mount_conflict("/data", "/data/logs"), "/data/logs lies inside the volume at /data");
+    EXPECT_EQ(mount_conflict("/a/b/c", "/a"), "/a/b/c lies inside the volume at /a");
+    for (const auto& [a, b] : {std::pair{"/data", "/database"}, {"/data", "/etc"}, {"/a/b", "/a/c"}, {"/ab", "/a"}})
+        EXPECT_EQ(mount_conflict(a, b), "") << a << " " << b;
+}
+
 TEST(VolumeSpecTest, NameMountPathAndMode) {
     auto s = parse_volume_spec("data:/var/lib/data/");
     EXPECT_EQ(s.name, "data");
