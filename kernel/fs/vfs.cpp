@@ -10,17 +10,6 @@ namespace {
 constinit Node* root_node = nullptr;
 constexpr int kMaxSymlinks = 40;
 
-// Splits off the next component of `rest`, skipping slashes.
-StringView next_component(StringView& rest) {
-    size_t i = 0;
-    while (i < rest.size() && rest[i] == '/') ++i;
-    size_t j = i;
-    while (j < rest.size() && rest[j] != '/') ++j;
-    StringView component = rest.substr(i, j - i);
-    rest = rest.substr(j);
-    return component;
-}
-
 bool only_slashes(StringView s) {
     for (char c : s)
         if (c != '/') return false;
@@ -79,6 +68,16 @@ int64_t walk(StringView path, const RefPtr<Node>& base, bool follow, bool stop_b
 }
 
 }  // namespace
+
+StringView next_component(StringView& rest) {
+    size_t i = 0;
+    while (i < rest.size() && rest[i] == '/') ++i;
+    size_t j = i;
+    while (j < rest.size() && rest[j] != '/') ++j;
+    StringView component = rest.substr(i, j - i);
+    rest = rest.substr(j);
+    return component;
+}
 
 void init() {
     auto* root_dir = new RamDirectory(0755);

@@ -11,6 +11,9 @@ inline constexpr size_t kPathMax = 4096;
 void init();
 RefPtr<Node> root();
 
+// Splits off the next component of `rest`, skipping slashes ("" at the end).
+StringView next_component(StringView& rest);
+
 // Resolves `path` from `base` (used for relative paths). `follow`: follow a final symlink.
 // Returns 0 or a negative errno (ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG).
 int64_t resolve(StringView path, const RefPtr<Node>& base, bool follow, RefPtr<Node>& out);

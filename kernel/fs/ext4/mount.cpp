@@ -27,17 +27,6 @@ struct Request {
     bool read_only;
 };
 
-// Splits off the next component of `rest`, skipping slashes ("" at the end).
-StringView next_component(StringView& rest) {
-    size_t i = 0;
-    while (i < rest.size() && rest[i] == '/') ++i;
-    size_t j = i;
-    while (j < rest.size() && rest[j] != '/') ++j;
-    StringView component = rest.substr(i, j - i);
-    rest = rest.substr(j);
-    return component;
-}
-
 // What is wrong with `path` as a mount point, or null: absolute, not "/", no "." or "..".
 const char* syntax_error(StringView path) {
     if (path.empty()) return "no mount point given (kiln.volume=/path or /path:ro)";
