@@ -17,7 +17,32 @@ Database::Database(const std::string& path) : path_(path) {
     exec("PRAGMA synchronous=NORMAL");  // WAL: a crash loses no committed transaction, power loss the last few
 }
 
-Database::~Database() { sqlite3_close(db_); }
+Database::~Database() {
+    for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+    sqlite3_close(db_);
+}
+
+sqlite3_stmt* Database::take_statement(const char* sql) {
+    {
+        std::lock_guard guard(cache_mutex_);
+        if (const auto it = cache_.find(sql); it != cache_.end()) {
+            sqlite3_stmt* stmt = it->second;
+            cache_.erase(it);
+            return stmt;
+        }
+    }
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr) != SQLITE_OK)
+        throw DatabaseError(path_ + ": " + sqlite3_errmsg(db_));
+    return stmt;
+}
+
+void Database::return_statement(sqlite3_stmt* stmt) {
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    std::lock_guard guard(cache_mutex_);
+    if (!cache_.try_emplace(sqlite3_sql(stmt), stmt).second) sqlite3_finalize(stmt);  // one is kept already
+}
 
 void Database::exec(const std::string& sql) {
     char* message = nullptr;
@@ -28,12 +53,9 @@ void Database::exec(const std::string& sql) {
     }
 }
 
-Statement::Statement(Database& db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db.handle(), sql, -1, &stmt_, nullptr) != SQLITE_OK)
-        throw DatabaseError(db.path() + ": " + sqlite3_errmsg(db.handle()));
-}
+Statement::Statement(Database& db, const char* sql) : db_(db), stmt_(db.take_statement(sql)) {}
 
-Statement::~Statement() { sqlite3_finalize(stmt_); }
+Statement::~Statement() { db_.return_statement(stmt_); }
 
 Statement& Statement::bind(int index, const std::string& text) {
     sqlite3_bind_text(stmt_, index, text.c_str(), static_cast<int>(text.size()), SQLITE_TRANSIENT);

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -29,9 +31,20 @@ class Database {
     sqlite3* handle() const { return db_; }
     const std::string& path() const { return path_; }
 
+    // `sql` prepared, from the cache if a statement of it is there (Statement's use).
+    sqlite3_stmt* take_statement(const char* sql);
+    // A statement back into the cache, reset and its bindings cleared.
+    void return_statement(sqlite3_stmt* stmt);
+
   private:
     std::string path_;
     sqlite3* db_ = nullptr;
+    // Prepared statements kept between uses, one per SQL text: preparing an instance's SELECT of
+    // 25 columns took most of a store lookup (~0.1 ms of a wake's 0.3 ms in kilnd). A statement
+    // is out of the cache while in use, so a second use of the same SQL at once (nested, or on
+    // another thread: the connection is serialized) prepares its own.
+    std::mutex cache_mutex_;
+    std::unordered_map<std::string, sqlite3_stmt*> cache_;
 };
 
 // A prepared statement, finalized on scope exit. Binding indexes start at 1, columns at 0.
