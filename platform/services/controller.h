@@ -60,6 +60,13 @@ class Controller {
 
   private:
     void wake(const std::string& service);
+    // On the balancer's thread: resumes `service`'s restore prepared at standby if the state lock
+    // is free at once and the prepared tender is listening; false leaves the wake to the worker.
+    bool wake_prepared_now(const std::string& service);
+    // The prepared restore of `service` that a wake would resume now (under the state lock).
+    std::optional<instances::Instance> prepared_for(const std::string& service);
+    // Starts (or resumes) `chosen` for `service`, or tells the balancer it cannot (under the lock).
+    void wake_instance(const std::string& service, std::optional<instances::Instance> chosen);
     void sleep(const std::string& service, const std::string& instance);
     void watch(const std::string& instance);
     // `instance` into the balancer's rotation for `service`.
