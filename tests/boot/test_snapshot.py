@@ -48,7 +48,9 @@ class SnapshotCase(unittest.TestCase):
         control = os.path.join(self.dir, name + ".sock")
         vm = self.net.start_vm([*self.monitor, "--control", control], guest, cmdline)
         self.assertIn("guest ready on", TestNetwork.output(vm))
-        return vm, Control(control)
+        c = Control(control)
+        self.addCleanup(c.close)
+        return vm, c
 
     def restore(self, snapshot, name="restored"):
         """Starts `kiln-vmm --restore` on a new tap; waits for its ready event."""
@@ -61,6 +63,7 @@ class SnapshotCase(unittest.TestCase):
         vm.log = log
         self.net.vms.append(vm)
         c = Control(control)
+        self.addCleanup(c.close)
         self.assertEqual(c.event("ready")["event"], "ready", TestNetwork.output(vm))
         return vm, c
 
@@ -187,6 +190,7 @@ class SnapshotRestore(SnapshotCase):
         held.log = log
         self.net.vms.append(held)
         hc = Control(control)
+        self.addCleanup(hc.close)
         self.assertEqual(hc.request(op="stats")["stats"]["state"], "paused")
         early = self.net.run(["curl", "-sS", "-m", "1", f"http://{GUEST}:8080/hello"])
         self.assertNotEqual(early.returncode, 0, "a held restore answered")
@@ -325,6 +329,7 @@ class CorruptSnapshots(unittest.TestCase):
             cls.good = os.path.join(cls.dir, "good")
             assert c.request(op="snapshot", dir=cls.good, resume=False)["ok"]
             c.request(op="stop")
+            c.close()
             vm.wait(30)
 
     @classmethod
@@ -403,6 +408,7 @@ class SnapshotRestoreUnderKilnProc(SnapshotRestore):
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.addCleanup(lambda: (alone.kill(), alone.wait(), alone.stdout.close()))
         ac = Control(control)
+        self.addCleanup(ac.close)
         self.assertEqual(ac.event("ready")["port"], 8080)
         time.sleep(0.5)  # the ARP ticks that announce a restored guest again
         self.assertEqual(ac.request(op="stats")["stats"]["state"], "running")
