@@ -35,19 +35,19 @@ struct PlanHeader {
     int32_t supervisor;
     uint64_t memory_size, entry, start_info, initrd_size;
     uint32_t uid, gid;
-    int32_t memory, console, net, initrd, control, read_only;  // the numbers each goes to; -1: none
-    int32_t volumes[abi::kProcMaxVolumes];                     // -1 past the last
+    int32_t memory, console, net, initrd, control, resume, read_only;  // the numbers each goes to; -1: none
+    int32_t volumes[abi::kProcMaxVolumes];                             // -1 past the last
     uint32_t resident_count, read_only_count;
 };
 
-constexpr size_t kDescriptors = 7 + abi::kProcMaxVolumes;
+constexpr size_t kDescriptors = 8 + abi::kProcMaxVolumes;
 
 // The plan's descriptors, in the order they travel; -1 for those it has not. Standard error too:
 // an instance process forked ahead holds the waiting tender's (/dev/null), not the orders'.
 std::array<int, kDescriptors> descriptor_numbers(const InstancePlan& plan) {
-    std::array<int, kDescriptors> numbers{plan.fds.memory,  plan.fds.console,  plan.fds.net, plan.fds.initrd,
-                                          plan.fds.control, plan.read_only_fd, STDERR_FILENO};
-    std::copy(plan.fds.volumes.begin(), plan.fds.volumes.end(), numbers.begin() + 7);
+    std::array<int, kDescriptors> numbers{plan.fds.memory,  plan.fds.console, plan.fds.net,      plan.fds.initrd,
+                                          plan.fds.control, plan.fds.resume,  plan.read_only_fd, STDERR_FILENO};
+    std::copy(plan.fds.volumes.begin(), plan.fds.volumes.end(), numbers.begin() + 8);
     return numbers;
 }
 
@@ -172,7 +172,7 @@ void install_descriptors(const InstancePlan& plan, const int* received, size_t c
     plan.start_info = header.start_info;
     plan.initrd_size = header.initrd_size;
     plan.identity = {header.uid, header.gid};
-    plan.fds = {header.memory, header.console, header.net, header.initrd, header.control, {}, {}};
+    plan.fds = {header.memory, header.console, header.net, header.initrd, header.control, header.resume, {}, {}};
     std::copy(std::begin(header.volumes), std::end(header.volumes), plan.fds.volumes.begin());
     plan.read_only_fd = header.read_only;
     const char* at = bytes.data() + sizeof(header);
@@ -239,6 +239,7 @@ void InstanceProcess::start(const InstancePlan& plan) {
     header.net = plan.fds.net;
     header.initrd = plan.fds.initrd;
     header.control = plan.fds.control;
+    header.resume = plan.fds.resume;
     header.read_only = plan.read_only_fd;
     std::copy(plan.fds.volumes.begin(), plan.fds.volumes.end(), std::begin(header.volumes));
     const size_t resident = std::min(plan.resident.size(), kMaxResidentExtents);

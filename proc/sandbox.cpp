@@ -101,8 +101,8 @@ Identity instance_identity(pid_t supervisor) {
 
 std::string confine(const Identity& identity, const InstanceFds& fds) {
     // Only the instance's own descriptors cross into it: close the gaps between them.
-    std::vector<int> keep = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, fds.memory,
-                             fds.console,  fds.net,       fds.initrd,    fds.control};
+    std::vector<int> keep = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, fds.memory, fds.console,
+                             fds.net,      fds.initrd,    fds.control,   fds.resume};
     keep.insert(keep.end(), fds.volumes.begin(), fds.volumes.end());
     std::sort(keep.begin(), keep.end());
     int previous = -1;

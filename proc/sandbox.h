@@ -23,6 +23,7 @@ struct InstanceFds {
     int net;      // the tap, or -1
     int initrd;   // the initrd's file, mapped read-only, or -1
     int control;  // the channel to the supervisor
+    int resume;   // --resume-fifo's read end (polled while held, never read), or -1
     // The volumes' files in the flags' order, -1 past the last; a read-only one is never written.
     std::array<int, abi::kProcMaxVolumes> volumes;
     std::array<bool, abi::kProcMaxVolumes> volume_read_only;

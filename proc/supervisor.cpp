@@ -153,6 +153,7 @@ void Tender::on_kernel_message(const abi::ProcControlMessage& message) {
         case abi::ProcControl::kReady: guest_ready(message.arg0, static_cast<uint32_t>(message.arg1)); return;
         case abi::ProcControl::kResumed:
             resumed_once_ = true;
+            parked_ = false;  // also when a byte in --resume-fifo, not a request, resumed it
             // A restored instance listened before its snapshot: ready again as soon as it runs.
             for (const auto& [protocol, port] : restored_listeners_) guest_ready(protocol, port);
             restored_listeners_.clear();

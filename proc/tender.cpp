@@ -8,6 +8,7 @@
 #include <sys/rseq.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -73,6 +74,7 @@ Tender::Tender(const vmm::Options& options, std::unique_ptr<InstanceProcess> ins
         load_snapshot(options.restore);
     milestones_.loaded = Clock::now();
 
+    if (!options.resume_fifo.empty()) make_resume_fifo();
     const std::vector<sock_filter> filter = instance_filter(instance_fds());
     if (filter.size() > abi::kProcFilterMaxInstructions)
         throw VmmError("the seccomp filter has " + std::to_string(filter.size()) + " instructions, more than " +
@@ -92,6 +94,18 @@ Tender::Tender(const vmm::Options& options, std::unique_ptr<InstanceProcess> ins
 Tender::~Tender() {
     if (loop_) loop_->stop();
     control_.reset();
+    if (resume_fifo_.valid()) ::unlink(options_.resume_fifo.c_str());
+}
+
+// Made anew (a stale one of an earlier tender goes) and opened for reading before anyone may
+// write: the kernel polls it while held (kernel/platform/proc/control.cpp). Only its owner,
+// root for kilnd, may open it to write.
+void Tender::make_resume_fifo() {
+    const std::string& path = options_.resume_fifo;
+    ::unlink(path.c_str());
+    if (::mkfifo(path.c_str(), 0600) != 0) throw system_error("--resume-fifo " + path);
+    resume_fifo_.reset(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+    if (!resume_fifo_.valid()) throw system_error("--resume-fifo " + path);
 }
 
 // A boot: the kernel's writable segments and the initrd loaded as kiln-vmm loads them, its
@@ -156,6 +170,7 @@ void Tender::write_handoff(uint32_t flags, size_t filter_instructions) {
     handoff.initrd_phys = vmm::layout::kInitrdMapped;
     handoff.initrd_size = initrd_mapped_ ? initrd_file_.bytes().size() : 0;
     handoff.flags = flags;
+    handoff.resume_fd = resume_fifo_.valid() ? resume_fifo_.get() : -1;
     handoff.volume_count = static_cast<uint32_t>(volumes_.size());
     for (size_t i = 0; i < abi::kProcMaxVolumes; ++i) {
         const bool present = i < volumes_.size();
@@ -188,6 +203,7 @@ InstanceFds Tender::instance_fds() const {
                     tap_ ? tap_->fd() : -1,
                     initrd_mapped_ ? initrd_fd_.get() : -1,
                     instance_channel_.get(),
+                    resume_fifo_.valid() ? resume_fifo_.get() : -1,
                     {},
                     {}};
     fds.volumes.fill(-1);

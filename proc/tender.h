@@ -58,6 +58,8 @@ class Tender {
     void open_tap(const vmm::NetOptions& net);
     // --volume: each file opened and locked, in order (volume_file.h).
     void open_volumes();
+    // --resume-fifo: the FIFO made at its path, this process's read end kept for the instance.
+    void make_resume_fifo();
     InstanceFds instance_fds() const;
 
     // The instance (tender.cpp, instance.cpp).
@@ -109,6 +111,7 @@ class Tender {
     // and the instance's until the fork.
     UniqueFd channel_;
     UniqueFd instance_channel_;
+    UniqueFd resume_fifo_;  // --resume-fifo's read end, or none
     pid_t instance_ = -1;
     // Forked first, before the loading; it waits for its plan (instance.h).
     std::unique_ptr<InstanceProcess> instance_process_;

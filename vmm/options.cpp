@@ -191,6 +191,8 @@ Options parse_options(int argc, char** argv, Monitor monitor) {
     app.add_option("--status-file", o.status_file,
                    std::string("write the exit status to this file when ") + name + " ends");
     if (proc) {
+        app.add_option("--resume-fifo", o.resume_fifo,
+                       "with --paused: make a FIFO here; a byte written to it resumes the instance");
         app.add_option("--uid", o.uid, "the instance's uid when run as root (default: one of its own)");
         app.add_option("--gid", o.gid, "the instance's gid when run as root (default: one of its own)");
     }
@@ -207,6 +209,8 @@ Options parse_options(int argc, char** argv, Monitor monitor) {
         if (!proc && o.kernel.empty() && o.restore.empty()) throw CLI::RequiredError("--kernel");
         if (o.paused && o.control.empty())
             throw CLI::ValidationError("--paused", "needs --control: only a resume request starts the instance");
+        if (!o.resume_fifo.empty() && !o.paused)
+            throw CLI::ValidationError("--resume-fifo", "needs --paused: it resumes a held instance");
         if (proc && o.paused && o.restore.empty())
             throw CLI::ValidationError("--paused", "kiln-proc holds a restored instance only (give --restore DIR)");
         o.memory_bytes = parse_memory_size(memory, "--memory");

@@ -49,6 +49,10 @@ struct Options {
     // --paused: everything set up, nothing run until the control socket's `resume` (a restore made
     // ready before the request that needs it; the announcement and `ready` come at the resume).
     bool paused = false;
+    // --resume-fifo PATH (kiln-proc, with --paused): a FIFO made there; a writer's byte resumes the
+    // instance as the control socket's `resume` does, without the supervisor's round trip (kilnd's
+    // wakes).
+    std::string resume_fifo;
     // --status-file PATH: the exit status is written here (whole, by rename) as kiln-vmm ends, for
     // a supervisor that is not its parent (kilnd after a restart) and so cannot wait for it.
     std::string status_file;

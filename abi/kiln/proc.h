@@ -22,7 +22,7 @@ inline constexpr uint64_t kProcHandoffPhys = 0x5000;         // a free page belo
 inline constexpr uint64_t kProcFilterPhys = 0x8000;          // the seccomp program, up to a page
 inline constexpr uint32_t kProcFilterMaxInstructions = 4096 / 8;
 inline constexpr uint32_t kProcHandoffMagic = 0x636f7270;  // "proc"
-inline constexpr uint32_t kProcHandoffVersion = 5;
+inline constexpr uint32_t kProcHandoffVersion = 6;
 inline constexpr uint32_t kProcMaxVolumes = 16;
 
 struct ProcHandoff {
@@ -54,7 +54,10 @@ struct ProcHandoff {
     // restored kernel rebuilds its host state, says kParked and waits for kResume before it runs
     // anything else or announces itself (`--paused`: a wake prepared before its request).
     uint32_t flags;
-    uint32_t pad2;         // 0
+    // With kProcHold: a FIFO's read end (non-blocking) whose first byte resumes the held kernel as
+    // kResume does (`--resume-fifo`: a wake's write goes straight to the instance, not through
+    // the supervisor's socket); -1 for none.
+    int32_t resume_fd;
     uint64_t reserved[3];  // 0
     // The volumes (--volume, in the flags' order), the kernel's block devices: volume_count of
     // them (up to kProcMaxVolumes), each a regular file kiln-proc opened (O_RDWR, or O_RDONLY when

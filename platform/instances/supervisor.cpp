@@ -271,7 +271,7 @@ void Supervisor::prepare_wake(Instance& instance) {
         fs::remove(dir + "/status");
         fs::remove(control_socket(instance.uuid));
         std::vector<std::string> argv = vmm_arguments(instance, snapshot);
-        argv.push_back("--paused");
+        argv.insert(argv.end(), {"--paused", "--resume-fifo", resume_fifo(instance.uuid)});
         const pid_t pid = spawn(instance, argv);
         prepared_[instance.uuid] = {pid, process_start_time(pid), instance.service, std::move(identity),
                                     ++prepared_order_};
@@ -293,11 +293,13 @@ std::optional<Started> Supervisor::resume_prepared(Instance& instance, const std
     } else if (!wait_for_socket(control, prepared.pid, prepared.pid_start)) {
         failure = "its tender ended";
     } else {
-        // Not waiting for the answer (a round trip through the tender and the kernel): the
-        // instance takes connections the moment it runs, and its tap holds what comes before.
-        // Should its kernel fail to go on, the tender ends and the instance ends as any does.
+        // A byte in its resume FIFO wakes the held kernel itself; the control socket's resume
+        // (through the tender's supervisor, one more process woken) if that FIFO takes none.
+        // Not waiting for an answer: the instance takes connections the moment it runs, and its
+        // tap holds what comes before. Should its kernel fail to go on, the tender ends and the
+        // instance ends as any does.
         const auto asked = std::chrono::steady_clock::now();
-        if (control_send(control, {{"op", "resume"}})) {
+        if (resume_through_fifo(resume_fifo(instance.uuid)) || control_send(control, {{"op", "resume"}})) {
             record_running(instance, prepared.pid, prepared.pid_start);
             // kilnd snapshots an instance only after its `ready` (services/controller.cpp): its
             // app listens again as soon as it runs.

@@ -96,6 +96,8 @@ class Supervisor {
 
     std::string instance_dir(const std::string& uuid) const;
     std::string snapshot_dir(const std::string& uuid) const { return instance_dir(uuid) + "/snapshot"; }
+    // A prepared restore's --resume-fifo: its wake writes a byte there (instances/vmm_control.h).
+    std::string resume_fifo(const std::string& uuid) const { return instance_dir(uuid) + "/resume.fifo"; }
     std::string control_socket(const std::string& uuid) const { return instance_dir(uuid) + "/control.sock"; }
     // True if the instance has a volume it may write: its memory and its volumes move on together,
     // so only a snapshot taken as it stopped may wake it.

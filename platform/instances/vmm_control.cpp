@@ -1,5 +1,6 @@
 #include "instances/vmm_control.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -72,6 +73,14 @@ bool control_send(const std::string& path, const nlohmann::json& request) {
     Closer closer{fd};
     const std::string line = request.dump() + "\n";
     return ::send(fd, line.data(), line.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(line.size());
+}
+
+bool resume_through_fifo(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return false;
+    Closer closer{fd};
+    const char byte = 'r';
+    return ::write(fd, &byte, 1) == 1;
 }
 
 std::optional<nlohmann::json> control_request(const std::string& path, const nlohmann::json& request,

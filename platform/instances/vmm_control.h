@@ -18,6 +18,11 @@ std::optional<nlohmann::json> control_request(const std::string& path, const nlo
 // false if the socket takes no connection or no request.
 bool control_send(const std::string& path, const nlohmann::json& request);
 
+// Resumes a kiln-proc restore held with --resume-fifo PATH: a byte written to its FIFO reaches the
+// held kernel itself (one process woken, not the tender's supervisor and then the kernel). False
+// if no tender holds the FIFO open (ENXIO), it is gone, or the write fails.
+bool resume_through_fifo(const std::string& path);
+
 // Waits for kiln-vmm's `ready` event (the app listens; events are lasting, so it comes even if
 // the app got ready before we connected). Connects as soon as the socket exists. False if
 // kiln-vmm exits, `keep_waiting` (asked every few milliseconds) says no, or nothing comes

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -414,6 +415,50 @@ class SnapshotRestoreUnderKilnProc(SnapshotRestore):
         self.assertEqual(ac.request(op="stats")["stats"]["state"], "running")
         self.assertTrue(ac.request(op="stop")["ok"])
         self.assertEqual(alone.wait(30), 0, alone.stdout.read())
+
+    def test_a_byte_in_the_resume_fifo_resumes_a_held_restore(self):
+        """`--resume-fifo` (kilnd's wakes): a writer's byte resumes the held kernel directly, as the
+        control socket's resume does; the supervisor sees it running; a later pause and resume
+        by request work, and further bytes change nothing."""
+        refused = subprocess.run([KILN_PROC, "--restore", "/nonexistent", "--control", "x", "--resume-fifo", "y"],
+                                 capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("--resume-fifo", refused.stderr)  # needs --paused
+        vm, c = self.boot("-- /bin/http-server 8080 /www")
+        snap = self.snapshot(c)
+        self.stop(vm, c)
+        control, fifo = os.path.join(self.dir, "held.sock"), os.path.join(self.dir, "resume.fifo")
+        tap = self.net.add_tap()
+        log = open(os.path.join(self.dir, "held.log"), "w+")
+        held = subprocess.Popen(self.net.command([KILN_PROC, "--restore", snap, "--paused", "--resume-fifo", fifo,
+                                                  "--net", f"tap={tap}", "--control", control, "--timeout", "300"]),
+                                stdout=log, stderr=subprocess.STDOUT)
+        held.log = log
+        self.net.vms.append(held)
+        hc = Control(control)
+        self.addCleanup(hc.close)
+        self.assertTrue(stat.S_ISFIFO(os.stat(fifo).st_mode))
+        self.assertEqual(os.stat(fifo).st_mode & 0o777, 0o600)
+        self.assertEqual(hc.request(op="stats")["stats"]["state"], "paused")
+        early = self.net.run(["curl", "-sS", "-m", "1", f"http://{GUEST}:8080/hello"])
+        self.assertNotEqual(early.returncode, 0, "a held restore answered")
+        writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        os.write(writer, b"r")
+        os.close(writer)
+        self.assertEqual(hc.event("ready")["port"], 8080)
+        self.assertEqual(self.curl(f"http://{GUEST}:8080/hello"), "hello from kiln\n")
+        self.assertEqual(hc.request(op="stats")["stats"]["state"], "running")
+        self.assertEqual(hc.request(op="pause")["state"], "paused")
+        writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # only a held restore heeds it
+        os.write(writer, b"r")
+        os.close(writer)
+        early = self.net.run(["curl", "-sS", "-m", "1", f"http://{GUEST}:8080/hello"])
+        self.assertNotEqual(early.returncode, 0, "a paused instance answered")
+        self.assertEqual(hc.request(op="stats")["stats"]["state"], "paused")
+        self.assertEqual(hc.request(op="resume")["state"], "running")
+        self.assertEqual(self.curl(f"http://{GUEST}:8080/hello"), "hello from kiln\n")
+        self.stop(held, hc)
+        self.assertFalse(os.path.exists(fifo), "the FIFO outlived its tender")
 
 
 class RestoredGuestIsAnnouncedUnderKilnProc(RestoredGuestIsAnnounced):

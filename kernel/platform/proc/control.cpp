@@ -54,8 +54,10 @@ bool receive(abi::ProcControlMessage& message) {
 }
 
 // Parked: nothing but the channel wakes the kernel, and the device signals stay queued in the
-// host until it goes on.
-void wait_for_resume() {
+// host until it goes on. A restore held ahead of its wake also goes on when a writer comes to its
+// resume FIFO (`resume_fd`, -1 for none): any event there counts, a byte or a writer that left
+// without one, so that a FIFO that stays ready can never make this loop spin.
+void wait_for_resume(int resume_fd) {
     const uint64_t held = block_device_signals() | host::signal_bit(host::kSigUsr1);
     for (;;) {
         abi::ProcControlMessage message{};
@@ -63,8 +65,10 @@ void wait_for_resume() {
             if (message.kind == abi::ProcControl::kResume) return;
             continue;  // a second kPark: already parked
         }
-        host::Pollfd channel{control_fd(), host::kPollIn, 0};
-        host_syscall(host::kPpoll, reinterpret_cast<long>(&channel), 1, 0, reinterpret_cast<long>(&held), 8, 0);
+        host::Pollfd waits[2] = {{control_fd(), host::kPollIn, 0}, {resume_fd, host::kPollIn, 0}};
+        host_syscall(host::kPpoll, reinterpret_cast<long>(waits), resume_fd >= 0 ? 2 : 1, 0,
+                     reinterpret_cast<long>(&held), 8, 0);
+        if (resume_fd >= 0 && waits[1].revents != 0) return;
     }
 }
 
@@ -88,12 +92,12 @@ void park() {
     const uint64_t mask = block_device_signals();
     if (proc_park_save(&park_context) == 0) {
         send_to_supervisor(abi::ProcControl::kParked);
-        wait_for_resume();
+        wait_for_resume(-1);
     } else {
         rebuild_host_state();
         if ((handoff().flags & abi::kProcHold) != 0) {  // prepared ahead: the wake says when
             send_to_supervisor(abi::ProcControl::kParked);
-            wait_for_resume();
+            wait_for_resume(handoff().resume_fd);
         }
         announce_restored();
     }
