@@ -306,6 +306,15 @@ nlohmann::json Machine::stats_json() const {
                         {"tx_packets", c.tx_packets.load()},
                         {"tx_bytes", c.tx_bytes.load()},
                         {"dropped", c.rx_dropped.load() + c.tx_dropped.load()}};
+            bool waiting = false;
+            if (const auto p = net->receive_positions(waiting))
+                s["net"]["rx_ring"] = {{"avail_idx", p->avail_idx},
+                                       {"last_avail", p->last_avail},
+                                       {"avail_event", p->avail_event},
+                                       {"used_idx", p->used_idx},
+                                       {"last_signalled_used", p->last_signalled_used},
+                                       {"used_event", p->used_event},
+                                       {"frame_waiting", waiting}};
         }
     }
     return s;

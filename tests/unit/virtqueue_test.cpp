@@ -153,5 +153,28 @@ TEST_F(VirtqueueTest, EventIndexSuppressesNotifications) {
     EXPECT_FALSE(queue_.needs_interrupt());
 }
 
+TEST_F(VirtqueueTest, PositionsSayWhichSideAStalledQueueWaitsFor) {
+    EXPECT_FALSE(queue_.positions().has_value());  // not active yet
+    ASSERT_TRUE(queue_.activate(memory_, true));
+    for (uint16_t i = 0; i < 2; ++i) {
+        set_desc(i, kData + 8ull * i, 8, abi::kDescWrite, 0);
+        make_available(i);
+    }
+    ASSERT_TRUE(queue_.pop().has_value());
+    ASSERT_TRUE(queue_.pop().has_value());
+    EXPECT_FALSE(queue_.enable_notifications());  // out of buffers: a kick is owed at entry 2
+    queue_.push(0, 8);
+    queue_.push(1, 8);
+    memory_.write_object(kAvail + 4 + 2 * kSize, uint16_t{7});  // the driver's used_event
+    const auto p = queue_.positions();
+    ASSERT_TRUE(p.has_value());
+    EXPECT_EQ(p->avail_idx, 2);
+    EXPECT_EQ(p->last_avail, 2);
+    EXPECT_EQ(p->avail_event, 2);
+    EXPECT_EQ(p->used_idx, 2);
+    EXPECT_EQ(p->last_signalled_used, 0);
+    EXPECT_EQ(p->used_event, 7);
+}
+
 }  // namespace
 }  // namespace kiln::vmm::virtio

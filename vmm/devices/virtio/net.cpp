@@ -84,6 +84,12 @@ void Net::activate(std::span<Queue> queues, uint64_t driver_features, Interrupt&
     tap_.set_offload(offload);
 }
 
+std::optional<Queue::Positions> Net::receive_positions(bool& frame_waiting) const {
+    std::lock_guard lock(mutex_);
+    frame_waiting = pending_size_ > 0 || (faults_ && faults_->ready);
+    return rx_ ? rx_->positions() : std::nullopt;
+}
+
 void Net::reset() {
     std::lock_guard lock(mutex_);
     rx_ = tx_ = nullptr;

@@ -45,6 +45,8 @@ class Net final : public Device {
     void process_queues() override;
 
     const NetCounters& counters() const { return counters_; }
+    // The receive queue's positions (queue.h), and whether a frame waits for receive buffers.
+    std::optional<Queue::Positions> receive_positions(bool& frame_waiting) const;
     const Tap& tap() const { return tap_; }
     const Mac& mac() const { return mac_; }
 
@@ -74,7 +76,7 @@ class Net final : public Device {
     Tap tap_;
     Mac mac_;
     EventLoop& loop_;
-    std::mutex mutex_;
+    mutable std::mutex mutex_;
     Queue* rx_ = nullptr;
     Queue* tx_ = nullptr;
     Interrupt* interrupt_ = nullptr;

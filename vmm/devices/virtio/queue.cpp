@@ -127,6 +127,16 @@ bool Queue::needs_interrupt() {
     return !(read_u16(avail_gpa) & abi::kAvailNoInterrupt);
 }
 
+std::optional<Queue::Positions> Queue::positions() const {
+    if (!active()) return std::nullopt;
+    return Positions{read_u16(avail_gpa + 2),
+                     last_avail_,
+                     read_u16(used_gpa + 4 + 8ull * size),
+                     used_idx_,
+                     last_signalled_used_,
+                     read_u16(avail_gpa + 4 + 2ull * size)};
+}
+
 bool Queue::enable_notifications() {
     if (!active() || broken_) return false;  // a broken queue never asks for more work
     if (event_idx_) {

@@ -61,6 +61,15 @@ class Queue {
     // true if buffers arrived meanwhile (the caller then processes them before sleeping).
     bool enable_notifications();
 
+    // Where device and driver stand in the rings, for `stats`: which side a stalled queue waits
+    // for (a kick the driver owes: avail_event reached and nothing new; an interrupt the device
+    // owes: used_idx past used_event and never signalled).
+    struct Positions {
+        uint16_t avail_idx, last_avail, avail_event;         // the driver's, the device's, the kick's
+        uint16_t used_idx, last_signalled_used, used_event;  // the device's, the interrupt's
+    };
+    std::optional<Positions> positions() const;
+
   private:
     uint16_t read_u16(uint64_t gpa) const;
     void write_u16(uint64_t gpa, uint16_t value);
