@@ -314,7 +314,8 @@ nlohmann::json Machine::stats_json() const {
                                        {"used_idx", p->used_idx},
                                        {"last_signalled_used", p->last_signalled_used},
                                        {"used_event", p->used_event},
-                                       {"frame_waiting", waiting}};
+                                       {"frame_waiting", waiting},
+                                       {"broken", p->broken}};
         }
     }
     return s;

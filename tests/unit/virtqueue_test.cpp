@@ -174,6 +174,7 @@ TEST_F(VirtqueueTest, PositionsSayWhichSideAStalledQueueWaitsFor) {
     EXPECT_EQ(p->used_idx, 2);
     EXPECT_EQ(p->last_signalled_used, 0);
     EXPECT_EQ(p->used_event, 7);
+    EXPECT_FALSE(p->broken);
 }
 
 }  // namespace

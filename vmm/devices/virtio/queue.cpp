@@ -134,7 +134,8 @@ std::optional<Queue::Positions> Queue::positions() const {
                      read_u16(used_gpa + 4 + 8ull * size),
                      used_idx_,
                      last_signalled_used_,
-                     read_u16(avail_gpa + 4 + 2ull * size)};
+                     read_u16(avail_gpa + 4 + 2ull * size),
+                     broken_};
 }
 
 bool Queue::enable_notifications() {

@@ -67,6 +67,7 @@ class Queue {
     struct Positions {
         uint16_t avail_idx, last_avail, avail_event;         // the driver's, the device's, the kick's
         uint16_t used_idx, last_signalled_used, used_event;  // the device's, the interrupt's
+        bool broken;                                         // stopped at a malformed chain
     };
     std::optional<Positions> positions() const;
 
