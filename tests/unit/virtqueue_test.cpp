@@ -153,6 +153,26 @@ TEST_F(VirtqueueTest, EventIndexSuppressesNotifications) {
     EXPECT_FALSE(queue_.needs_interrupt());
 }
 
+TEST_F(VirtqueueTest, AnEmptyBufferIsLeftOutWhereverItPoints) {
+    ASSERT_TRUE(queue_.activate(memory_, true));
+    set_desc(0, kData, 10, abi::kDescNext, 1);
+    set_desc(1, ~uint64_t{0} - 4, 0, abi::kDescNext | abi::kDescWrite, 2);  // empty, and nowhere
+    set_desc(2, kData + 10, 20, abi::kDescWrite, 0);
+    make_available(0);
+    auto chain = queue_.pop();
+    ASSERT_TRUE(chain.has_value());
+    ASSERT_EQ(chain->readable.size(), 1u);
+    ASSERT_EQ(chain->writable.size(), 1u);
+    EXPECT_EQ(chain->writable[0].iov_base, memory_.host_base() + kData + 10);
+    EXPECT_FALSE(queue_.broken());
+    // Still, nothing readable may follow a writable buffer, empty or not.
+    set_desc(3, kData, 0, abi::kDescNext | abi::kDescWrite, 4);
+    set_desc(4, kData, 10, 0, 0);
+    make_available(3);
+    EXPECT_FALSE(queue_.pop().has_value());
+    EXPECT_TRUE(queue_.broken());
+}
+
 TEST_F(VirtqueueTest, PositionsSayWhichSideAStalledQueueWaitsFor) {
     EXPECT_FALSE(queue_.positions().has_value());  // not active yet
     ASSERT_TRUE(queue_.activate(memory_, true));

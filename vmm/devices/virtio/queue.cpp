@@ -71,6 +71,7 @@ std::optional<Chain> Queue::pop() {
     }
     Chain chain{head, {}, {}};
     uint16_t index = head;
+    bool seen_writable = false;
     for (uint16_t count = 0;; ++count) {
         if (count >= size) {  // a loop
             fail();
@@ -87,16 +88,15 @@ std::optional<Chain> Queue::pop() {
             fail();
             return std::nullopt;
         }
-        iovec v{bytes.data(), bytes.size()};
-        if (d.flags & abi::kDescWrite) {
-            chain.writable.push_back(v);
-        } else {
-            if (!chain.writable.empty()) {  // readable after writable: forbidden by the spec
-                fail();
-                return std::nullopt;
-            }
-            chain.readable.push_back(v);
+        const bool writable = d.flags & abi::kDescWrite;
+        if (!writable && seen_writable) {  // readable after writable: forbidden by the spec
+            fail();
+            return std::nullopt;
         }
+        seen_writable = seen_writable || writable;
+        // An empty buffer carries nothing, and its address may lie anywhere (a null iov_base for
+        // the device's memcpy): it is left out of the chain.
+        if (d.len != 0) (writable ? chain.writable : chain.readable).push_back(iovec{bytes.data(), bytes.size()});
         if (!(d.flags & abi::kDescNext)) break;
         if (d.next >= size) {
             fail();
