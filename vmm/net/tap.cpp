@@ -33,7 +33,16 @@ Tap Tap::open(const std::string& name) {
     return tap;
 }
 
+Tap Tap::adopt(UniqueFd fd, std::string name) {
+    Tap tap;
+    tap.fd_ = std::move(fd);
+    tap.name_ = std::move(name);
+    tap.is_tap_ = false;
+    return tap;
+}
+
 void Tap::set_offload(unsigned flags) {
+    if (!is_tap_) return;
     if (::ioctl(fd_.get(), TUNSETOFFLOAD, flags) != 0) throw system_error("tap " + name_ + ": TUNSETOFFLOAD");
 }
 

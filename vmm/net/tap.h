@@ -14,6 +14,10 @@ class Tap {
     // Attaches to the existing tap interface `name` (created by the host networking library or
     // `ip tuntap add`). Throws VmmError naming the tap on failure.
     static Tap open(const std::string& name);
+    // An open descriptor that carries one frame, virtio_net_hdr first, per read and write as a
+    // tap's does (a SOCK_SEQPACKET socket): the device model's tests and fuzz target, without a
+    // host interface. Offloads are a tap's setting, so set_offload does nothing for it.
+    static Tap adopt(UniqueFd fd, std::string name);
 
     int fd() const { return fd_.get(); }
     const std::string& name() const { return name_; }
@@ -28,6 +32,7 @@ class Tap {
   private:
     UniqueFd fd_;
     std::string name_;
+    bool is_tap_ = true;
 };
 
 }  // namespace kiln::vmm
