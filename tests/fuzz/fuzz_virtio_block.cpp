@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "devices/virtio/block.h"
+#include "fuzz_input.h"
 #include "kvm/guest_memory.h"
 
 namespace kiln::vmm::virtio {
@@ -23,32 +24,13 @@ void Interrupt::raise(uint32_t status_bits) { status_.fetch_or(status_bits); }
 namespace {
 
 using namespace kiln::vmm;
+using kiln::fuzz::FuzzInput;
 namespace abi = kiln::abi::virtio;
 
 constexpr uint64_t kMemory = 64 << 10;
 constexpr uint64_t kDescGpa = 0x0, kAvailGpa = 0x400, kUsedGpa = 0x800, kDataGpa = 0x1000;
 constexpr uint16_t kQueueSize = 16;
 constexpr uint64_t kVolumeBytes = 64 * 512;
-
-class Reader {
-  public:
-    Reader(const uint8_t* data, size_t size) : data_(data), size_(size) {}
-    template <typename T>
-    T take() {
-        T value{};
-        const size_t n = std::min(sizeof(T), size_ - at_);
-        std::memcpy(&value, data_ + at_, n);
-        at_ += n;
-        return value;
-    }
-    const uint8_t* rest() const { return data_ + at_; }
-    size_t rest_size() const { return size_ - at_; }
-
-  private:
-    const uint8_t* data_;
-    size_t size_;
-    size_t at_ = 0;
-};
 
 }  // namespace
 
@@ -60,7 +42,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         return fd;
     }();
     std::memset(memory.host_base(), 0, kMemory);
-    Reader in(data, size);
+    FuzzInput in(data, size);
     const auto mode = in.take<uint8_t>();
     const bool read_only = mode & 1, event_idx = mode & 2;
 

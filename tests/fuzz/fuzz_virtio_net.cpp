@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "devices/virtio/net.h"
+#include "fuzz_input.h"
 #include "kvm/guest_memory.h"
 
 namespace kiln::vmm::virtio {
@@ -27,6 +28,7 @@ namespace {
 
 using namespace kiln::vmm;
 using kiln::UniqueFd;
+using kiln::fuzz::FuzzInput;
 namespace abi = kiln::abi::virtio;
 
 constexpr uint64_t kMemory = 64 << 10;
@@ -39,33 +41,8 @@ struct Layout {
 };
 constexpr Layout kRx{0x0, 0x400, 0x800}, kTx{0x1000, 0x1400, 0x1800};
 
-class Reader {
-  public:
-    Reader(const uint8_t* data, size_t size) : data_(data), size_(size) {}
-    template <typename T>
-    T take() {
-        T value{};
-        const size_t n = std::min(sizeof(T), size_ - at_);
-        std::memcpy(&value, data_ + at_, n);
-        at_ += n;
-        return value;
-    }
-    // Up to `n` bytes of the input, fewer at its end.
-    std::span<const uint8_t> bytes(size_t n) {
-        n = std::min(n, size_ - at_);
-        const std::span<const uint8_t> out(data_ + at_, n);
-        at_ += n;
-        return out;
-    }
-
-  private:
-    const uint8_t* data_;
-    size_t size_;
-    size_t at_ = 0;
-};
-
 // One queue's descriptors and available ring, from the input.
-void lay_out(GuestMemory& memory, Reader& in, const Layout& at, bool raw_addresses) {
+void lay_out(GuestMemory& memory, FuzzInput& in, const Layout& at, bool raw_addresses) {
     const auto count = static_cast<uint16_t>(in.take<uint8_t>() % (kQueueSize + 1));
     for (uint16_t i = 0; i < count; ++i) {
         abi::Descriptor d{};
@@ -92,7 +69,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static GuestMemory memory(kMemory);
     static EventLoop loop;  // never started: the device's handlers are called here
     std::memset(memory.host_base(), 0, kMemory);
-    Reader in(data, size);
+    FuzzInput in(data, size);
     const auto mode = in.take<uint8_t>();
     const bool event_idx = mode & 1, raw_addresses = mode & 2, faults = mode & 4;
     uint64_t features = abi::kFeatureVersion1;
