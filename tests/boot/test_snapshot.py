@@ -101,6 +101,14 @@ class ControlSocket(SnapshotCase):
             self.assertLessEqual(s["exits_by_reason"]["mmio_exits"], s["exits"])
             self.assertGreater(s["net"]["rx_packets"], 0)
             self.assertGreater(s["net"]["tx_bytes"], 0)
+            # The receive ring at rest: every buffer the driver gave that the device took is
+            # used, and every used one was signalled (an interrupt owed would be a stall).
+            ring = s["net"]["rx_ring"]
+            self.assertGreater(ring["used_idx"], 0, ring)
+            self.assertEqual(ring["used_idx"], ring["last_avail"], ring)
+            self.assertEqual(ring["last_signalled_used"], ring["used_idx"], ring)
+            self.assertFalse(ring["broken"], ring)
+            self.assertFalse(ring["frame_waiting"], ring)
 
         self.assertEqual(c.request(op="pause"), {"ok": True, "state": "paused"})
         self.assertEqual(c.request(op="stats")["stats"]["state"], "paused")
