@@ -55,7 +55,7 @@ bool Queue::fail() {
 
 std::optional<Chain> Queue::pop() {
     if (!active() || broken_) return std::nullopt;
-    const uint16_t avail_idx = read_u16(avail_gpa + 2);
+    const uint16_t avail_idx = read_u16(avail_idx_gpa());
     if (avail_idx == last_avail_) return std::nullopt;
     if (static_cast<uint16_t>(avail_idx - last_avail_) > size) {  // the driver ran ahead of the ring
         fail();
@@ -123,30 +123,26 @@ bool Queue::needs_interrupt() {
     const uint16_t old = last_signalled_used_;
     last_signalled_used_ = used_idx_;
     if (old == used_idx_) return false;
-    if (event_idx_) return abi::need_event(read_u16(avail_gpa + 4 + 2ull * size), used_idx_, old);
+    if (event_idx_) return abi::need_event(read_u16(used_event_gpa()), used_idx_, old);
     return !(read_u16(avail_gpa) & abi::kAvailNoInterrupt);
 }
 
 std::optional<Queue::Positions> Queue::positions() const {
     if (!active()) return std::nullopt;
-    return Positions{read_u16(avail_gpa + 2),
-                     last_avail_,
-                     read_u16(used_gpa + 4 + 8ull * size),
-                     used_idx_,
-                     last_signalled_used_,
-                     read_u16(avail_gpa + 4 + 2ull * size),
-                     broken_};
+    return Positions{
+        read_u16(avail_idx_gpa()),  last_avail_, read_u16(avail_event_gpa()), used_idx_, last_signalled_used_,
+        read_u16(used_event_gpa()), broken_};
 }
 
 bool Queue::enable_notifications() {
     if (!active() || broken_) return false;  // a broken queue never asks for more work
     if (event_idx_) {
-        write_u16(used_gpa + 4 + 8ull * size, last_avail_);  // avail_event
+        write_u16(avail_event_gpa(), last_avail_);  // avail_event
     } else {
         write_u16(used_gpa, 0);
     }
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    return read_u16(avail_gpa + 2) != last_avail_;
+    return read_u16(avail_idx_gpa()) != last_avail_;
 }
 
 }  // namespace kiln::vmm::virtio

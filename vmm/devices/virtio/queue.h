@@ -72,6 +72,11 @@ class Queue {
     std::optional<Positions> positions() const;
 
   private:
+    // Where the split ring's fields are (virtio 1.2, 2.7): the driver's index, the event-index
+    // fields at the end of each ring.
+    uint64_t avail_idx_gpa() const { return avail_gpa + 2; }
+    uint64_t used_event_gpa() const { return avail_gpa + 4 + 2ull * size; }
+    uint64_t avail_event_gpa() const { return used_gpa + 4 + 8ull * size; }
     uint16_t read_u16(uint64_t gpa) const;
     void write_u16(uint64_t gpa, uint16_t value);
     bool fail();
