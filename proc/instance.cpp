@@ -38,6 +38,7 @@ struct PlanHeader {
     int32_t memory, console, net, initrd, control, resume, read_only;  // the numbers each goes to; -1: none
     int32_t volumes[abi::kProcMaxVolumes];                             // -1 past the last
     uint32_t resident_count, read_only_count;
+    cpu_set_t affinity;
 };
 
 constexpr size_t kDescriptors = 8 + abi::kProcMaxVolumes;
@@ -96,6 +97,9 @@ void map_files(const InstancePlan& plan, uint8_t* base) {
     if (::fcntl(channel, F_SETOWN, ::getpid()) != 0 || ::fcntl(channel, F_SETSIG, SIGUSR1) != 0 ||
         ::fcntl(channel, F_SETFL, O_NONBLOCK | O_ASYNC) != 0)
         instance_failed("O_ASYNC on the control channel");
+
+    // Woken on the supervisor's CPU (InstanceProcess::start); from here the scheduler places it.
+    if (::sched_setaffinity(0, sizeof(plan.affinity), &plan.affinity) != 0) instance_failed("sched_setaffinity");
 
     const std::string failed = confine(plan.identity, plan.fds);
     if (!failed.empty()) instance_failed(failed.c_str());
@@ -175,6 +179,7 @@ void install_descriptors(const InstancePlan& plan, const int* received, size_t c
     plan.fds = {header.memory, header.console, header.net, header.initrd, header.control, header.resume, {}, {}};
     std::copy(std::begin(header.volumes), std::end(header.volumes), plan.fds.volumes.begin());
     plan.read_only_fd = header.read_only;
+    plan.affinity = header.affinity;
     const char* at = bytes.data() + sizeof(header);
     for (uint32_t i = 0; i < header.resident_count; ++i, at += 2 * sizeof(uint64_t)) {
         uint64_t extent[2];
@@ -194,6 +199,19 @@ void install_descriptors(const InstancePlan& plan, const int* received, size_t c
     std::memcpy(received, CMSG_DATA(rights), sizeof(int) * wanted);
     install_descriptors(plan, received, wanted);
     become_instance(plan);
+}
+
+// Limits the waiting instance process to this CPU, so that the plan wakes it here: woken on an
+// idle CPU instead (the scheduler's usual choice, its last one), it waits for that CPU to leave
+// its halt, which on a VM host is a trip through the hypervisor (0.2 to 3.8 ms measured here).
+// Best effort: it only costs time. The instance restores the plan's affinity first thing.
+void wake_here(pid_t waiting) {
+    const int cpu = ::sched_getcpu();
+    if (cpu < 0) return;
+    cpu_set_t here;
+    CPU_ZERO(&here);
+    CPU_SET(static_cast<size_t>(cpu), &here);
+    (void)::sched_setaffinity(waiting, sizeof(here), &here);
 }
 
 }  // namespace
@@ -241,6 +259,7 @@ void InstanceProcess::start(const InstancePlan& plan) {
     header.control = plan.fds.control;
     header.resume = plan.fds.resume;
     header.read_only = plan.read_only_fd;
+    header.affinity = plan.affinity;
     std::copy(plan.fds.volumes.begin(), plan.fds.volumes.end(), std::begin(header.volumes));
     const size_t resident = std::min(plan.resident.size(), kMaxResidentExtents);
     if (plan.read_only.size() > kMaxReadOnlyRanges)
@@ -274,6 +293,7 @@ void InstanceProcess::start(const InstancePlan& plan) {
     rights->cmsg_type = SCM_RIGHTS;
     rights->cmsg_len = CMSG_LEN(sizeof(int) * count);
     std::memcpy(CMSG_DATA(rights), descriptors, sizeof(int) * count);
+    wake_here(pid_);
     if (::sendmsg(socket_.get(), &message, MSG_NOSIGNAL) != static_cast<ssize_t>(bytes.size()))
         throw vmm::system_error("sending the instance its plan");
     started_ = true;

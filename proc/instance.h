@@ -8,6 +8,7 @@
 // and the hand-off name) and what goes where in its memory.
 #pragma once
 
+#include <sched.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -40,6 +41,7 @@ struct InstancePlan {
     uint64_t initrd_size = 0;  // mapped from fds.initrd at layout::kInitrdMapped when not 0
     std::vector<std::pair<uint64_t, uint64_t>> resident;  // memfd extents with data: mapped at once
     std::vector<ReadOnlyRange> read_only;
+    cpu_set_t affinity{};  // the CPUs the instance may run on once started (the supervisor's)
 };
 
 // The supervisor's side of the instance process.
@@ -55,7 +57,8 @@ class InstanceProcess {
 
     pid_t pid() const { return pid_; }
     // Sends the plan (the descriptors it names that the process lacks go with it): the instance
-    // starts. Throws VmmError if it cannot be sent (the process is gone).
+    // starts, on this CPU, and goes back to the plan's affinity once running. Throws VmmError if
+    // it cannot be sent (the process is gone).
     void start(const InstancePlan& plan);
 
   private:

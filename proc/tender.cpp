@@ -241,6 +241,7 @@ InstancePlan Tender::instance_plan() const {
     plan.initrd_size = initrd_mapped_ ? initrd_file_.bytes().size() : 0;
     plan.resident = resident_;
     plan.read_only = read_only_;
+    if (::sched_getaffinity(0, sizeof(plan.affinity), &plan.affinity) != 0) throw system_error("sched_getaffinity");
     return plan;
 }
 

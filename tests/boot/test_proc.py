@@ -278,6 +278,12 @@ class ProcSandbox(unittest.TestCase):
         self.assertEqual(status["Uid"], ["123456"] * 4)
         self.assertEqual(status["Gid"], ["654321"] * 4)
 
+    def test_the_instance_may_run_on_every_cpu_its_supervisor_may(self):
+        # It is woken on the supervisor's CPU alone (instance.cpp wake_here), then let go.
+        supervisor, instance = self.running_instance()
+        self.assertEqual(os.sched_getaffinity(instance), os.sched_getaffinity(supervisor))
+        self.assertEqual(os.sched_getaffinity(instance), os.sched_getaffinity(0))
+
     def test_the_host_sees_only_the_instance_memory(self):
         # Nothing of kiln-proc's own mappings (its code, heap, stack, the vDSO) is left.
         _, instance = self.running_instance()
