@@ -21,6 +21,7 @@ import threading
 import time
 import unittest
 
+import vcpu_state
 from control_socket import request
 from netns import TestNetwork
 
@@ -294,9 +295,23 @@ class MalformedPackets(unittest.TestCase):
         parts = [f"a second try: exit {later.returncode} {later.stdout!r} {later.stderr.strip()}"]
         if self.control:
             try:
+                # Twice, 2 s apart: does the vCPU run (spin), halt and wake (timers), or neither?
                 parts.append("stats: " + json.dumps(request(self.control, timeout=10, op="stats")))
-            except (OSError, AssertionError, EOFError) as e:
-                parts.append(f"stats: {e}")
+                time.sleep(2)
+                parts.append("stats 2 s later: " + json.dumps(request(self.control, timeout=10, op="stats")))
+                # Where the vCPU is and what its interrupt controllers hold, from a snapshot.
+                directory = tempfile.mkdtemp(prefix="kiln-junk-state-")
+                self.addCleanup(shutil.rmtree, directory, True)
+                request(self.control, timeout=120, op="snapshot", dir=directory)
+                parts.append(vcpu_state.describe(os.path.join(directory, "state"), KERNEL))
+                # The network thread (kernel/net/stack.cpp): asleep, and whether an interrupt or
+                # a timer asked for it since it last polled the card.
+                values = vcpu_state.kernel_variables(directory, KERNEL, ["work_pending", "asleep", "sleeping_until"])
+                parts.append("network thread: " + ", ".join(f"{k} {v.hex()}" for k, v in sorted(values.items())))
+                after = net.run(["curl", "-sS", "-m", "5", f"http://{GUEST}:8080/hello"])
+                parts.append(f"a try after the snapshot: exit {after.returncode} {after.stderr.strip()}")
+            except (OSError, AssertionError, EOFError, ValueError, KeyError, struct.error) as e:
+                parts.append(f"control: {e!r}")
         parts.append(net.run(["ip", "-s", "link"]).stdout)
         parts.append(TestNetwork.output(vm))
         return "\n".join(parts)
