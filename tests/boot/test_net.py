@@ -314,6 +314,8 @@ class MalformedPackets(unittest.TestCase):
                 parts.append(f"control: {e!r}")
         parts.append(net.run(["ip", "-s", "link"]).stdout)
         parts.append(TestNetwork.output(vm))
+        # Said at once as well: a monitor that cannot be killed would hold the report back.
+        print("\n".join(parts), file=sys.stderr, flush=True)
         return "\n".join(parts)
 
     def test_server_survives_garbage(self):
