@@ -188,6 +188,13 @@ void init() {
 
 Thread& current() { return *current_thread; }
 
+size_t stack_room(uintptr_t sp) {
+    if (current_thread == nullptr || current_thread->kernel_stack == nullptr) return SIZE_MAX;
+    const auto base = reinterpret_cast<uintptr_t>(current_thread->kernel_stack);
+    if (sp < base || sp >= base + current_thread->kernel_stack_size) return SIZE_MAX;
+    return sp - base;
+}
+
 Thread* spawn_kernel(void (*entry)(void*), void* arg, const char* name) {
     Thread* t = new_thread(name, false);
     if (t == nullptr) return nullptr;

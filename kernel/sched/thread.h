@@ -54,6 +54,9 @@ class WaitQueue {
 // Adopts the boot context as the first kernel thread.
 void init();
 Thread& current();
+// The bytes left below `sp` on the running thread's kernel stack; SIZE_MAX if `sp` is not on it
+// (an IST stack, or before the scheduler starts).
+size_t stack_room(uintptr_t sp);
 
 // A kernel thread running entry(arg).
 Thread* spawn_kernel(void (*entry)(void*), void* arg, const char* name);

@@ -5,6 +5,7 @@
 #include "console/console.h"
 #include "core/panic.h"
 #include "platform/platform.h"
+#include "sched/thread.h"
 
 struct ExtableEntry {
     uint64_t from;
@@ -140,8 +141,23 @@ void set_user_exception_handler(UserExceptionHandler handler) { user_exception_h
 
 using kiln::arch::InterruptFrame;
 
+// A kernel stack has no guard page below it: one that overflows writes over whatever lies there
+// (another thread's stack, page tables), and the damage shows later and elsewhere, as a triple
+// fault. Each interrupt checks the room left on the stack it arrived on, where an interrupt on
+// top of the deepest call chain makes it deepest.
+static void check_stack_room(const InterruptFrame& frame) {
+    constexpr size_t kMinimumRoom = 2048;
+    const size_t room = kiln::sched::stack_room(reinterpret_cast<uintptr_t>(&frame));
+    if (room >= kMinimumRoom) return;
+    kiln::console::print("kiln: kernel stack of thread '{}' nearly full: {} bytes left\n", kiln::sched::current().name,
+                         room);
+    kiln::arch::dump(frame);
+    kiln::panic("kernel stack overflow");
+}
+
 extern "C" void interrupt_dispatch(InterruptFrame* frame) {
     using namespace kiln::arch;
+    check_stack_room(*frame);
     if (frame->vector < 32) {
         uint64_t fault_address = 0;
         if (frame->vector == 14) {
