@@ -8,6 +8,7 @@
 #include "mm/heap.h"
 #include "mm/layout.h"
 #include "mm/page_allocator.h"
+#include "sched/thread.h"
 #include "time/clock.h"
 
 namespace kiln::selftest {
@@ -134,6 +135,19 @@ void test_exceptions(Checker& c) {
     c.check(divide_error_recovers(), "exceptions: #DE delivered through the IDT and recovered");
 }
 
+// What the interrupt path's overflow check (arch/x86_64/interrupts.cpp) measures: the room below
+// a stack address, on the running thread's stack only.
+void test_stack_room(Checker& c) {
+    const auto& self = sched::current();
+    const auto here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+    const size_t room = sched::stack_room(here);
+    c.check(room > 0 && room < self.kernel_stack_size, "stack: the room left on this thread's stack");
+    const auto base = reinterpret_cast<uintptr_t>(self.kernel_stack);
+    c.check(sched::stack_room(base + 100) == 100, "stack: measured from its lowest byte");
+    c.check(sched::stack_room(base - 1) == SIZE_MAX && sched::stack_room(self.kernel_stack_top()) == SIZE_MAX,
+            "stack: an address off it is not on it");
+}
+
 void test_timer(Checker& c) {
     constexpr uint64_t kSleepNs = 2'000'000;
     constexpr int kRounds = 5;
@@ -200,6 +214,7 @@ bool run() {
     test_page_allocator(c);
     test_heap(c);
     test_exceptions(c);
+    test_stack_room(c);
     test_timer(c);
     console::print("selftest: {}\n", c.passed() ? "passed" : "FAILED");
     return c.passed();
