@@ -340,6 +340,16 @@ std::string describe(const Endpoint& endpoint) {
            std::to_string(endpoint.port);
 }
 
+bool accepts_connections(const Endpoint& endpoint) {
+    if (endpoint.unix_socket.empty()) return false;
+    try {
+        ::close(connect_unix(endpoint));
+        return true;
+    } catch (const std::runtime_error&) {
+        return false;
+    }
+}
+
 void exchange(const Endpoint& endpoint, const HttpRequest& request, const HttpTimeouts& timeouts,
               const std::function<void(int status)>& on_status,
               const std::function<bool(const char*, size_t)>& on_piece) {
