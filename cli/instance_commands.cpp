@@ -201,8 +201,8 @@ int run(const RunOptions& options, std::vector<std::string> rest) {
         throw;
     }
     stream_ended();
-    const json state = client.get("/v1/instances/" + id);
-    if (options.remove) client.del("/v1/instances/" + id);
+    // With --rm, the delete's answer says how it ended (one request instead of two).
+    const json state = options.remove ? client.del("/v1/instances/" + id) : client.get("/v1/instances/" + id);
     if (state.contains("exit_code")) return state["exit_code"].get<int>();
     if (state.contains("vmm_status")) return state["vmm_status"].get<int>();  // the VM's own end: 124, 125, 126
     return 1;                                                                 // killed before it could report a status

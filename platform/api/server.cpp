@@ -513,7 +513,11 @@ void Server::routes() {
         } else {
             state_.instances.remove(instance.uuid);
         }
-        return json{{"uuid", instance.uuid}, {"name", instance.name}, {"state", "deleted"}};
+        // How it ended, as its last GET would say: `kiln run --rm` needs no GET before the delete.
+        json deleted{{"uuid", instance.uuid}, {"name", instance.name}, {"state", "deleted"}};
+        if (instance.exit_code) deleted["exit_code"] = *instance.exit_code;
+        if (instance.vmm_status) deleted["vmm_status"] = *instance.vmm_status;
+        return deleted;
     };
     // A batch answers for every item: 200 if all went well, else 207 with each failure in errors.
     auto batch = [this](auto action, const char* done) {

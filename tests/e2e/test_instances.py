@@ -62,6 +62,9 @@ class InstanceCase(KilnCommand, unittest.TestCase):
     def inspect(self, name):
         return json.loads(self.kiln("inspect", name).stdout)[0]
 
+    def api(self, method, path, body=None):
+        return api_request(os.path.join(self.state, "kilnd.sock"), method, path, body, timeout=10)[1]
+
     def wait_for(self, name, predicate, seconds=60):
         deadline = time.time() + seconds
         instance = None
@@ -378,6 +381,8 @@ class Detached(InstanceCase):
         once = self.inspect("once")
         self.assertEqual((once["state"], once["exit_code"], once["restarts"]), ("stopped", 3, 0))
         self.assertEqual(once["stop_reason"], 1 | 2)  # kernel and app: it ended by itself
+        deleted = self.api("DELETE", f"/v1/instances/{once['uuid']}")["data"]  # says how it ended
+        self.assertEqual((deleted["state"], deleted["exit_code"]), ("deleted", 3), deleted)
         self.kiln("rm", "-f", "flaky")
 
     def test_metrics_as_json_and_as_prometheus_text_that_promtool_accepts(self):
@@ -415,9 +420,6 @@ class Detached(InstanceCase):
 
 class KillLoop(InstanceCase):
     KILLS = int(os.environ.get("KILN_KILLS", "50"))
-
-    def api(self, method, path, body=None):
-        return api_request(os.path.join(self.state, "kilnd.sock"), method, path, body, timeout=10)[1]
 
     def start_kilnd(self):
         kilnd = subprocess.Popen([os.path.join(BUILD, "bin", "kilnd")], env=self.env, stdout=subprocess.DEVNULL,
