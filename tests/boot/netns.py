@@ -129,8 +129,10 @@ class TestNetwork:
         """QEMU microvm (the `hw` backend) running the kernel with a virtio-net card on `tap`.
         QEMU passes its virtio-mmio transports on the command line only when it boots through
         its option ROM, which these runs leave out: the one card is named here. With
-        ioapic2=off microvm has 8 transports on IRQs 5-12, and the first device plugged takes
-        the last one. The card's MAC comes from the tap's number (add_tap): the same tap, the same
+        ioapic2=off and its ACPI tables (microvm's default) microvm has 8 transports on IRQs
+        16-23 (5-12 only with acpi=off), and the first device plugged takes the last one: a
+        wrong IRQ here leaves the card without interrupts, every frame waiting for the network
+        thread's 100 ms tick. The card's MAC comes from the tap's number (add_tap): the same tap, the same
         card, as a restore needs."""
         mac = "52:54:00:4b:%02x:%02x" % (int(tap[len("tap"):]) % 256, os.getpid() % 256)
         return ["qemu-system-x86_64",
@@ -141,15 +143,15 @@ class TestNetwork:
                 "-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-kernel", kernel, "-initrd", initrd,
                 "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no",
                 "-device", f"virtio-net-device,netdev=n0,mac={mac}",
-                "-append", f"virtio_mmio.device=512@0xfeb00e00:12 kiln.ip={guest_ip}/24 kiln.gw={self.host_ip} "
+                "-append", f"virtio_mmio.device=512@0xfeb00e00:23 kiln.ip={guest_ip}/24 kiln.gw={self.host_ip} "
                            f"kiln.dns={self.host_ip} {cmdline}"]
 
-    def start_qemu(self, kernel, initrd, guest_ip, cmdline, memory_mib=512, timeout=600, accel="tcg"):
-        """Starts the kernel under QEMU (qemu_argv) on a new tap of this network, for at most
-        `timeout` seconds."""
+    def start_qemu(self, kernel, initrd, guest_ip, cmdline, memory_mib=512, timeout=600, accel="tcg", extra=()):
+        """Starts the kernel under QEMU (qemu_argv, then `extra`) on a new tap of this network, for
+        at most `timeout` seconds."""
         tap = self.add_tap()
         argv = ["timeout", "-s", "KILL", str(timeout),
-                *self.qemu_argv(kernel, initrd, tap, guest_ip, cmdline, memory_mib, accel)]
+                *self.qemu_argv(kernel, initrd, tap, guest_ip, cmdline, memory_mib, accel), *extra]
         log = open(f"/tmp/{self.name}-vm{len(self.vms)}.log", "w+")
         p = subprocess.Popen(self.command(argv), stdout=log, stderr=subprocess.STDOUT)
         p.log = log

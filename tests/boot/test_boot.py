@@ -217,8 +217,8 @@ class QemuTcgBoot(unittest.TestCase):
 
     def test_virtio_blk_volumes_in_order(self):
         """The kernel's virtio-blk driver against QEMU's device: the self-test reads and writes each
-        volume and puts back what it wrote. ioapic2=off: 8 transports on IRQs 5-12, the first
-        device plugged on the last."""
+        volume and puts back what it wrote. ioapic2=off, with ACPI: 8 transports on IRQs 16-23, the
+        first device plugged on the last."""
         with tempfile.TemporaryDirectory() as d:
             rw, ro = os.path.join(d, "rw.img"), os.path.join(d, "ro.img")
             with open(rw, "wb") as f:
@@ -231,7 +231,7 @@ class QemuTcgBoot(unittest.TestCase):
                    "-M", "microvm,x-option-roms=off,rtc=off,ioapic2=off", "-global", "virtio-mmio.force-legacy=false",
                    "-drive", f"id=v0,file={rw},format=raw,if=none", "-device", "virtio-blk-device,drive=v0",
                    "-drive", f"id=v1,file={ro},format=raw,if=none,readonly=on", "-device", "virtio-blk-device,drive=v1",
-                   "-append", "kiln.selftest=1 virtio_mmio.device=512@0xfeb00e00:12 virtio_mmio.device=512@0xfeb00c00:11"]
+                   "-append", "kiln.selftest=1 virtio_mmio.device=512@0xfeb00e00:23 virtio_mmio.device=512@0xfeb00c00:22"]
             status, out, err = run(cmd, timeout=GUEST_TIMEOUT + 30)
             out = out.replace("\r\n", "\n")
             self.assertEqual(status, 1, out + err)

@@ -279,11 +279,11 @@ class VolumesUnderKilnVmm(VolumeTests, BadParameterTests, RestoreTests, unittest
 class VolumesUnderQemuTcg(VolumeTests, BadParameterTests, unittest.TestCase):
     """QEMU microvm with TCG (no KVM): the hw kernel's virtio-blk driver against QEMU's virtio-blk
     device on virtio-mmio. A small volume, as everything is emulated; QEMU has none of kiln's
-    control sockets, so no restore here. ioapic2=off: 8 transports on IRQs 5-12, the first device
-    plugged on the last (as test_boot.QemuTcgBoot.test_virtio_blk_volumes_in_order)."""
+    control sockets, so no restore here. ioapic2=off, with ACPI: 8 transports on IRQs 16-23, the
+    first device plugged on the last (as test_boot.QemuTcgBoot.test_virtio_blk_volumes_in_order)."""
     volume_size = "32M"
     bad_cases = ["same_mount_point", "more_paths_than_devices"]  # about 4 s a boot
-    TRANSPORTS = ["512@0xfeb00e00:12", "512@0xfeb00c00:11"]
+    TRANSPORTS = ["512@0xfeb00e00:23", "512@0xfeb00c00:22"]
 
     def command(self, volume_args, cmdline):
         drives = []
