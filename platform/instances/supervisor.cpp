@@ -240,13 +240,17 @@ std::string snapshot_identity(const std::string& dir) {
 }
 
 // Until `path` exists (a tender just started creates its control socket), while `pid` runs.
+// The tender is asked first: a killed one leaves its socket file behind, and its instance process,
+// dying after it (PDEATHSIG), may still hold the resume FIFO open for a moment: a resume written
+// there would go to nobody, and the wake would count a dead instance as running.
 bool wait_for_socket(const std::string& path, int64_t pid, int64_t start) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (::access(path.c_str(), F_OK) != 0) {
-        if (std::chrono::steady_clock::now() > deadline || !process_running(pid, start)) return false;
+    for (;;) {
+        if (!process_running(pid, start)) return false;
+        if (::access(path.c_str(), F_OK) == 0) return true;
+        if (std::chrono::steady_clock::now() > deadline) return false;
         std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
-    return true;
 }
 
 }  // namespace
