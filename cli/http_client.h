@@ -53,9 +53,9 @@ struct HttpResponse {
 };
 HttpResponse exchange(const Endpoint& endpoint, const HttpRequest& request, const HttpTimeouts& timeouts = {});
 
-std::string describe(const Endpoint& endpoint);
+std::string describe(const Endpoint& endpoint);  // for messages: the socket's path or the URL
 // Whether a unix-socket endpoint takes a connection now (nothing is sent): false for any other.
-bool accepts_connections(const Endpoint& endpoint);  // for messages: the socket's path or the URL
+bool accepts_connections(const Endpoint& endpoint);
 
 // Reads one answer from `source` (the bytes as they come, 0 at their end) as exchange() does;
 // apart for the fuzz target. `endpoint` only names the peer in errors.
