@@ -72,6 +72,16 @@ def _sum_kib(pids, file, field):
     return total
 
 
+def cpu_seconds(pids):
+    """User and system time the processes have used so far (all their threads)."""
+    ticks = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pids):
     return _sum_kib(pids, "status", "VmRSS")
 
