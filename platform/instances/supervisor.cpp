@@ -542,6 +542,12 @@ void Supervisor::adopt_or_kill_strays() {
     }
 }
 
+std::chrono::nanoseconds Supervisor::next_round(std::chrono::nanoseconds round) const {
+    const auto refill = pool_ ? pool_->next_refill() : std::nullopt;
+    if (!refill) return round;
+    return std::clamp<std::chrono::nanoseconds>(*refill - std::chrono::steady_clock::now(), {}, round);
+}
+
 void Supervisor::reconcile() {
     if (pool_) pool_->refill();
     // Only the instances with a tender, and those with a restart due: every 50 ms, kilnd must

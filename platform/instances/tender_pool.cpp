@@ -45,6 +45,11 @@ std::optional<TenderPool::Tender> TenderPool::take(const std::string& platform) 
     return tender;
 }
 
+std::optional<std::chrono::steady_clock::time_point> TenderPool::next_refill() const {
+    if (waiting_.size() == binaries_.size()) return std::nullopt;  // a tender dying waiting waits for a round
+    return last_take_ + kRefillAfter;
+}
+
 void TenderPool::refill() {
     if (std::chrono::steady_clock::now() - last_take_ < kRefillAfter) return;
     for (const auto& [platform, binary] : binaries_) {
@@ -55,8 +60,10 @@ void TenderPool::refill() {
             end(it->second);  // died waiting: replaced below
             waiting_.erase(it);
         }
-        if (!start(platform))
+        if (!start(platform)) {
             std::fprintf(stderr, "kilnd: starting a waiting %s: %s\n", binary.c_str(), std::strerror(errno));
+            last_take_ = std::chrono::steady_clock::now();  // the next try in kRefillAfter, not at once
+        }
     }
 }
 

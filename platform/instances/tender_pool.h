@@ -1,7 +1,8 @@
 // Tenders started ahead of need (host/tender_orders.h): one per platform, waiting, already past
 // its exec and start-up, so that a wake only sends it its orders. Taking one leaves the pool
-// empty until refill(), which kilnd's reconciler calls every 50 ms: a new tender is not started
-// during the wake that took the last one (on a small host it would compete with it for a CPU).
+// empty until refill(), which kilnd's reconciler calls every 50 ms and when next_refill() says:
+// a new tender is not started during the wake that took the last one (on a small host it would
+// compete with it for a CPU), but right after it, so that a start that follows finds one.
 // With cgroups, each waiting tender starts in a group of its own (`waiting-N`), which becomes the
 // instance's when it is taken (Cgroups::adopt): no process moves on a start's path.
 #pragma once
@@ -38,6 +39,9 @@ class TenderPool {
     std::optional<Tender> take(const std::string& platform);
     // Starts a tender for each platform without one, once the last take is kRefillAfter old.
     void refill();
+    // When refill() has a tender to start (kRefillAfter after the last take), or nullopt: none
+    // missing.
+    std::optional<std::chrono::steady_clock::time_point> next_refill() const;
 
     static constexpr auto kRefillAfter = std::chrono::milliseconds(20);
 

@@ -219,10 +219,11 @@ int main(int argc, char** argv) {
         std::atomic<bool> done{false};
         // Every 50 ms, and at once when a tender ends (SIGCHLD, taken on this thread alone): an
         // instance that exits is seen stopped, and its attached `kiln run` ends, without waiting
-        // for the next round.
+        // for the next round; sooner when the pool of waiting tenders is due its refill.
         std::thread reconciler([&] {
+            std::chrono::nanoseconds wait = std::chrono::milliseconds(50);
             while (!done) {
-                const timespec round{0, 50'000'000};
+                const timespec round{0, static_cast<long>(wait.count())};
                 const bool ended = ::sigtimedwait(&child, nullptr, &round) == SIGCHLD;
                 {
                     std::lock_guard guard(state.mutex);
@@ -231,6 +232,7 @@ int main(int argc, char** argv) {
                     } catch (const std::exception& e) {
                         std::fprintf(stderr, "kilnd: %s\n", e.what());
                     }
+                    wait = supervisor.next_round(std::chrono::milliseconds(50));
                 }
                 if (ended) state.changed();
             }
