@@ -150,7 +150,7 @@ void Namespace::add_bridge(const std::string& name, std::optional<Ipv4Prefix> ad
     netlink_->set_up(name);
 }
 
-void Namespace::add_tap(const std::string& name, const std::string& bridge) {
+void Namespace::make_tap(const std::string& name) {
     check_link_name(name);
     // TUNSETIFF on a name that exists attaches to it instead of failing: refuse explicitly.
     if (netlink_->find(name)) throw NetnsError(where() + ": add tap " + name + ": exists already");
@@ -167,6 +167,10 @@ void Namespace::add_tap(const std::string& name, const std::string& bridge) {
         if (::ioctl(tun.get(), TUNSETPERSIST, 1) != 0)
             throw system_error(where() + ": add tap " + name + ": TUNSETPERSIST");
     });
+}
+
+void Namespace::add_tap(const std::string& name, const std::string& bridge) {
+    make_tap(name);
     if (!bridge.empty()) netlink_->set_master(name, bridge);
     netlink_->set_up(name);
     // Closing the descriptor above took the carrier down, and the kernel may put off processing
@@ -174,6 +178,11 @@ void Namespace::add_tap(const std::string& name, const std::string& bridge) {
     // wait as long, and the tap would drop the guest's first frames meanwhile. Looking the link up
     // makes the kernel process it now.
     netlink_->find(name);
+}
+
+int Namespace::add_spare_tap(const std::string& name) {
+    make_tap(name);
+    return netlink_->index_of(name);  // and the carrier change processed, as above
 }
 
 void Namespace::add_address(const std::string& link, const Ipv4Prefix& prefix) { netlink_->add_address(link, prefix); }

@@ -71,6 +71,9 @@ class Namespace {
     // A persistent tap (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, as kiln-vmm opens it), attached to
     // `bridge` unless that is empty. kiln-vmm started in this namespace opens it by name.
     void add_tap(const std::string& name, const std::string& bridge = {});
+    // The same tap left down and on no bridge, made ahead of need: Rtnetlink::claim later names,
+    // attaches and raises it in one message. Returns its index.
+    int add_spare_tap(const std::string& name);
     void add_address(const std::string& link, const Ipv4Prefix& prefix);
     void set_up(const std::string& link);
     void delete_link(const std::string& name);
@@ -107,6 +110,7 @@ class Namespace {
 
   private:
     void run_function(const std::function<void()>& fn) const;
+    void make_tap(const std::string& name);  // persistent, down, on no bridge
     void remove() noexcept;
     std::string where() const { return "netns " + name_; }
 

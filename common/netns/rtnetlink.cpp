@@ -276,6 +276,17 @@ void Rtnetlink::set_master(const std::string& name, const std::string& master) {
     request(message, "attach " + name + " to " + master);
 }
 
+void Rtnetlink::claim(int index, const std::string& name, int master_index) {
+    check_link_name(name);
+    nlmsghdr* message = begin(RTM_NEWLINK, NLM_F_ACK);
+    ifinfomsg* info = put_ifinfo(message, index);
+    info->ifi_flags = IFF_UP;
+    info->ifi_change = IFF_UP;
+    mnl_attr_put_strz(message, IFLA_IFNAME, name.c_str());
+    mnl_attr_put_u32(message, IFLA_MASTER, static_cast<uint32_t>(master_index));
+    request(message, "claim link " + std::to_string(index) + " as " + name);
+}
+
 void Rtnetlink::add_address(const std::string& name, const Ipv4Prefix& prefix) {
     const int index = index_of(name);
     nlmsghdr* message = begin(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK);

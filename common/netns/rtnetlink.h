@@ -55,6 +55,9 @@ class Rtnetlink {
     void add_veth(const std::string& name, const std::string& peer, int peer_netns_fd);
     void set_up(const std::string& name);
     void set_master(const std::string& name, const std::string& master);
+    // Link `index`, which is down, renamed `name`, made a port of link `master_index` and brought
+    // up, in one message (the kernel renames before it attaches and raises the link).
+    void claim(int index, const std::string& name, int master_index);
     void add_address(const std::string& name, const Ipv4Prefix& prefix);
     void delete_link(const std::string& name);
     // A permanent neighbour entry on link `name`: `ip` (host byte order) is at `mac`, and no ARP

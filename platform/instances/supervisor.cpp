@@ -571,6 +571,13 @@ void Supervisor::reconcile() {
         ++instance->restarts;
         start(*instance);
     }
+    if (options_.network) {
+        try {
+            options_.network->refill_spare_taps();
+        } catch (const std::exception& e) {  // starts make their taps themselves meanwhile
+            std::fprintf(stderr, "kilnd: making a spare tap: %s\n", e.what());
+        }
+    }
 }
 
 }  // namespace kiln::instances

@@ -1,9 +1,12 @@
 #include "network/private_network.h"
 
 #include <arpa/inet.h>
+#include <net/if.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <set>
 
@@ -50,6 +53,13 @@ PrivateNetwork::PrivateNetwork(const std::string& state_dir)
     if (!ns_->find_link(kBridge)) ns_->add_bridge(kBridge, netns::Ipv4Prefix{kGateway, 16});
     bridges_.insert(kBridge);
     reaper_ = std::make_unique<TapReaper>(*ns_);
+    for (const auto& link : ns_->netlink().links()) {
+        if (link.kind != "tun" || !link.name.starts_with(kSpareTapPrefix) || (link.flags & IFF_UP) || link.master)
+            continue;
+        spare_taps_.push_back({link.name, link.index});
+        const uint64_t number = std::strtoull(link.name.c_str() + std::strlen(kSpareTapPrefix), nullptr, 10);
+        spare_taps_made_ = std::max(spare_taps_made_, number + 1);
+    }
     // For people and tests: `ip netns exec $(cat STATE/netns) ...` reaches the guests.
     std::ofstream(state_dir + "/netns") << ns_->name() << "\n";
 }
@@ -137,12 +147,34 @@ std::string PrivateNetwork::bridge_for(const std::string& ip) {
 void PrivateNetwork::attach(const Endpoint& endpoint) {
     const std::string bridge = bridge_for(endpoint.ip);
     if (!bridges_.count(bridge)) add_trunked_bridge(bridge);
-    if (!ns_->find_link(endpoint.tap)) ns_->add_tap(endpoint.tap, bridge);
+    if (!ns_->find_link(endpoint.tap) && !claim_spare_tap(endpoint.tap, bridge)) ns_->add_tap(endpoint.tap, bridge);
     // The gateway (the balancer, the name server) knows the instance's MAC without asking: an
     // ARP request is a broadcast, which every instance on the segment wakes to read, and which
     // at a thousand running instances cost ~60 ms of their time per new neighbour.
     const uint32_t address = parse_ipv4(endpoint.ip);
     ns_->netlink().set_neighbour(kBridge, address, mac_of(address));
+}
+
+bool PrivateNetwork::claim_spare_tap(const std::string& tap, const std::string& bridge) {
+    while (!spare_taps_.empty()) {
+        const SpareTap spare = std::move(spare_taps_.back());
+        spare_taps_.pop_back();
+        try {
+            ns_->netlink().claim(spare.index, tap, ns_->netlink().index_of(bridge));
+            return true;
+        } catch (const netns::NetnsError& e) {
+            // Deleted or changed by someone else meanwhile: the next, or a tap made now.
+            std::fprintf(stderr, "kilnd: spare tap %s: %s\n", spare.name.c_str(), e.what());
+        }
+    }
+    return false;
+}
+
+void PrivateNetwork::refill_spare_taps() {
+    while (spare_taps_.size() < kSpareTaps) {
+        const std::string name = kSpareTapPrefix + std::to_string(spare_taps_made_++);
+        spare_taps_.push_back({name, ns_->add_spare_tap(name)});
+    }
 }
 
 void PrivateNetwork::add_trunked_bridge(const std::string& name) {

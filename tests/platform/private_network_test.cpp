@@ -230,6 +230,66 @@ TEST_F(PrivateNetworkTest, TapsOnTwoBridgesShareOneSegment) {
     EXPECT_TRUE(arp_arrives(far_tap.get(), ARPOP_REPLY, network.gateway_string())) << "no answer from the gateway";
 }
 
+// Spare taps made ahead (by kilnd's reconciler): an instance's attach renames one, puts it on its
+// address's bridge and raises it, and it carries frames as a tap made on the attach does; with
+// none left, attach makes one. A kilnd after finds the spares left and makes no more.
+TEST_F(PrivateNetworkTest, AttachTakesASpareTapMadeAhead) {
+    std::vector<int> spares;
+    {
+        PrivateNetwork network(dir_.string());
+        auto& ns = network.ns();
+        EXPECT_EQ(network.spare_taps(), 0u);
+        network.refill_spare_taps();
+        ASSERT_EQ(network.spare_taps(), PrivateNetwork::kSpareTaps);
+        for (const char* name : {"ks0", "ks1"}) {
+            const auto spare = ns.find_link(name);
+            ASSERT_TRUE(spare) << name;
+            EXPECT_EQ(spare->kind, "tun");
+            EXPECT_EQ(spare->flags & IFF_UP, 0u) << name;
+            EXPECT_EQ(spare->master, 0) << name;
+            spares.push_back(spare->index);
+        }
+        const Endpoint near = PrivateNetwork::endpoint("66666666-aaaa-bbbb", "10.77.0.2");
+        const Endpoint far = PrivateNetwork::endpoint("77777777-aaaa-bbbb", "10.77.3.234");  // on kbr1
+        network.attach(near);
+        network.attach(far);
+        EXPECT_EQ(network.spare_taps(), 0u);
+        EXPECT_FALSE(ns.find_link("ks0"));
+        EXPECT_FALSE(ns.find_link("ks1"));
+        const auto near_link = ns.find_link(near.tap), far_link = ns.find_link(far.tap);
+        ASSERT_TRUE(near_link && far_link);
+        EXPECT_EQ(near_link->index, spares[1]);
+        EXPECT_EQ(far_link->index, spares[0]);
+        EXPECT_NE(near_link->flags & IFF_UP, 0u);
+        EXPECT_EQ(near_link->master, ns.find_link("kbr0")->index);
+        EXPECT_EQ(far_link->master, ns.find_link("kbr1")->index);
+
+        const UniqueFd near_tap = open_tap(ns, near.tap), far_tap = open_tap(ns, far.tap);
+        ASSERT_TRUE(near_tap.valid() && far_tap.valid());
+        ns.wait_forwarding(near.tap);
+        ns.wait_forwarding(far.tap);
+        const auto request = arp_request(far, network.gateway_string());
+        ASSERT_EQ(::write(far_tap.get(), request.data(), request.size()), static_cast<ssize_t>(request.size()));
+        EXPECT_TRUE(arp_arrives(near_tap.get(), ARPOP_REQUEST, far.ip));
+        EXPECT_TRUE(arp_arrives(far_tap.get(), ARPOP_REPLY, network.gateway_string()));
+
+        const Endpoint third = PrivateNetwork::endpoint("88888888-aaaa-bbbb", "10.77.0.3");
+        network.attach(third);  // no spare left: made here
+        EXPECT_TRUE(ns.find_link(third.tap));
+        network.refill_spare_taps();
+        EXPECT_TRUE(ns.find_link("ks2"));
+        EXPECT_TRUE(ns.find_link("ks3"));
+    }
+    PrivateNetwork again(dir_.string());
+    EXPECT_EQ(again.spare_taps(), PrivateNetwork::kSpareTaps);
+    again.refill_spare_taps();
+    EXPECT_FALSE(again.ns().find_link("ks4")) << "the spares left were not found";
+    const Endpoint next = PrivateNetwork::endpoint("99999999-aaaa-bbbb", "10.77.0.4");
+    again.attach(next);
+    EXPECT_EQ(again.spare_taps(), PrivateNetwork::kSpareTaps - 1);
+    EXPECT_TRUE(again.ns().find_link(next.tap));
+}
+
 // A kilnd that ended after making a bridge but before its trunk: the next one finishes it.
 TEST_F(PrivateNetworkTest, AHalfMadeBridgeIsFinished) {
     {
