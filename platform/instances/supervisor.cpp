@@ -543,9 +543,11 @@ void Supervisor::adopt_or_kill_strays() {
 }
 
 std::chrono::nanoseconds Supervisor::next_round(std::chrono::nanoseconds round) const {
-    const auto refill = pool_ ? pool_->next_refill() : std::nullopt;
-    if (!refill) return round;
-    return std::clamp<std::chrono::nanoseconds>(*refill - std::chrono::steady_clock::now(), {}, round);
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto refill : {pool_ ? pool_->next_refill() : std::nullopt,
+                              options_.network ? options_.network->next_spare_refill() : std::nullopt})
+        if (refill) round = std::clamp<std::chrono::nanoseconds>(*refill - now, {}, round);
+    return round;
 }
 
 void Supervisor::reconcile() {

@@ -90,7 +90,7 @@ class Supervisor {
     // Looks at every instance that should have a kiln-vmm: notices ends, applies restart policies.
     void reconcile();
     // How long the reconciler may wait for its next round, at most `round`: less when the pool
-    // of waiting tenders is due a refill sooner.
+    // of waiting tenders or the spare taps are due a refill sooner.
     std::chrono::nanoseconds next_round(std::chrono::nanoseconds round) const;
     // At kilnd's start: every kiln-vmm of this state directory is either an instance's (adopted,
     // if kilnd died between starting it and recording it) or killed (its instance is gone or

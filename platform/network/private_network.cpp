@@ -161,6 +161,7 @@ bool PrivateNetwork::claim_spare_tap(const std::string& tap, const std::string& 
         spare_taps_.pop_back();
         try {
             ns_->netlink().claim(spare.index, tap, ns_->netlink().index_of(bridge));
+            last_claim_ = std::chrono::steady_clock::now();
             return true;
         } catch (const netns::NetnsError& e) {
             // Deleted or changed by someone else meanwhile: the next, or a tap made now.
@@ -170,7 +171,13 @@ bool PrivateNetwork::claim_spare_tap(const std::string& tap, const std::string& 
     return false;
 }
 
+std::optional<std::chrono::steady_clock::time_point> PrivateNetwork::next_spare_refill() const {
+    if (spare_taps_.size() >= kSpareTaps) return std::nullopt;
+    return last_claim_ + kRefillAfter;
+}
+
 void PrivateNetwork::refill_spare_taps() {
+    if (std::chrono::steady_clock::now() - last_claim_ < kRefillAfter) return;
     while (spare_taps_.size() < kSpareTaps) {
         const std::string name = kSpareTapPrefix + std::to_string(spare_taps_made_++);
         spare_taps_.push_back({name, ns_->add_spare_tap(name)});

@@ -21,8 +21,10 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -59,11 +61,15 @@ class PrivateNetwork {
     static std::array<uint8_t, 6> mac_of(uint32_t address);
     // The bridge the endpoint with address `ip` is a port of: "kbr0", "kbr1"...
     static std::string bridge_for(const std::string& ip);
-    // Makes spare taps until there are kSpareTaps (kilnd's reconciler calls it: off any start's
-    // path). Those a kilnd before left are found at construction and used.
+    // Makes spare taps until there are kSpareTaps, once the last one taken is kRefillAfter old:
+    // kilnd's reconciler calls it (when next_spare_refill() says), under kilnd's lock, so not
+    // while the start that took one runs, whose end and deletion would wait for it. Those a kilnd
+    // before left are found at construction and used.
     void refill_spare_taps();
+    std::optional<std::chrono::steady_clock::time_point> next_spare_refill() const;
     size_t spare_taps() const { return spare_taps_.size(); }
     static constexpr size_t kSpareTaps = 2;
+    static constexpr auto kRefillAfter = std::chrono::milliseconds(20);
     static constexpr const char* kSpareTapPrefix = "ks";
     // Removes the endpoint's neighbour entry, and its tap (the instance is gone): soon, on the
     // reaper's thread.
@@ -96,6 +102,7 @@ class PrivateNetwork {
     };
     std::vector<SpareTap> spare_taps_;
     uint64_t spare_taps_made_ = 0;  // names the next: ks<N>
+    std::chrono::steady_clock::time_point last_claim_{};
 };
 
 // "10.77.0.2" -> host byte order; throws NetnsError for anything else.

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "host/unique_fd.h"
 
@@ -276,7 +277,10 @@ TEST_F(PrivateNetworkTest, AttachTakesASpareTapMadeAhead) {
         const Endpoint third = PrivateNetwork::endpoint("88888888-aaaa-bbbb", "10.77.0.3");
         network.attach(third);  // no spare left: made here
         EXPECT_TRUE(ns.find_link(third.tap));
+        ASSERT_TRUE(network.next_spare_refill());
+        std::this_thread::sleep_until(*network.next_spare_refill());  // not while a start that took one runs
         network.refill_spare_taps();
+        EXPECT_FALSE(network.next_spare_refill());
         EXPECT_TRUE(ns.find_link("ks2"));
         EXPECT_TRUE(ns.find_link("ks3"));
     }
