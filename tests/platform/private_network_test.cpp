@@ -198,6 +198,20 @@ bool arp_arrives(int tap, uint16_t op, const std::string& sender) {
 
 // Two taps a thousand addresses apart are ports of two bridges, and still one segment: a
 // broadcast from the second reaches the first, and the gateway on kbr0 answers it.
+// Attached as kiln-vmm attaches, `far`'s ARP request for the gateway reaches `near` (a broadcast
+// across the trunk when they are on two bridges) and the gateway answers it.
+void expect_one_segment(PrivateNetwork& network, const Endpoint& near, const Endpoint& far) {
+    auto& ns = network.ns();
+    const UniqueFd near_tap = open_tap(ns, near.tap), far_tap = open_tap(ns, far.tap);
+    ASSERT_TRUE(near_tap.valid() && far_tap.valid());
+    ns.wait_forwarding(near.tap);
+    ns.wait_forwarding(far.tap);
+    const auto request = arp_request(far, network.gateway_string());
+    ASSERT_EQ(::write(far_tap.get(), request.data(), request.size()), static_cast<ssize_t>(request.size()));
+    EXPECT_TRUE(arp_arrives(near_tap.get(), ARPOP_REQUEST, far.ip)) << "the broadcast did not cross the trunk";
+    EXPECT_TRUE(arp_arrives(far_tap.get(), ARPOP_REPLY, network.gateway_string())) << "no answer from the gateway";
+}
+
 TEST_F(PrivateNetworkTest, TapsOnTwoBridgesShareOneSegment) {
     PrivateNetwork network(dir_.string());
     const Endpoint near = PrivateNetwork::endpoint("22222222-aaaa-bbbb", "10.77.0.2");
@@ -221,14 +235,7 @@ TEST_F(PrivateNetworkTest, TapsOnTwoBridgesShareOneSegment) {
         EXPECT_EQ(value, "1") << link;
     }
 
-    const UniqueFd near_tap = open_tap(ns, near.tap), far_tap = open_tap(ns, far.tap);
-    ASSERT_TRUE(near_tap.valid() && far_tap.valid());
-    ns.wait_forwarding(near.tap);
-    ns.wait_forwarding(far.tap);
-    const auto request = arp_request(far, network.gateway_string());
-    ASSERT_EQ(::write(far_tap.get(), request.data(), request.size()), static_cast<ssize_t>(request.size()));
-    EXPECT_TRUE(arp_arrives(near_tap.get(), ARPOP_REQUEST, far.ip)) << "the broadcast did not cross the trunk";
-    EXPECT_TRUE(arp_arrives(far_tap.get(), ARPOP_REPLY, network.gateway_string())) << "no answer from the gateway";
+    expect_one_segment(network, near, far);
 }
 
 // Spare taps made ahead (by kilnd's reconciler): an instance's attach renames one, puts it on its
@@ -265,14 +272,7 @@ TEST_F(PrivateNetworkTest, AttachTakesASpareTapMadeAhead) {
         EXPECT_EQ(near_link->master, ns.find_link("kbr0")->index);
         EXPECT_EQ(far_link->master, ns.find_link("kbr1")->index);
 
-        const UniqueFd near_tap = open_tap(ns, near.tap), far_tap = open_tap(ns, far.tap);
-        ASSERT_TRUE(near_tap.valid() && far_tap.valid());
-        ns.wait_forwarding(near.tap);
-        ns.wait_forwarding(far.tap);
-        const auto request = arp_request(far, network.gateway_string());
-        ASSERT_EQ(::write(far_tap.get(), request.data(), request.size()), static_cast<ssize_t>(request.size()));
-        EXPECT_TRUE(arp_arrives(near_tap.get(), ARPOP_REQUEST, far.ip));
-        EXPECT_TRUE(arp_arrives(far_tap.get(), ARPOP_REPLY, network.gateway_string()));
+        expect_one_segment(network, near, far);
 
         const Endpoint third = PrivateNetwork::endpoint("88888888-aaaa-bbbb", "10.77.0.3");
         network.attach(third);  // no spare left: made here
