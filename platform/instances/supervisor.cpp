@@ -69,29 +69,21 @@ void reap_children() {
     }
 }
 
-// Until no process of the tender's group is left (its session, from spawn_tender's setsid), at
-// most `limit`. kiln-proc's instance is the tender's child and dies of PDEATHSIG only after it,
-// holding the tap until then: the instance's next tender would find it busy. kilnd is a child
-// subreaper (kilnd/main.cpp), so that orphan becomes its child and reaping ends it; a tender
-// adopted from an earlier kilnd leaves its orphans to PID 1, which may reap them late: the limit.
-void wait_for_group(int64_t tender, std::chrono::milliseconds limit = std::chrono::seconds(2)) {
-    if (tender <= 0) return;
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    for (;;) {
-        reap_children();
-        if (::kill(static_cast<pid_t>(-tender), 0) != 0 || std::chrono::steady_clock::now() > deadline) return;
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-}
-
 // What /proc/PID/stat says of a process: its state letter and start time (clock ticks after boot),
 // or {0, 0} when there is no such process. One read into a buffer on the stack: kilnd asks this for
 // every live instance on every reconcile round and on a wake's path, where two opened streams per
 // question cost a tenth of a millisecond.
 struct ProcStat {
     char state = 0;
+    int64_t group = 0;  // process group
     int64_t start = 0;
 };
+
+// The number at `at` in a /proc stat line, up to the next space.
+bool parse_field(std::string_view line, size_t at, int64_t& value) {
+    const auto digits = line.substr(at, line.find(' ', at) - at);
+    return std::from_chars(digits.data(), digits.data() + digits.size(), value).ec == std::errc{};
+}
 
 ProcStat read_proc_stat(int64_t pid) {
     char path[40];
@@ -108,14 +100,30 @@ ProcStat read_proc_stat(int64_t pid) {
     ProcStat stat;
     stat.state = line[close + 2];
     size_t at = close + 2;
-    for (int field = 3; field < 22; ++field) {  // skip to field 22, starttime
+    for (int field = 3; field < 22; ++field) {  // to field 5, pgrp, and on to field 22, starttime
         at = line.find(' ', at);
         if (at == std::string_view::npos) return {};
         ++at;
+        if (field == 4 && !parse_field(line, at, stat.group)) return {};
     }
-    const auto digits = line.substr(at, line.find(' ', at) - at);
-    if (std::from_chars(digits.data(), digits.data() + digits.size(), stat.start).ec != std::errc{}) return {};
+    if (!parse_field(line, at, stat.start)) return {};
     return stat;
+}
+
+// Until no process of the tender's group runs (its session, from spawn_tender's setsid), at most
+// `limit`. kiln-proc's instance is the tender's child and dies of PDEATHSIG only after it,
+// holding the tap until then: the instance's next tender would find it busy. kilnd is a child
+// subreaper (kilnd/main.cpp), so that orphan becomes its child and reaping ends it; a tender
+// adopted from an earlier kilnd leaves its orphans to PID 1, which may reap them late (seconds
+// here): a zombie holds no tap, so a group of zombies is done with.
+void wait_for_group(int64_t tender, std::chrono::milliseconds limit = std::chrono::seconds(2)) {
+    if (tender <= 0) return;
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+        reap_children();
+        if (!group_running(tender) || std::chrono::steady_clock::now() > deadline) return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
 }
 
 }  // namespace
@@ -421,6 +429,22 @@ void Supervisor::forget(Instance& instance) {
     cgroups_.remove(instance.uuid);
     std::error_code error;
     fs::remove_all(instance_dir(instance.uuid), error);
+}
+
+bool group_running(int64_t group) {
+    if (group <= 0 || ::kill(static_cast<pid_t>(-group), 0) != 0) return false;  // none left at all
+    const ProcStat leader = read_proc_stat(group);
+    if (leader.group == group && leader.state != 'Z') return true;
+    // Only zombies may be left, which kill() still finds: look at each process.
+    std::error_code error;
+    for (const auto& entry : fs::directory_iterator("/proc", error)) {
+        const std::string name = entry.path().filename();
+        int64_t pid = 0;
+        if (std::from_chars(name.data(), name.data() + name.size(), pid).ec != std::errc{}) continue;
+        const ProcStat stat = read_proc_stat(pid);
+        if (stat.group == group && stat.state != 'Z') return true;
+    }
+    return false;
 }
 
 bool process_running(int64_t pid, int64_t start) {

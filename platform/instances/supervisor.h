@@ -151,5 +151,7 @@ int64_t process_start_time(int64_t pid);
 // True while the process PID that started at `start` (process_start_time) runs: not gone, not
 // another process under a reused pid, not a zombie.
 bool process_running(int64_t pid, int64_t start);
+// True while a process of process group `group` runs; zombies (which kill() still finds) do not.
+bool group_running(int64_t group);
 
 }  // namespace kiln::instances

@@ -13,6 +13,7 @@
 #include "instances/supervisor.h"
 
 namespace {
+using kiln::instances::group_running;
 using kiln::instances::process_running;
 using kiln::instances::process_start_time;
 
@@ -83,4 +84,42 @@ TEST(ProcessRunning, AZombieOrAReapedProcessIsNotRunning) {
     EXPECT_EQ(process_start_time(child), 0);
     EXPECT_FALSE(process_running(child, start));
     EXPECT_FALSE(process_running(-1, start));
+}
+
+// A tender's group: the tender (its leader, after setsid) and the instance process it forked. A
+// group whose processes are all zombies runs no more, though kill() still finds it: PID 1 may
+// reap an adopted tender's orphans late, and kilnd waited on them (up to 2 s each) at its start.
+TEST(ProcessRunning, AGroupOfZombiesIsNotRunning) {
+    ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);  // the orphan's zombie waits for this test
+    int ready[2];
+    ASSERT_EQ(::pipe(ready), 0);
+    const pid_t leader = ::fork();
+    ASSERT_GE(leader, 0);
+    if (leader == 0) {
+        ::setsid();
+        if (::fork() == 0) {
+            ::close(ready[1]);  // its parent's read returns: the member is there
+            ::pause();
+            ::_exit(0);
+        }
+        char byte;
+        ::close(ready[1]);
+        (void)!::read(ready[0], &byte, 1);
+        ::_exit(0);  // the member lives on, an orphan of this test (the subreaper)
+    }
+    ::close(ready[1]);
+    char byte;
+    ASSERT_EQ(::read(ready[0], &byte, 1), 0);
+    ::close(ready[0]);
+    ::waitpid(leader, nullptr, 0);
+    EXPECT_TRUE(group_running(leader)) << "its member runs";
+    ::kill(-leader, SIGKILL);
+    for (int i = 0; i < 200 && ::kill(-leader, 0) == 0 && group_running(leader); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_EQ(::kill(-leader, 0), 0) << "the zombie is still there to be found";
+    EXPECT_FALSE(group_running(leader)) << "a group of zombies";
+    while (::waitpid(-leader, nullptr, 0) > 0) {
+    }
+    EXPECT_FALSE(group_running(leader));
+    ::prctl(PR_SET_CHILD_SUBREAPER, 0);
 }
