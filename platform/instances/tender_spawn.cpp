@@ -51,6 +51,11 @@ int exec_tender(void* arg) {
         request.failed = "its file descriptors";
     } else if (request.fds.orders == 3 && ::fcntl(3, F_SETFD, 0) != 0) {  // dup2 onto itself keeps CLOEXEC
         request.failed = "its file descriptors";
+    } else if (::close_range(request.fds.orders >= 0 ? 4 : 3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+        // Nothing else of kilnd's crosses the exec: not a client's connection to the API (httplib
+        // accepts without CLOEXEC), which a tender that outlives kilnd would hold open, its client
+        // waiting for an answer from nobody; not the private namespace's sockets.
+        request.failed = "closing kilnd's other file descriptors";
     } else if (request.fds.netns >= 0 && ::setns(request.fds.netns, CLONE_NEWNET) != 0) {
         request.failed = "setns into the private network";
     } else if (!join_cgroups(request.fds)) {

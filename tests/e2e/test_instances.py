@@ -8,6 +8,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -272,6 +273,31 @@ class WaitingTenders(InstanceCase):
         self.eventually(lambda: not any(map(self.command_line, waiting)))
         self.assertEqual(self.inspect("sleeper")["pid"], sleeper["pid"])  # a new kilnd adopts it
         self.kiln("rm", "-f", "sleeper")
+
+
+class TendersHoldNothingOfKilnds(InstanceCase):
+    """A tender gets its orders, its logs and its namespace, no other descriptor of kilnd's: a
+    client's connection that was open when it started ends with kilnd, not with the instance."""
+
+    def test_a_connection_ends_with_kilnd(self):
+        self.kiln("ps")  # starts kilnd, and its waiting tender
+        kilnd = self.kilnd_pid()
+        connection = UnixHttp(os.path.join(self.state, "kilnd.sock"), timeout=10)
+        connection.request("GET", "/v1/healthz")
+        connection.getresponse().read()  # kept alive, open on both ends
+        self.kiln("run", "-d", "--name", "first", "apps", "/bin/busybox", "sleep", "120")
+        time.sleep(0.3)  # the waiting tender taken is replaced, with the connection open
+        self.kiln("run", "-d", "--name", "second", "apps", "/bin/busybox", "sleep", "120")
+        self.wait_for("second", lambda i: i["state"] == "running")
+        os.kill(kilnd, signal.SIGKILL)
+        connection.sock.settimeout(5)
+        try:
+            self.assertEqual(connection.sock.recv(1), b"")
+        except socket.timeout:
+            self.fail("the connection outlived kilnd: an instance's tender holds it open")
+        finally:
+            connection.close()
+        self.kiln("rm", "-f", "first", "second")  # a new kilnd adopts them
 
 
 class Limits(InstanceCase):
